@@ -1,0 +1,145 @@
+"""`snaprelabel simulate` / `python -m worker.simulator`: serve the simulator until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+from .config import DEFAULT_PROJECT_ID, Fault, SimulatorConfig
+from .server import Simulator
+
+
+def _type(convert, check, what):
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+_port = _type(int, lambda v: 0 <= v <= 65535, "a port (0-65535)")
+_count = _type(int, lambda v: v >= 0, "a non-negative integer")
+_positive_int = _type(int, lambda v: v >= 1, "a positive integer")
+_seconds = _type(float, lambda v: v >= 0, "a non-negative number of seconds")
+_fraction = _type(float, lambda v: 0 <= v <= 1, "a fraction within 0..1")
+
+
+def _fault(text: str) -> Fault:
+    try:
+        return Fault.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _always_fail(text: str) -> tuple[str, str]:
+    sid, sep, kind = text.rpartition(":")
+    if not sep or not sid:
+        raise argparse.ArgumentTypeError(f"expected SNAPSHOT_ID:KIND, got {text!r}")
+    try:
+        return sid, Fault(kind, 1.0).kind
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    add("--port", type=_port, default=8776, help="port to bind; 0 picks a free one (default 8776)")
+    add("--snapshots", type=_count, default=1000, help="number of seeded snapshots (default 1000)")
+    add("--seed", type=int, default=42, help="seed for snapshots and fault draws (default 42)")
+    add("--seed-file", type=_existing_file, help="CSV (id,name,description[,project_id,...]) to seed from")
+    add("--project-id", default=DEFAULT_PROJECT_ID, help="project of the seeded snapshots")
+    auth = parser.add_mutually_exclusive_group()
+    auth.add_argument(
+        "--token", action="append", metavar="TOKEN", help="accepted X-Auth-Token (repeatable; default sim-token)"
+    )
+    auth.add_argument("--no-auth", action="store_true", help="accept requests without a token")
+    add(
+        "--fault", action="append", type=_fault, default=[], metavar="KIND:FRACTION",
+        help="inject a fault, e.g. 503:0.05, reset:0.01, 429-retry-after:0.1 (repeatable)",
+    )  # fmt: skip
+    add(
+        "--always-fail", action="append", type=_always_fail, default=[], metavar="SNAPSHOT_ID:KIND",
+        help="always answer this snapshot with a fault, e.g. ID:500 (repeatable)",
+    )  # fmt: skip
+    add("--rate-limit", type=_positive_int, metavar="R", help="answer 429 above R requests per second")
+    add("--retry-after", type=_count, metavar="SECONDS", help="Retry-After (whole seconds) on rate-limit 429s")
+    add("--latency", type=_seconds, default=0.0, metavar="SECONDS", help="added latency per request")
+    add("--latency-jitter", type=_seconds, default=0.0, metavar="SECONDS", help="uniform +/- jitter on the latency")
+    add("--hang-seconds", type=_seconds, default=30.0, help="how long a 'hang' fault waits (default 30)")
+    add("--autobk-fraction", type=_fraction, default=0.02, help="share of autobk_snapshot_ names (default 0.02)")
+    add("--no-record", action="store_true", help="keep no request log (lean benchmark mode)")
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    tokens: set[str] = set() if args.no_auth else set(args.token or ["sim-token"])
+    return SimulatorConfig(
+        snapshots=args.snapshots,
+        project_id=args.project_id,
+        seed=args.seed,
+        seed_file=args.seed_file,
+        tokens=frozenset(tokens),
+        faults=list(args.fault),
+        rate_limit=args.rate_limit,
+        rate_limit_retry_after=args.retry_after,
+        latency=args.latency,
+        latency_jitter=args.latency_jitter,
+        record=not args.no_record,
+        always_fail=dict(args.always_fail),
+        autobk_fraction=args.autobk_fraction,
+        hang_seconds=args.hang_seconds,
+    )
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    try:
+        sim = Simulator(config_from_args(args))
+    except (ValueError, OSError) as exc:
+        print(f"simulator: {exc}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        url = await sim.start(args.host, args.port)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        print(f"simulator: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr, flush=True)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C still raises
+            loop.add_signal_handler(sig, stop.set)
+    print(
+        f"simulator listening on {url} (project {sim.config.project_id}, {len(sim.snapshots)} snapshots)",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await sim.stop()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; 0 on a clean stop."""
+    try:
+        return asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        return 0

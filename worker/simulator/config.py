@@ -1,0 +1,139 @@
+"""What a simulator run looks like: its seed data, auth, faults, limits and latency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+DEFAULT_PROJECT_ID = "0123456789abcdef0123456789abcdef"
+
+# Kinds that are not a plain status code; any 4xx/5xx code ("500", "418") is a kind as well.
+NAMED_FAULTS = frozenset(
+    {
+        "429-retry-after",  # gateway 429 with Retry-After: 1
+        "429-retry-date",  # gateway 429 with Retry-After as an HTTP date
+        "reset",  # abort the connection before applying the change
+        "reset-after",  # apply the change, then abort (the lost-response case)
+        "hang",  # wait hang_seconds, then answer normally
+        "truncate",  # apply, then send half the body under the full Content-Length
+        "empty",  # 503 with an empty body
+    }
+)
+
+
+def check_fault_kind(kind: object) -> str:
+    """The kind as a string, or ValueError naming the kinds that exist."""
+    text = str(kind).strip().lower()
+    if text in NAMED_FAULTS:
+        return text
+    if len(text) == 3 and text.isdigit() and 400 <= int(text) <= 599:
+        return text
+    raise ValueError(
+        f"unknown fault kind {str(kind)!r}: use a 4xx/5xx status code or one of "
+        + ", ".join(sorted(NAMED_FAULTS))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """Each API request hits this fault with probability `fraction` (drawn from the seeded RNG)."""
+
+    kind: str
+    fraction: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", check_fault_kind(self.kind))
+        fraction = float(self.fraction)
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fault fraction must be within 0..1, got {self.fraction!r}")
+        object.__setattr__(self, "fraction", fraction)
+
+    @classmethod
+    def parse(cls, spec: str) -> Fault:
+        """'KIND:FRACTION', e.g. '503:0.05' or '429-retry-after:0.1'."""
+        kind, sep, fraction = spec.rpartition(":")
+        if not sep or not kind:
+            raise ValueError(f"fault must look like KIND:FRACTION, got {spec!r}")
+        try:
+            value = float(fraction)
+        except ValueError:
+            raise ValueError(f"fault fraction is not a number in {spec!r}") from None
+        return cls(kind, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "fraction": self.fraction}
+
+
+def to_faults(items: Iterable[Fault | str | tuple | dict]) -> list[Fault]:
+    """Accept Fault objects, 'KIND:FRACTION' strings, (kind, fraction) pairs or dicts."""
+    out: list[Fault] = []
+    for item in items:
+        if isinstance(item, Fault):
+            out.append(item)
+        elif isinstance(item, str):
+            out.append(Fault.parse(item))
+        elif isinstance(item, dict):
+            if set(item) != {"kind", "fraction"}:
+                raise ValueError(f"a fault needs exactly 'kind' and 'fraction', got {item!r}")
+            out.append(Fault(item["kind"], item["fraction"]))
+        else:
+            kind, fraction = item
+            out.append(Fault(kind, fraction))
+    return out
+
+
+def check_rate(rate: object) -> int | None:
+    if rate is None:
+        return None
+    if isinstance(rate, bool) or not isinstance(rate, int) or rate < 1:
+        raise ValueError(f"rate limit must be a positive integer (requests per second), got {rate!r}")
+    return rate
+
+
+def check_retry_after(value: object) -> int | None:
+    # Retry-After is whole seconds on the wire (RFC 9110 delay-seconds), so only integers.
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"retry-after must be a non-negative integer of seconds, got {value!r}")
+    return value
+
+
+@dataclass(slots=True)
+class SimulatorConfig:
+    snapshots: int = 1000
+    project_id: str = DEFAULT_PROJECT_ID
+    seed: int = 42
+    seed_file: Path | None = None
+    tokens: frozenset[str] = frozenset({"sim-token"})
+    faults: list[Fault] = field(default_factory=list)
+    rate_limit: int | None = None
+    rate_limit_retry_after: int | None = None
+    latency: float = 0.0
+    latency_jitter: float = 0.0
+    record: bool = True
+    always_fail: dict[str, str] = field(default_factory=dict)
+    autobk_fraction: float = 0.02
+    hang_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.snapshots, bool) or not isinstance(self.snapshots, int) or self.snapshots < 0:
+            raise ValueError(f"snapshots must be a non-negative integer, got {self.snapshots!r}")
+        if not self.project_id or "/" in self.project_id:
+            raise ValueError(f"project_id must be a non-empty path segment, got {self.project_id!r}")
+        if self.seed_file is not None:
+            self.seed_file = Path(self.seed_file)
+        if isinstance(self.tokens, str):  # a lone string would become a set of characters
+            self.tokens = frozenset({self.tokens})
+        self.tokens = frozenset(self.tokens)
+        self.faults = to_faults(self.faults)
+        self.rate_limit = check_rate(self.rate_limit)
+        self.rate_limit_retry_after = check_retry_after(self.rate_limit_retry_after)
+        for name in ("latency", "latency_jitter", "hang_seconds"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must not be negative")
+            setattr(self, name, float(getattr(self, name)))
+        if not 0.0 <= self.autobk_fraction <= 1.0:
+            raise ValueError(f"autobk_fraction must be within 0..1, got {self.autobk_fraction!r}")
+        self.always_fail = {str(k): check_fault_kind(v) for k, v in dict(self.always_fail).items()}

@@ -1,0 +1,138 @@
+"""The Simulator: its state, its run-time knobs and its lifecycle on an aiohttp low-level server."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from typing import Any, Iterable
+
+from aiohttp import web
+
+from .app import Handler
+from .config import Fault, SimulatorConfig, check_fault_kind, check_rate, check_retry_after, to_faults
+from .control import Control
+from .faults import FaultPicker, SlidingWindowLimiter
+from .records import RequestRecord
+from .seeding import generate, load_csv
+from .store import SnapshotStore
+
+_KEEP: Any = object()
+# Long enough for in-flight answers to finish; hanging ones are woken and dropped at stop.
+SHUTDOWN_TIMEOUT = 1.0
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class Simulator:
+    def __init__(self, config: SimulatorConfig | None = None):
+        cfg = config if config is not None else SimulatorConfig()
+        self.config = cfg
+        if cfg.seed_file is not None:
+            rows = load_csv(cfg.seed_file, cfg.project_id, cfg.seed)
+        else:
+            rows = generate(cfg.snapshots, cfg.project_id, cfg.seed, cfg.autobk_fraction)
+        self.store = SnapshotStore(rows)
+        self.requests: list[RequestRecord] = []
+        self.put_counts: Counter[str] = Counter()  # PUTs received per snapshot, whatever the answer
+        self.apply_counts: Counter[str] = Counter()  # PUTs that changed state per snapshot
+        self.status_counts: Counter[int | None] = Counter()  # None: connection dropped
+        self.method_counts: Counter[str] = Counter()
+        self.fault_counts: Counter[str] = Counter()
+        self.record = cfg.record
+        self.tokens = cfg.tokens
+        self.picker = FaultPicker(cfg.seed, cfg.faults)
+        self._retry_after = cfg.rate_limit_retry_after
+        self.limiter = SlidingWindowLimiter(cfg.rate_limit, self._retry_after) if cfg.rate_limit else None
+        self.always_fail: dict[str, str] = dict(cfg.always_fail)
+        self.latency_low = max(0.0, cfg.latency - cfg.latency_jitter)
+        self.latency_high = cfg.latency + cfg.latency_jitter
+        self.latency_rng = random.Random(f"latency:{cfg.seed}")
+        self.control = Control(self)
+        self.url: str | None = None
+        self._runner: web.ServerRunner | None = None
+        self._stopping: asyncio.Event | None = None
+
+    @property
+    def snapshots(self) -> dict[str, dict[str, Any]]:
+        return self.store.data
+
+    # -- run-time knobs (plain attribute swaps, so safe to call from another thread) --
+
+    def set_faults(self, faults: Iterable[Fault | str | tuple | dict]) -> None:
+        # Same RNG, new list: the draw sequence continues rather than restarting.
+        self.picker.faults = tuple(to_faults(faults))
+
+    def set_rate_limit(self, rate: int | None, retry_after: int | None = _KEEP) -> None:
+        if retry_after is not _KEEP:
+            self._retry_after = check_retry_after(retry_after)
+        rate = check_rate(rate)
+        self.limiter = SlidingWindowLimiter(rate, self._retry_after) if rate else None
+
+    def set_always_fail(self, mapping: dict[str, str]) -> None:
+        self.always_fail = {str(k): check_fault_kind(v) for k, v in mapping.items()}
+
+    def reset_records(self) -> None:
+        self.requests.clear()
+        for counter in (self.put_counts, self.apply_counts, self.status_counts, self.method_counts, self.fault_counts):
+            counter.clear()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "requests": sum(self.method_counts.values()),
+            "recorded": len(self.requests),
+            "by_status": {("dropped" if k is None else str(k)): v for k, v in self.status_counts.items()},
+            "by_method": dict(self.method_counts),
+            "by_fault": dict(self.fault_counts),
+            "put_counts": dict(self.put_counts),
+            "apply_counts": dict(self.apply_counts),
+            "snapshots": len(self.snapshots),
+            "faults": [f.to_dict() for f in self.picker.faults],
+            "rate_limit": self.limiter.rate if self.limiter else None,
+        }
+
+    # -- lifecycle --
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        if self._runner is not None:
+            raise RuntimeError("simulator already started")
+        self._stopping = asyncio.Event()
+        server = web.Server(Handler(self), access_log=None)
+        runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        bound_port = runner.addresses[0][1]
+        self.url = f"http://{_url_host(host)}:{bound_port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is None:
+            return
+        assert self._stopping is not None
+        self._stopping.set()
+        runner, self._runner = self._runner, None
+        await runner.cleanup()
+
+    async def wait_stopping(self, timeout: float) -> bool:
+        """Sleep `timeout` seconds; True (early) if the simulator is stopping."""
+        assert self._stopping is not None
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
