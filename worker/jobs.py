@@ -1,0 +1,294 @@
+"""The relabel job: one input row, validated before anything is sent.
+
+Rules come from the API seed (255 UTF-8 bytes per field, name wins over display_name) and from
+what keeps a bulk change safe (no autobk_ prefix, no control characters, no duplicates).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+AUTOBK_PREFIX = "autobk_snapshot_"
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+UUID_ANY_CASE_RE = re.compile(r"\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?")
+# Keystone and Huawei IAM project ids are 32 hex digits; some deployments use dashed UUIDs.
+PROJECT_RE = re.compile(r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Characters that are invisible or break logs and consoles; a name holding one is a mistake.
+_FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
+
+
+@dataclass(frozen=True)
+class LimitsProfile:
+    """Length limits of a target API. Every profile also keeps the seed's 255-byte ceiling."""
+
+    name: str
+    name_chars: int | None = None
+    description_chars: int | None = None
+    max_bytes: int = 255
+
+
+LIMITS_PROFILES = {
+    # The seed and the Huawei SDK model: 255 UTF-8 bytes per field.
+    "seed": LimitsProfile("seed"),
+    # Huawei's current online docs: name <= 64 characters, description <= 85 characters.
+    "huawei-current": LimitsProfile("huawei-current", name_chars=64, description_chars=85),
+}
+
+
+@dataclass(frozen=True)
+class JobRules:
+    default_project_id: str | None = None
+    allow_autobk_prefix: bool = False
+    limits: LimitsProfile = LIMITS_PROFILES["seed"]
+
+
+@dataclass(slots=True)
+class Job:
+    """A valid job, ready to send. Only the fields that are set go into the PUT body."""
+
+    line: int
+    snapshot_id: str
+    project_id: str
+    name: str | None
+    description: str | None
+    previous_name: str | None = None
+    previous_description: str | None = None
+    ref: Any = None  # the source's handle for this job (a queue message id), opaque here
+
+    def body(self) -> dict[str, dict[str, str]]:
+        snapshot = {}
+        if self.name is not None:
+            snapshot["name"] = self.name
+        if self.description is not None:
+            snapshot["description"] = self.description
+        return {"snapshot": snapshot}
+
+
+@dataclass(slots=True)
+class Problem:
+    field: str | None
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+@dataclass(slots=True)
+class RawRow:
+    """A row as read from a source: its starting line and the values of the known columns."""
+
+    line: int
+    fields: dict[str, Any]
+    ref: Any = None
+
+
+@dataclass(slots=True)
+class Rejection:
+    """A row that will not be sent, with every reason found."""
+
+    line: int
+    fields: dict[str, Any]
+    problems: list[Problem] = field(default_factory=list)
+    ref: Any = None
+
+    @property
+    def code(self) -> str:
+        return self.problems[0].code if self.problems else "invalid_row"
+
+    @property
+    def message(self) -> str:
+        return "; ".join(str(p) for p in self.problems)
+
+
+def _fail(code: str, message: str, **ctx: Any) -> PydanticCustomError:
+    return PydanticCustomError(code, message, ctx or None)
+
+
+def _check_text(value: str, field_name: str, limits: LimitsProfile) -> str:
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _fail("invalid_utf8", "not valid UTF-8 text (is the file in another encoding?)")
+    for ch in value:
+        if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES or ch == "\ufeff":
+            raise _fail("control_character", f"holds the control character U+{ord(ch):04X}")
+    if size > limits.max_bytes:
+        raise _fail("too_long", f"{size} bytes in UTF-8, the limit is {limits.max_bytes}")
+    max_chars = limits.name_chars if field_name == "name" else limits.description_chars
+    if max_chars is not None and len(value) > max_chars:
+        raise _fail(
+            "too_long", f"{len(value)} characters, the '{limits.name}' limit is {max_chars}"
+        )
+    return value
+
+
+class JobFields(BaseModel):
+    """Pydantic schema of one row once display_* precedence is applied."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    snapshot_id: str
+    project_id: str
+    name: str | None = None
+    description: str | None = None
+    previous_name: str | None = None
+    previous_description: str | None = None
+
+    @field_validator("snapshot_id")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        value = value.strip()
+        if UUID_RE.fullmatch(value):
+            return value
+        if not value:
+            raise _fail("missing_field", "is empty")
+        if UUID_ANY_CASE_RE.fullmatch(value):
+            canonical = value.strip("{}").lower()
+            if len(canonical) == 32:
+                canonical = "-".join(
+                    (canonical[:8], canonical[8:12], canonical[12:16], canonical[16:20], canonical[20:])
+                )
+            raise _fail(
+                "invalid_uuid",
+                f"'{value}' is not in the canonical form; write it as {canonical}",
+            )
+        raise _fail("invalid_uuid", f"'{_preview(value)}' is not a UUID")
+
+    @field_validator("project_id")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        value = value.strip()
+        if not PROJECT_RE.fullmatch(value):
+            raise _fail(
+                "invalid_project_id",
+                f"'{_preview(value)}' is not a project id (32 lower-case hex digits)",
+            )
+        return value
+
+    @field_validator("name", "description")
+    @classmethod
+    def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        rules: JobRules = info.context["rules"]
+        _check_text(value, info.field_name, rules.limits)
+        if (
+            info.field_name == "name"
+            and value.startswith(AUTOBK_PREFIX)
+            and not rules.allow_autobk_prefix
+        ):
+            raise _fail(
+                "autobk_prefix",
+                f"starts with '{AUTOBK_PREFIX}', the prefix of backup-created snapshots "
+                "(pass --allow-autobk-prefix to allow it)",
+            )
+        return value
+
+
+def _preview(value: str, limit: int = 60) -> str:
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+def _pick(fields: dict[str, Any], primary: str, alias: str) -> Any:
+    """The seed: name and display_name mean the same; if both are given, name wins."""
+    value = fields.get(primary)
+    return fields.get(alias) if value is None else value
+
+
+class SeenSet:
+    """Remembers (project, snapshot) pairs as 64-bit digests: about 8 bytes a row in a set of
+    ints, so duplicate detection stays small on a million-row job."""
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+
+    def add(self, project_id: str, snapshot_id: str) -> bool:
+        """True when the pair is new."""
+        key = int.from_bytes(
+            hashlib.blake2b(f"{project_id}/{snapshot_id}".encode(), digest_size=8).digest(), "big"
+        )
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
+class Validator:
+    """Turns raw rows into jobs or rejections, remembering ids to catch duplicates."""
+
+    def __init__(self, rules: JobRules) -> None:
+        self.rules = rules
+        self._context = {"rules": rules}
+        self._seen = SeenSet()
+
+    def validate(self, row: RawRow) -> Job | Rejection:
+        fields = row.fields
+        # Sources give None for "not given" (an empty CSV cell); a JSON "" is an explicit value.
+        data = {
+            "snapshot_id": _none_if_blank(fields.get("snapshot_id")),
+            "project_id": _none_if_blank(fields.get("project_id")) or self.rules.default_project_id,
+            "name": _pick(fields, "name", "display_name"),
+            "description": _pick(fields, "description", "display_description"),
+            "previous_name": fields.get("previous_name"),
+            "previous_description": fields.get("previous_description"),
+        }
+        problems: list[Problem] = []
+        if data["snapshot_id"] is None:
+            problems.append(Problem("snapshot_id", "missing_field", "is missing"))
+            data["snapshot_id"] = ""
+        if data["project_id"] is None:
+            problems.append(
+                Problem("project_id", "missing_field", "not in the row and no --project-id given")
+            )
+            data["project_id"] = ""
+        if data["name"] is None and data["description"] is None:
+            problems.append(
+                Problem("name", "nothing_to_change", "neither a name nor a description is given")
+            )
+        try:
+            model = JobFields.model_validate(
+                {k: v for k, v in data.items() if v is not None}, context=self._context
+            )
+        except ValidationError as exc:
+            reported = {p.field for p in problems}
+            for err in exc.errors(include_url=False):
+                where = str(err["loc"][0]) if err["loc"] else None
+                if where in reported:
+                    continue
+                code = err["type"] if err["type"] not in ("string_type",) else "wrong_type"
+                message = err["msg"]
+                if code == "wrong_type":
+                    message = f"must be text, got {type(err['input']).__name__}"
+                problems.append(Problem(where, code, message))
+            return Rejection(row.line, fields, problems, row.ref)
+        if problems:
+            return Rejection(row.line, fields, problems, row.ref)
+        if not self._seen.add(model.project_id, model.snapshot_id):
+            return Rejection(
+                row.line,
+                fields,
+                [Problem("snapshot_id", "duplicate", "this snapshot already appears earlier in the job")],
+                row.ref,
+            )
+        return Job(
+            line=row.line,
+            snapshot_id=model.snapshot_id,
+            project_id=model.project_id,
+            name=model.name,
+            description=model.description,
+            previous_name=model.previous_name,
+            previous_description=model.previous_description,
+            ref=row.ref,
+        )
+
+
+def _none_if_blank(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
