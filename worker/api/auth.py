@@ -1,0 +1,46 @@
+"""How requests prove who sends them. Every auth method gives headers for one request and says
+whether a 401 is worth one retry (a refreshed token) or final."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Auth(Protocol):
+    name: str
+
+    async def headers(self, method: str, url: str, body: bytes) -> dict[str, str]: ...
+
+    async def refresh_after_401(self, sent_at: float) -> bool:
+        """Called on a 401 for a request sent at `sent_at` (time.monotonic()): True when a retry
+        can succeed because the credentials were (or have just been) renewed since."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class StaticToken:
+    """A token the user already has (--token, SNAPRELABEL_TOKEN): nothing to refresh."""
+
+    name = "token"
+
+    def __init__(self, token: str) -> None:
+        self._headers = {"X-Auth-Token": token}
+
+    async def headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
+        return self._headers
+
+    async def refresh_after_401(self, sent_at: float) -> bool:
+        return False
+
+    async def close(self) -> None:
+        return None
+
+
+class NoAuth(StaticToken):
+    """For endpoints that need no credentials (a local simulator started with --no-auth)."""
+
+    name = "none"
+
+    def __init__(self) -> None:
+        self._headers = {}

@@ -1,0 +1,197 @@
+"""The snapshot API over one aiohttp session: one HTTP exchange per call, never raising for
+network trouble. Retrying is the caller's business (worker.relabel)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from .. import USER_AGENT
+from .auth import Auth
+from .errors import TRANSIENT_STATUSES, ApiError, describe_error, parse_retry_after
+from .paths import collection_path, snapshot_path
+
+REQUEST_ID_HEADERS = ("X-Openstack-Request-Id", "X-Request-Id", "X-Compute-Request-Id")
+
+
+@dataclass(slots=True)
+class Answer:
+    """What one exchange gave: a snapshot on success, else an error and whether to retry."""
+
+    status: int | None  # None when no HTTP answer arrived (reset, timeout, refused)
+    snapshot: dict[str, Any] | None = None
+    error: ApiError | None = None
+    request_id: str | None = None
+    retry_after: float | None = None
+    transient: bool = False
+    sent_at: float = 0.0
+    latency: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    concurrency: int = 16
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    total_timeout: float = 60.0
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+
+
+def make_session(http: HttpSettings) -> aiohttp.ClientSession:
+    """One session for the whole job. The connector is bounded to the number of senders, so a
+    request never waits for a pooled connection inside its own timeout."""
+    if not http.verify_tls:
+        tls: ssl.SSLContext | bool = False
+    else:
+        tls = ssl.create_default_context(cafile=http.ca_bundle)
+    connector = aiohttp.TCPConnector(
+        limit=http.concurrency, limit_per_host=http.concurrency, ssl=tls, ttl_dns_cache=300
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=http.total_timeout, sock_connect=http.connect_timeout, sock_read=http.read_timeout
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        raise_for_status=False,
+    )
+    # aiohttp silently resends an idempotent request once when a connection drops. Every attempt
+    # must take a rate-limit slot and be counted, so retries are ours alone. (aiohttp's own test
+    # client turns it off the same way; there is no public switch.)
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
+    return session
+
+
+class SnapshotApi:
+    def __init__(
+        self, session: aiohttp.ClientSession, endpoint: str, family: str, auth: Auth
+    ) -> None:
+        self.session = session
+        self.endpoint = endpoint.rstrip("/")
+        self.family = family
+        self.auth = auth
+
+    def snapshot_url(self, project_id: str, snapshot_id: str) -> str:
+        return self.endpoint + snapshot_path(self.family, project_id, snapshot_id)
+
+    async def update(self, project_id: str, snapshot_id: str, body: dict[str, Any]) -> Answer:
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        answer = await self._exchange("PUT", self.snapshot_url(project_id, snapshot_id), data)
+        if answer.ok and answer.snapshot is None:
+            # A 2xx whose body we could not read (cut off, not JSON): PUT is idempotent, so retry.
+            answer.error = ApiError("unreadable_response", "the answer had no snapshot object")
+            answer.transient = True
+        return answer
+
+    async def get(self, project_id: str, snapshot_id: str) -> Answer:
+        return await self._exchange("GET", self.snapshot_url(project_id, snapshot_id), b"")
+
+    async def list_page(
+        self, project_id: str, limit: int = 1000, marker: str | None = None, **filters: str
+    ) -> tuple[Answer, list[dict[str, Any]]]:
+        query = {"limit": str(limit), **({"marker": marker} if marker else {}), **filters}
+        url = f"{self.endpoint}{collection_path(self.family, project_id)}/detail?{urlencode(query)}"
+        answer = await self._exchange("GET", url, b"", key="snapshots")
+        return answer, (answer.snapshot or []) if answer.ok else []  # type: ignore[return-value]
+
+    async def iter_snapshots(
+        self, project_id: str, acquire: Any = None, limit: int = 1000, **filters: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every snapshot of the project, page by page (limit/marker). `acquire` is awaited
+        before each page so listing shares the job's rate limit. Raises ListingError."""
+        marker = None
+        while True:
+            if acquire is not None:
+                await acquire()
+            answer, page = await self.list_page(project_id, limit, marker, **filters)
+            if not answer.ok:
+                raise ListingError(answer)
+            for item in page:
+                yield item
+            if len(page) < limit:
+                return
+            marker = page[-1]["id"]
+
+    async def _exchange(self, method: str, url: str, data: bytes, key: str = "snapshot") -> Answer:
+        sent_at = time.monotonic()
+        try:
+            headers = await self.auth.headers(method, url, data)
+            if data:
+                headers = {**headers, "Content-Type": "application/json"}
+            async with self.session.request(method, url, data=data or None, headers=headers) as resp:
+                raw = await resp.read()
+                status = resp.status
+                request_id = _request_id(resp.headers)
+                retry_after = resp.headers.get("Retry-After")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return Answer(
+                None,
+                error=_network_error(exc),
+                transient=True,
+                sent_at=sent_at,
+                latency=time.monotonic() - sent_at,
+            )
+        latency = time.monotonic() - sent_at
+        if 200 <= status < 300:
+            try:
+                payload = json.loads(raw)
+                item = payload.get(key) if isinstance(payload, dict) else None
+            except ValueError:
+                item = None
+            return Answer(status, snapshot=item, request_id=request_id, sent_at=sent_at, latency=latency)
+        error = describe_error(status, raw)
+        return Answer(
+            status,
+            error=error,
+            request_id=request_id or error.request_id,
+            retry_after=parse_retry_after(retry_after),
+            transient=status in TRANSIENT_STATUSES,
+            sent_at=sent_at,
+            latency=latency,
+        )
+
+
+class ListingError(Exception):
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        error = answer.error
+        super().__init__(
+            f"listing snapshots failed: HTTP {answer.status or '-'} "
+            f"{error.code if error else ''}: {error.message if error else ''}".strip()
+        )
+
+
+def _request_id(headers: Any) -> str | None:
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def _network_error(exc: BaseException) -> ApiError:
+    if isinstance(exc, asyncio.TimeoutError):
+        return ApiError("timeout", "no answer within the timeout")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ApiError("truncated_response", "the answer was cut off")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return ApiError("connection_closed", "the server closed the connection without an answer")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ApiError("connection_failed", f"cannot connect to {exc.host}:{exc.port}")
+    # Class name only: messages of some exceptions echo request details.
+    return ApiError("connection_error", type(exc).__name__)

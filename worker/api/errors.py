@@ -1,0 +1,93 @@
+"""What an error answer means: its code and message from any shape the API family sends, and
+whether it is worth retrying. Never assume a body is JSON: proxies answer with HTML or nothing."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+
+# 408/429 and 5xx gateway answers are transient; Cinder answers 413 for its own rate limits.
+TRANSIENT_STATUSES = frozenset({408, 413, 429, 500, 502, 503, 504})
+MAX_MESSAGE = 500
+_TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
+_TAG_RE = re.compile(r"<[^>]+>")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiError:
+    code: str
+    message: str
+    request_id: str | None = None
+
+
+def describe_error(status: int, body: bytes) -> ApiError:
+    data = None
+    if body[:1] in (b"{", b"[") or body.lstrip()[:1] in (b"{", b"["):
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+    if isinstance(data, dict):
+        # Huawei API gateway: {"error_code": "APIGW.0308", "error_msg": ..., "request_id": ...}
+        if "error_code" in data or "error_msg" in data:
+            return ApiError(
+                str(data.get("error_code") or f"http_{status}"),
+                _clip(str(data.get("error_msg") or "")),
+                _str_or_none(data.get("request_id")),
+            )
+        # OpenStack: {"itemNotFound": {"code": 404, "message": ...}} or {"error": {...}}
+        if len(data) == 1:
+            kind, inner = next(iter(data.items()))
+            if isinstance(inner, dict):
+                code = inner.get("code")
+                if kind == "error":
+                    label = str(code) if isinstance(code, str) and code else f"http_{status}"
+                else:
+                    label = kind
+                return ApiError(label, _clip(str(inner.get("message") or inner.get("title") or "")))
+        message = data.get("message") or data.get("msg") or data.get("detail")
+        if message:
+            return ApiError(f"http_{status}", _clip(str(message)))
+    return ApiError(f"http_{status}", _text_message(status, body))
+
+
+def _text_message(status: int, body: bytes) -> str:
+    if not body.strip():
+        try:
+            return HTTPStatus(status).phrase + " (empty body)"
+        except ValueError:
+            return "empty body"
+    title = _TITLE_RE.search(body)
+    text = title.group(1) if title else body
+    text = _TAG_RE.sub(" ", text.decode("utf-8", "replace"))
+    return _clip(" ".join(text.split()))
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
+def _str_or_none(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header, in either form (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

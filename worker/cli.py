@@ -1,0 +1,51 @@
+"""The `snaprelabel` command: argument parsing only; each command lives in worker.commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__, exitcodes
+from .commands import COMMANDS
+from .settings import ConfigError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one clear line (and exit 2), not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(exitcodes.USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="snaprelabel",
+        description="Relabel disk snapshots in bulk on Huawei Cloud EVS and OpenStack Cinder.",
+    )
+    parser.add_argument("--version", action="version", version=f"snaprelabel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return exitcodes.USAGE
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"snaprelabel {args.command}: error: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
+    except KeyboardInterrupt:
+        return exitcodes.SIGINT
+    except BrokenPipeError:
+        return exitcodes.PROBLEMS
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The job manifest beside the report (`<report>.manifest.json`): what ran, on which input, with
+which settings, and how it ended. A reader tells a complete report from a cut one by its status
+and row count, without parsing the report; --resume checks the input's fingerprint against it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__
+from .results import now_iso
+
+FORMAT_VERSION = 1
+
+
+def manifest_path(report_path: str) -> str:
+    return f"{report_path}.manifest.json"
+
+
+def file_digest(path: str) -> tuple[int, str] | None:
+    """(size, sha256 hex) of a regular file; None for stdin or a pipe."""
+    if path == "-" or not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+@dataclass
+class Manifest:
+    report_path: str
+    report_format: str
+    input_path: str
+    settings: dict[str, Any]
+    status: str = "running"  # running | finished | interrupted | stopped | failed
+    started_at: str = field(default_factory=now_iso)
+    input_digest: tuple[int, str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # summary figures once the job ends
+
+    def as_dict(self) -> dict[str, Any]:
+        size, sha = self.input_digest or (None, None)
+        return {
+            "format_version": FORMAT_VERSION,
+            "tool": "snaprelabel",
+            "tool_version": __version__,
+            "status": self.status,
+            "input": {"path": self.input_path, "name": os.path.basename(self.input_path),
+                      "size": size, "sha256": sha},
+            "report": {"path": self.report_path, "format": self.report_format},
+            "settings": self.settings,
+            "started_at": self.started_at,
+            **self.extra,
+        }
+
+    def write(self) -> None:
+        """Atomically: a reader never sees half a manifest."""
+        path = manifest_path(self.report_path)
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.as_dict(), f, ensure_ascii=False, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def finish(self, status: str, figures: dict[str, Any]) -> None:
+        report_digest = file_digest(self.report_path)
+        self.status = status
+        self.extra = {
+            "finished_at": now_iso(),
+            **figures,
+            "report_sha256": report_digest[1] if report_digest else None,
+            "report_size": report_digest[0] if report_digest else None,
+        }
+        self.write()

@@ -1,0 +1,106 @@
+"""The answer for one input row: exactly one per row, whatever happened to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+from .api.client import Answer
+from .jobs import Job, Rejection
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"  # the server confirmed the new values
+    UNCHANGED = "unchanged"  # the snapshot already carried the requested values
+    REJECTED = "rejected"  # invalid row: never sent
+    FAILED = "failed"  # sent, and the server refused it or retries ran out
+    INTERRUPTED = "interrupted"  # the job stopped before this row finished: resume retries it
+    DRY_RUN = "dry_run"  # valid, and would have been sent
+
+    @property
+    def final(self) -> bool:
+        """A final row is never sent again by --resume."""
+        return self not in (Outcome.INTERRUPTED, Outcome.DRY_RUN)
+
+    @property
+    def success(self) -> bool:
+        return self in (Outcome.APPLIED, Outcome.UNCHANGED, Outcome.DRY_RUN)
+
+
+@dataclass(slots=True)
+class Result:
+    line: int
+    snapshot_id: str | None
+    project_id: str | None
+    name: str | None
+    description: str | None
+    outcome: Outcome
+    http_status: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    attempts: int = 0
+    latency_ms: float | None = None
+    request_id: str | None = None
+    server_name: str | None = None
+    server_description: str | None = None
+    previous_name: str | None = None
+    previous_description: str | None = None
+    finished_at: str = ""
+    ref: Any = None  # the source's handle (a queue message id): not written to the report
+
+    def __post_init__(self) -> None:
+        if not self.finished_at:
+            self.finished_at = now_iso()
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def from_job(job: Job, outcome: Outcome, **fields: Any) -> Result:
+    return Result(
+        job.line, job.snapshot_id, job.project_id, job.name, job.description, outcome,
+        previous_name=job.previous_name, previous_description=job.previous_description,
+        ref=job.ref, **fields,
+    )
+
+
+def from_answer(job: Job, answer: Answer, outcome: Outcome, attempts: int) -> Result:
+    snapshot = answer.snapshot or {}
+    error = answer.error
+    return from_job(
+        job,
+        outcome,
+        http_status=answer.status,
+        error_code=error.code if error else None,
+        error_message=error.message if error else None,
+        attempts=attempts,
+        latency_ms=round(answer.latency * 1000, 1),
+        request_id=answer.request_id,
+        server_name=snapshot.get("name"),
+        server_description=snapshot.get("description"),
+    )
+
+
+def from_rejection(rejection: Rejection, default_project_id: str | None) -> Result:
+    fields = rejection.fields
+
+    def text(key: str) -> str | None:
+        value = fields.get(key)
+        return value if isinstance(value, str) else None
+
+    return Result(
+        rejection.line,
+        text("snapshot_id"),
+        text("project_id") or default_project_id,
+        text("name") if fields.get("name") is not None else text("display_name"),
+        text("description") if fields.get("description") is not None else text("display_description"),
+        Outcome.REJECTED,
+        error_code=rejection.code,
+        error_message=rejection.message,
+        previous_name=text("previous_name"),
+        previous_description=text("previous_description"),
+        ref=rejection.ref,
+    )
