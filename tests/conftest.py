@@ -1,0 +1,35 @@
+"""Fixtures: quiet logs, a simulator over real sockets, in-process or on its own thread."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import sim_config
+from worker.logs import configure
+from worker.simulator import Simulator, run_in_thread
+
+@pytest.fixture(autouse=True)
+def _quiet_logs():
+    configure("warning", "json")
+
+
+@pytest.fixture
+async def sim(request):
+    overrides = getattr(request, "param", {})
+    async with Simulator(sim_config(**overrides)) as s:
+        yield s
+
+
+@pytest.fixture
+def sim_thread():
+    """A simulator on its own thread, for tests that run the CLI as a child process."""
+    handles = []
+
+    def start(**overrides):
+        handle = run_in_thread(sim_config(**overrides))
+        handles.append(handle)
+        return handle
+
+    yield start
+    for handle in handles:
+        handle.stop()

@@ -1,0 +1,54 @@
+"""Helpers shared by the tests: jobs files built from the simulator's snapshots, reports read
+back, the CLI run as a real child process."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from worker.simulator import SimulatorConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = "0123456789abcdef0123456789abcdef"
+TOKEN = "test-token-7f3a9c"
+# Short waits keep the suite quick; the behaviour under test is the same.
+FAST = {"backoff_base": 0.01, "backoff_cap": 0.2, "throttled_backoff": 0.05}
+
+
+def sim_config(**overrides) -> SimulatorConfig:
+    values = {"snapshots": 300, "project_id": PROJECT, "tokens": {TOKEN}, "autobk_fraction": 0.0}
+    values.update(overrides)
+    return SimulatorConfig(**values)
+
+
+def relabel_targets(snapshots: dict, count: int | None = None, prefix: str = "new") -> dict[str, str]:
+    ids = sorted(snapshots)[:count]
+    return {sid: f"{prefix}-{i:05d}" for i, sid in enumerate(ids)}
+
+
+def write_jobs(path: Path, targets: dict[str, str], extra_rows: list[list[str]] = ()) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["snapshot_id", "name"])
+        out.writerows([sid, name] for sid, name in targets.items())
+        out.writerows(extra_rows)
+    return path
+
+
+def read_report(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`snaprelabel ARGS` in a child process, as a user runs it (not a terminal: JSON logs)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPRELABEL_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args], input=stdin, capture_output=True, timeout=timeout,
+        env=full_env, cwd=ROOT if stdin is None else None, text=stdin is None,
+    )
