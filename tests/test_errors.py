@@ -1,0 +1,55 @@
+"""Every error shape the API family sends, and Retry-After in both forms."""
+
+import email.utils
+import time
+
+import pytest
+
+from worker.api.errors import describe_error, parse_retry_after
+from worker.retry import RetryPolicy
+
+
+@pytest.mark.parametrize("status, body, code, message, request_id", [
+    (404, b'{"itemNotFound": {"code": 404, "message": "Snapshot X could not be found."}}',
+     "itemNotFound", "Snapshot X could not be found.", None),
+    (400, b'{"badRequest": {"code": 400, "message": "Invalid input for field/attribute name."}}',
+     "badRequest", "Invalid input for field/attribute name.", None),
+    (400, b'{"error": {"message": "bad thing", "code": "EVS.2024"}}', "EVS.2024", "bad thing", None),
+    (500, b'{"error": {"message": "oops", "code": 500}}', "http_500", "oops", None),
+    (429, '{"error_code": "APIGW.0308", "error_msg": "The throttling threshold has been reached", '
+          '"request_id": "abc123"}'.encode(), "APIGW.0308", "The throttling threshold has been reached",
+     "abc123"),
+    (502, b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+     "http_502", "502 Bad Gateway", None),
+    (503, b"", "http_503", "Service Unavailable (empty body)", None),
+    (504, b"upstream timed out", "http_504", "upstream timed out", None),
+    (500, b'{"snapshot": ', "http_500", '{"snapshot":', None),
+    (418, b'{"message": "short and stout"}', "http_418", "short and stout", None),
+])
+def test_error_shapes(status, body, code, message, request_id):
+    error = describe_error(status, body)
+    assert (error.code, error.message, error.request_id) == (code, message, request_id)
+
+
+def test_long_messages_are_clipped():
+    assert len(describe_error(500, b"x" * 5000).message) == 500
+
+
+def test_retry_after_seconds_and_http_date():
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(" 0 ") == 0.0
+    now = time.time()
+    date = email.utils.formatdate(now + 5, usegmt=True)
+    assert 3.5 <= parse_retry_after(date, now) <= 5.0
+    past = email.utils.formatdate(now - 60, usegmt=True)
+    assert parse_retry_after(past, now) == 0.0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_backoff_is_capped_full_jitter_and_429_waits_seconds():
+    policy = RetryPolicy(base=0.5, cap=4.0, throttled_min=2.0)
+    waits = [policy.delay(attempt, 503, None) for attempt in range(1, 10) for _ in range(50)]
+    assert 0 <= min(waits) and max(waits) <= 4.0
+    assert len({round(w, 6) for w in waits}) > 100  # jittered, not a fixed ladder
+    assert min(policy.delay(1, 429, None) for _ in range(100)) >= 2.0
+    assert policy.delay(1, 429, 7.0) == 7.0  # the server's word wins
