@@ -5,7 +5,12 @@
 
 Every input row ends as exactly one result. The writer drains results in batches, hands each
 batch to the sinks (report, then whatever must wait for durability, such as queue acks), and only
-then counts the rows as done.
+then counts the rows as done. A sender takes its next row only once the result of its last one is
+written: at any moment at most `concurrency` rows are sent but not yet in the report, which bounds
+what a kill -9 can make --resume send twice.
+
+Resume: rows whose line is in `skip` (final in the report already) are validated, so duplicate
+detection still sees them, and then dropped.
 
 Stopping: `stop()` stops taking rows, lets the requests in flight finish within a grace period and
 records every row that did not finish with the stop's outcome (`interrupted`), including the rows
@@ -17,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .jobs import Job, RawRow, Rejection, Validator
+from .live import LiveState
 from .logs import log
 from .progress import Progress
 from .relabel import Relabeler
@@ -44,6 +50,7 @@ class Summary:
     retries: int = 0
     throttled: int = 0
     stopped: str | None = None  # why the job stopped early, if it did
+    skipped: int = 0  # rows already final in the report (--resume): not run again
 
     @property
     def rows(self) -> int:
@@ -60,6 +67,7 @@ class Summary:
             "requests": self.requests,
             "retries": self.retries,
             "throttled": self.throttled,
+            **({"skipped": self.skipped} if self.skipped else {}),
             "elapsed_s": round(self.elapsed, 3),
             "requests_per_s": round(self.requests_per_s, 2),
             **({"stopped": self.stopped} if self.stopped else {}),
@@ -76,8 +84,11 @@ class Engine:
         concurrency: int = 16,
         progress: Progress | None = None,
         log_successes: bool = True,
+        skip: Container[int] | None = None,
+        live: LiveState | None = None,
     ) -> None:
-        """`relabeler` None means a dry run: valid rows are reported, nothing is sent."""
+        """`relabeler` None means a dry run: valid rows are reported, nothing is sent. `skip`:
+        input lines not to run again; `live`: checked before each PUT (--skip-unchanged)."""
         self._rows = rows
         self._validator = validator
         self._relabeler = relabeler
@@ -85,10 +96,15 @@ class Engine:
         self._concurrency = max(1, concurrency)
         self._progress = progress
         self._log_successes = log_successes
+        self._skip = skip
+        self._live = live
         self._jobs: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=2 * self._concurrency)
         self._results: asyncio.Queue[Result | None] = asyncio.Queue()
         self._room = asyncio.Event()  # set while the results queue is below its high water
         self._room.set()
+        self._emitted = 0  # results put on the queue so far
+        self._written = 0  # results the writer is done with (FIFO: the first _written emitted)
+        self._batch_written = asyncio.Event()  # replaced by a fresh one after each batch
         self._stopping = relabeler.stopping if relabeler else asyncio.Event()
         self._stop_outcome = Outcome.INTERRUPTED
         self._stop_message = ""
@@ -166,26 +182,43 @@ class Engine:
                 self._jobs.put_nowait(job)
                 return
             except asyncio.QueueFull:
+                if job is not None and self._stopping.is_set():
+                    # Record it now: the senders may be busy until the grace runs out.
+                    self._emit(self._stopped_result(job))
+                    return
                 if all(t.done() for t in self._senders):
                     return
                 await asyncio.sleep(0.01)
 
-    def _emit(self, result: Result) -> None:
+    def _emit(self, result: Result) -> int:
+        """Queue the result for the writer; returns its sequence number."""
         self._results.put_nowait(result)
         if self._results.qsize() >= RESULTS_HIGH_WATER:
             self._room.clear()
+        self._emitted += 1
+        return self._emitted - 1
+
+    async def _record(self, result: Result) -> None:
+        """Queue the result and wait until the writer has written it."""
+        seq = self._emit(result)
+        while self._written <= seq:
+            await self._batch_written.wait()
 
     async def _read(self) -> None:
         rows = self._rows
         validator = self._validator
+        skip = self._skip
+        summary = self.summary
 
         def next_batch(validate: bool) -> list[Job | Rejection | RawRow]:
             batch: list[Job | Rejection | RawRow] = []
             for item in rows:
                 if isinstance(item, RawRow) and validate:
-                    batch.append(validator.validate(item))
-                else:
-                    batch.append(item)
+                    item = validator.validate(item)
+                if skip is not None and item.line in skip:
+                    summary.skipped += 1
+                    continue
+                batch.append(item)
                 if len(batch) >= BATCH:
                     break
             return batch
@@ -213,11 +246,20 @@ class Engine:
                 self._emit(self._stopped_result(job))
                 continue
             try:
-                result = await relabeler.apply(job)
+                result = await self._apply(job, relabeler)
             except asyncio.CancelledError:
                 self._emit(self._stopped_result(job, "stopped while its request was in flight"))
                 return
-            self._emit(result)
+            await self._record(result)
+
+    async def _apply(self, job: Job, relabeler: Relabeler) -> Result:
+        if self._live is not None:
+            result = await self._live.check(job)
+            if result is not None:
+                return result
+            if self._stopping.is_set():
+                return self._stopped_result(job)
+        return await relabeler.apply(job)
 
     def _drain_jobs(self) -> None:
         while not self._jobs.empty():
@@ -254,6 +296,9 @@ class Engine:
                         self._log(result)
                     if progress:
                         progress.advance(counts, len(batch))
+            self._written += len(batch)
+            written, self._batch_written = self._batch_written, asyncio.Event()
+            written.set()
             if self._results.qsize() < RESULTS_HIGH_WATER // 2:
                 self._room.set()
             if done:

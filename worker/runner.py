@@ -4,9 +4,11 @@ request is sent, assembles the pipeline, handles signals, reports the summary.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -14,10 +16,13 @@ from . import exitcodes
 from .api.auth import Auth, NoAuth, StaticToken
 from .api.client import HttpSettings, SnapshotApi, make_session
 from .engine import Engine, Sink, Summary
+from .api.client import ListingError
 from .jobs import LIMITS_PROFILES, JobRules, Validator
+from .journal import Journal, JournalError, check_fingerprint, lock_report, read_journal
 from .limits import RateLimiter
+from .live import LiveState
 from .logs import log
-from .manifest import Manifest, file_digest
+from .manifest import Manifest, file_digest, manifest_path, read_manifest
 from .progress import Progress
 from .redaction import SECRETS
 from .relabel import Relabeler
@@ -34,6 +39,7 @@ class JobSpec:
     report: str | None = None  # None: a new timestamped file in the working directory
     dry_run: bool = False
     overwrite: bool = False
+    resume: bool = False  # continue an existing report: skip the rows it already answers
 
 
 @dataclass
@@ -99,22 +105,92 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
         if not settings.endpoint:
             raise ConfigError("no endpoint: give --endpoint or set SNAPRELABEL_ENDPOINT")
         auth = auth_from(settings)
+    if spec.resume and (spec.overwrite or spec.dry_run):
+        raise ConfigError("--resume cannot be combined with --overwrite or --dry-run")
+    if spec.resume and spec.input.path == "-":
+        raise ConfigError("--resume needs a jobs file: stdin cannot be fingerprinted, so a resumed "
+                          "run could not prove that it reads the same rows")
+    if settings.skip_unchanged and spec.dry_run:
+        raise ConfigError("--skip-unchanged reads the live state: it cannot be combined with --dry-run")
     report_path = spec.report or default_report_path(settings.report_format)
-    if os.path.exists(report_path) and not spec.overwrite:
-        raise ConfigError(f"report {report_path} already exists: pass --overwrite to replace it")
+    existing = os.path.exists(report_path)
+    if existing and not (spec.overwrite or spec.resume):
+        raise ConfigError(f"report {report_path} already exists: pass --overwrite to replace it, "
+                          "or --resume to continue it")
+    try:
+        digest = await asyncio.to_thread(file_digest, spec.input.path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {spec.input.display_name}: {exc.strerror or exc}") from None
 
     validator = Validator(rules_from(settings))
-    with open_input(spec.input, settings) as rows:
+    with open_input(spec.input, settings) as rows, contextlib.ExitStack() as held:
+        # Lock before reading or truncating a report, so a run never clobbers a running one.
+        lock = _lock(report_path) if existing else None
+        if lock is not None:
+            held.callback(os.close, lock)
+        journal = _journal(report_path, settings, spec, digest) if spec.resume and existing else None
+        manifest = Manifest(report_path, settings.report_format, spec.input.path, settings.public(),
+                            input_digest=digest, resumed=_resumed(report_path, journal))
         try:
+            # The fingerprint is on disk before the first row: any report can be resumed.
+            manifest.write()
             report = ReportWriter(report_path, settings.report_format, SECRETS.redact,
-                                  fsync=settings.fsync)
+                                  append=journal is not None, fsync=settings.fsync)
         except OSError as exc:
             raise ConfigError(f"cannot write the report {report_path}: {exc.strerror or exc}") from None
+        held.callback(report.close)
+        if lock is None and (lock := _lock(report_path)) is not None:
+            held.callback(os.close, lock)
         try:
             return await _run(settings, spec, rows, validator, auth, report, extra_sinks,
-                              on_terminal)
-        finally:
-            report.close()
+                              on_terminal, journal, manifest)
+        except ConfigError:
+            if journal is None:  # a job that could not start leaves no report behind
+                report.close()
+                for path in (report_path, manifest_path(report_path)):
+                    os.remove(path)
+            raise
+
+
+def _lock(report_path: str) -> int | None:
+    try:
+        return lock_report(report_path)
+    except JournalError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report {report_path}: {exc.strerror or exc}") from None
+
+
+def _journal(report_path: str, settings: Settings, spec: JobSpec,
+             digest: tuple[int, str] | None) -> Journal:
+    """The existing report as the journal of this jobs file, its torn tail cut off."""
+    try:
+        check_fingerprint(report_path, read_manifest(report_path), spec.input.display_name,
+                          digest, settings.report_format)
+        journal = read_journal(report_path, settings.report_format)
+        torn = journal.torn_bytes
+        journal.repair()
+    except JournalError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot resume {report_path}: {exc.strerror or exc}") from None
+    log.info("resume", report=report_path, skipping=len(journal.final),
+             **{str(o): n for o, n in journal.counts.items()},
+             superseded_rows=journal.records - len(journal.final), torn_tail_bytes_cut=torn)
+    return journal
+
+
+def _resumed(report_path: str, journal: Journal | None) -> dict | None:
+    """The manifest's record of the runs so far."""
+    if journal is None:
+        return None
+    before = read_manifest(report_path) or {}
+    earlier = before.get("resumed") or {}
+    return {
+        "runs": int(earlier.get("runs", 1)) + 1,
+        "first_started_at": earlier.get("first_started_at") or before.get("started_at"),
+        "skipped": len(journal.final),
+    }
 
 
 def open_input(spec: InputSpec, settings: Settings) -> Rows:
@@ -136,10 +212,11 @@ def open_input(spec: InputSpec, settings: Settings) -> Rows:
 
 async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validator,
                auth: Auth | None, report: ReportWriter, extra_sinks: tuple[Sink, ...],
-               on_terminal: bool) -> JobResult:
+               on_terminal: bool, journal: Journal | None, manifest: Manifest) -> JobResult:
     progress = Progress(None, on_terminal)
     session = None
     relabeler = None
+    live = None
     if not spec.dry_run:
         assert auth is not None and settings.endpoint
         if not settings.verify_tls:
@@ -148,6 +225,8 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         api = SnapshotApi(session, settings.endpoint, settings.path_family, auth)
         limiter = RateLimiter(settings.rate)
         relabeler = Relabeler(api, limiter, retry_policy_from(settings))
+        if settings.skip_unchanged:
+            live = LiveState(api, limiter, relabeler.policy, settings.allow_autobk_prefix)
     engine = Engine(
         iter(rows),
         validator,
@@ -156,6 +235,8 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         concurrency=settings.concurrency,
         progress=progress,
         log_successes=not on_terminal,
+        skip=journal.final if journal else None,
+        live=live,
     )
     received: list[int] = []
     loop = asyncio.get_running_loop()
@@ -163,41 +244,57 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
     def on_signal(signum: int) -> None:
         received.append(signum)
         engine.stop(signal.Signals(signum).name, settings.grace)
+        if live is not None:
+            live.close()  # a listing under way has nothing to finish
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
     counting = asyncio.create_task(asyncio.to_thread(count_rows, spec.input))
     counting.add_done_callback(
         lambda t: t.cancelled() or t.exception() or progress.set_total(t.result()))
-    manifest = Manifest(report.path, settings.report_format, spec.input.path, settings.public())
-    fingerprint = asyncio.create_task(_write_manifest_with_digest(manifest))
     log.info(
         "start", input=spec.input.display_name, report=report.path, dry_run=spec.dry_run,
         endpoint=settings.endpoint, path_family=settings.path_family, project_id=settings.project_id,
         rate=settings.rate, concurrency=settings.concurrency,
         auth=auth.name if auth else None,
+        **({"resume_skips": len(journal.final)} if journal else {}),
     )
     try:
+        if live is not None and settings.project_id:
+            await _list_up_front(live, settings.project_id, engine)
         summary = await engine.run()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         counting.cancel()
-        await fingerprint
+        if live is not None:
+            live.close()
         if session is not None:
             await session.close()
         if auth is not None:
             await auth.close()
-    code = _exit_code(summary, engine, received)
+    totals = summary.counts + (journal.counts if journal else Counter())
+    code = _exit_code(totals, engine, received)
     report.close()  # the manifest records the report's final checksum
-    manifest.finish(_status(engine, received), {**summary.as_fields(), "exit_code": code})
+    manifest.finish(_status(engine, received), {
+        **summary.as_fields(), "exit_code": code,
+        # The whole report, earlier runs included: one answer per input line.
+        "report_totals": {"rows": sum(totals.values()), **{str(o): n for o, n in totals.items()}},
+    })
     log.info("summary", **summary.as_fields(), report=report.path, exit_code=code)
     return JobResult(summary, code, report.path)
 
 
-async def _write_manifest_with_digest(manifest: Manifest) -> None:
-    manifest.input_digest = await asyncio.to_thread(file_digest, manifest.input_path)
-    manifest.write()
+async def _list_up_front(live: LiveState, project_id: str, engine: Engine) -> None:
+    """List the default project before the first row, so a listing that cannot work stops the
+    job before anything is sent."""
+    try:
+        await live.table(project_id)
+    except ListingError as exc:
+        raise ConfigError(f"--skip-unchanged: {exc}") from None
+    except asyncio.CancelledError:
+        if not engine.stopping:
+            raise  # else a signal: the engine records every row as interrupted
 
 
 def _status(engine: Engine, received: list[int]) -> str:
@@ -208,11 +305,12 @@ def _status(engine: Engine, received: list[int]) -> str:
     return "stopped" if engine.summary.stopped else "finished"
 
 
-def _exit_code(summary: Summary, engine: Engine, received: list[int]) -> int:
+def _exit_code(counts: Counter[Outcome], engine: Engine, received: list[int]) -> int:
+    """`counts`: the whole report's, so a resumed job still exits 1 for an earlier failure."""
     if engine.fatal is not None:
         return exitcodes.FATAL
     if received:
         return exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
-    if summary.counts[Outcome.REJECTED] or summary.counts[Outcome.FAILED]:
+    if counts[Outcome.REJECTED] or counts[Outcome.FAILED]:
         return exitcodes.PROBLEMS
     return exitcodes.OK

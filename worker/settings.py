@@ -52,12 +52,13 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = None
     # Rules
     allow_autobk_prefix: bool = False
+    skip_unchanged: bool = False
     limits_profile: Literal["seed", "huawei-current"] = "seed"
     # Output
     report_format: Literal["csv", "jsonl"] = "csv"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
-    fsync: bool = False
+    fsync: bool = True  # measured: ~17% of rows/s at 2,800 rows/s unpaced, nothing at API rates
     grace: float = Field(20.0, ge=0)
 
     @field_validator("endpoint")

@@ -22,16 +22,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     options.add_rules(parser)
     options.add_api(parser)
     options.add_report(parser)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the report of an earlier run of this jobs file: rows it "
+                             "already answers are skipped, the rest are appended")
+    parser.add_argument("--skip-unchanged", dest="skip_unchanged", action="store_true",
+                        default=options.S,
+                        help="list the live snapshots first; send no PUT for rows already at "
+                             "their target, whose snapshot is missing, or backup-owned")
     options.add_config(parser)
     parser.set_defaults(handler=main)
 
 
 def input_spec(args: argparse.Namespace) -> InputSpec:
-    return InputSpec(args.input, args.format, tuple(args.column), args.delimiter)
+    columns = list(args.column)
+    for target, header in (("previous_name", getattr(args, "previous_name_column", None)),
+                           ("previous_description", getattr(args, "previous_description_column", None))):
+        if header:
+            columns.append(f"{target}={header}")
+    return InputSpec(args.input, args.format, tuple(columns), args.delimiter)
 
 
 def main(args: argparse.Namespace) -> int:
     settings = load_settings(options.settings_flags(args), args.config)
     configure(settings.log_level, settings.log_format)
-    spec = JobSpec(input_spec(args), args.report, args.dry_run, args.overwrite)
+    spec = JobSpec(input_spec(args), args.report, args.dry_run, args.overwrite, args.resume)
     return asyncio.run(run_job(settings, spec)).exit_code
