@@ -273,6 +273,8 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
             await session.close()
         if auth is not None:
             await auth.close()
+    if not summary.rows and not summary.skipped:
+        log.warning("no rows in the input", input=spec.input.display_name)
     totals = summary.counts + (journal.counts if journal else Counter())
     code = _exit_code(totals, engine, received)
     report.close()  # the manifest records the report's final checksum

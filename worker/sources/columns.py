@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..jobs import UUID_ANY_CASE_RE
+
 # Job fields and the header names that mean them, most specific first (compared case-insensitively).
 ALIASES: dict[str, tuple[str, ...]] = {
     "snapshot_id": ("snapshot_id", "id"),
@@ -89,6 +91,11 @@ def resolve(headers: list[str], overrides: dict[str, str], source: str) -> Colum
                 break
 
     if "snapshot_id" not in positions:
+        if any(UUID_ANY_CASE_RE.fullmatch(h.strip()) for h in headers):
+            raise HeaderError(
+                f"{source}: line 1 is a row, not a header (it holds a snapshot id): add a header "
+                "line such as snapshot_id,name"
+            )
         raise HeaderError(
             f"{source}: line 1: no snapshot id column; found {_list(headers)}. "
             "Name one with --column snapshot_id=HEADER"

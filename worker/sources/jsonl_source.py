@@ -8,6 +8,7 @@ from typing import TextIO
 
 from ..jobs import Problem, RawRow, Rejection
 from .columns import ColumnMap, HeaderError, resolve
+from .csv_source import undecodable_rejection
 
 MAX_LINE = 1 << 20
 
@@ -27,10 +28,11 @@ def read_jsonl(stream: TextIO, source: str, overrides: dict[str, str]) -> Iterat
             continue
         if not text.strip():
             continue
+        text = text.lstrip("\ufeff")  # a BOM opening a line: files joined together
         try:
             obj = json.loads(text)
         except ValueError as exc:
-            message = getattr(exc, "msg", str(exc))
+            message = getattr(exc, "msg", str(exc)).removesuffix(" at")
             column = getattr(exc, "colno", None)
             yield _reject(line, None, "invalid_json",
                           f"not valid JSON: {message}" + (f" at column {column}" if column else ""))
@@ -50,7 +52,7 @@ def read_jsonl(stream: TextIO, source: str, overrides: dict[str, str]) -> Iterat
             yield _reject(line, None, "missing_field", columns)
             continue
         fields = {field: obj[keys[i]] for field, i in columns.positions.items()}
-        yield RawRow(line, fields)
+        yield undecodable_rejection(line, fields) or RawRow(line, fields)
 
 
 def _reject(line: int, field: str | None, code: str, message: str) -> Rejection:
