@@ -152,6 +152,10 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
             raise
 
 
+# Settings that change what a row means or where it goes: worth a warning when a resume differs.
+RESUME_SENSITIVE = ("endpoint", "project_id", "path_family", "allow_autobk_prefix", "limits_profile")
+
+
 def _lock(report_path: str) -> int | None:
     try:
         return lock_report(report_path)
@@ -164,9 +168,10 @@ def _lock(report_path: str) -> int | None:
 def _journal(report_path: str, settings: Settings, spec: JobSpec,
              digest: tuple[int, str] | None) -> Journal:
     """The existing report as the journal of this jobs file, its torn tail cut off."""
+    before = read_manifest(report_path)
     try:
-        check_fingerprint(report_path, read_manifest(report_path), spec.input.display_name,
-                          digest, settings.report_format)
+        check_fingerprint(report_path, before, spec.input.display_name, digest,
+                          settings.report_format)
         journal = read_journal(report_path, settings.report_format)
         torn = journal.torn_bytes
         journal.repair()
@@ -174,6 +179,11 @@ def _journal(report_path: str, settings: Settings, spec: JobSpec,
         raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise ConfigError(f"cannot resume {report_path}: {exc.strerror or exc}") from None
+    earlier = (before or {}).get("settings") or {}
+    changed = {key: f"{earlier.get(key)} -> {value}" for key, value in settings.public().items()
+               if key in RESUME_SENSITIVE and earlier.get(key) != value}
+    if changed:
+        log.warning("resuming with other settings than the report's run", **changed)
     log.info("resume", report=report_path, skipping=len(journal.final),
              **{str(o): n for o, n in journal.counts.items()},
              superseded_rows=journal.records - len(journal.final), torn_tail_bytes_cut=torn)
