@@ -100,6 +100,7 @@ class TokenRequest:
     t_mono: float
     user: str | None
     status: int
+    token: str | None = field(default=None, repr=False)  # the token issued, for tests
 
 
 def _keystone_error(status: int, title: str, message: str) -> web.Response:
@@ -228,7 +229,7 @@ class Identity:
         issued_at = datetime.now(timezone.utc)
         self._prune()
         self.issued[token] = (time.monotonic() + self.token_lifetime, project_id if scope else None)
-        self.token_requests.append(TokenRequest(time.monotonic(), user.name, 201))
+        self.token_requests.append(TokenRequest(time.monotonic(), user.name, 201, token))
         body: dict[str, Any] = {
             "methods": ["password"],
             "user": {"id": user.id, "name": user.name,
