@@ -85,6 +85,26 @@ async def test_tokens_revoked_mid_job_cost_one_renewal_and_no_failed_row(sim, tm
     assert {r["attempts"] for r in rows if r["snapshot_id"] in retried} == {"2"}
 
 
+@pytest.mark.parametrize("sim", [{"snapshots": 300, "users": (USER,), "token_lifetime": 1.0}], indirect=True)
+async def test_a_password_changed_mid_job_stops_it_after_one_refused_login(sim, tmp_path):
+    async def change_after(n):
+        while sum(sim.apply_counts.values()) < n:
+            await asyncio.sleep(0.01)
+        sim.identity.users = (User(USER.name, "changed-by-an-admin", USER.domain, USER.domain_id),)
+
+    changer = asyncio.create_task(change_after(20))
+    result, rows = await run(sim, tmp_path, relabel_targets(sim.snapshots, 300),
+                             password_settings(sim), rate=50)
+    await changer
+
+    # Identity services lock accounts after a few failed logins: the old password is sent once.
+    assert [r.status for r in sim.identity.token_requests].count(401) == 1
+    assert result.summary.stopped.startswith("credentials refused") and result.exit_code == 3
+    outcomes = {r["outcome"] for r in rows}
+    assert "interrupted" in outcomes and outcomes <= {"applied", "failed", "interrupted"}
+    assert len(rows) == 300
+
+
 def test_a_wrong_password_is_one_line_and_exit_2_before_anything_is_sent(sim_thread, tmp_path):
     sim = sim_thread(snapshots=5, users=(USER,))
     jobs = write_jobs(tmp_path / "jobs.csv", relabel_targets(sim.sim.snapshots, 3))
@@ -142,7 +162,7 @@ async def test_an_aksk_refusal_mid_job_stops_it_without_retrying(sim, tmp_path):
     refused = [r for r in puts(sim) if r.status == 401]
     assert len(refused) == len(by_outcome["failed"])  # never retried
     assert not sim.identity.locked_until  # stopped well before the gateway's lockout
-    assert result.summary.stopped.startswith("credentials refused")
+    assert result.summary.stopped.startswith("credentials refused") and result.exit_code == 3
 
 
 @pytest.mark.parametrize("sim", [{"snapshots": 5, "access_keys": (KEY,), "clock_offset": 20 * 60}], indirect=True)

@@ -147,6 +147,7 @@ def test_secrets_stay_out_of_the_manifest_settings(monkeypatch):
      "password authentication: no password (OS_PASSWORD or --password-file)"),
     ({"OS_AUTH_TYPE": "v3applicationcredential"}, {}, "auth type 'v3applicationcredential' is not supported"),
     ({"OS_AUTH_URL": "keystone:5000"}, {}, "setting auth_url: 'keystone:5000' is not an http(s) URL"),
+    ({"OS_AUTH_URL": "https://u:pw-in-url@k/v3"}, {}, "give the URL without user:password@"),
     ({"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "sk", "OS_PROJECT_ID": P}, {"region": "cn north"},
      "region 'cn north' is not a region name"),
 ])
@@ -155,4 +156,4 @@ def test_what_is_missing_is_one_line(monkeypatch, env, flags, message):
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError) as err:
         resolve(load_settings(flags))
-    assert message in str(err.value) and "\n" not in str(err.value)
+    assert message in str(err.value) and "\n" not in str(err.value) and "pw-in-url" not in str(err.value)

@@ -172,6 +172,7 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         path_family=conn.family if conn else settings.path_family, project_id=settings.project_id,
         rate=settings.rate, concurrency=settings.concurrency,
         auth=conn.auth.name if conn else None,
+        endpoint_from=conn.endpoint_origin if conn else None,
     )
     try:
         summary = await engine.run()
@@ -212,6 +213,8 @@ def _exit_code(summary: Summary, engine: Engine, received: list[int]) -> int:
         return exitcodes.FATAL
     if received:
         return exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
+    if summary.stopped:  # the job stopped itself (credentials refused mid-job)
+        return exitcodes.STOPPED
     if summary.counts[Outcome.REJECTED] or summary.counts[Outcome.FAILED]:
         return exitcodes.PROBLEMS
     return exitcodes.OK

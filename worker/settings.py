@@ -150,6 +150,8 @@ def _http_url(value: str, example: str) -> str:
         raise ValueError(f"{value!r} is not an http(s) URL such as {example}")
     if parts.query or parts.fragment:
         raise ValueError(f"{value!r}: give the base URL, without a query")
+    if "@" in parts.netloc:  # user:password@ would end up in every log line naming the URL
+        raise ValueError("give the URL without user:password@ (credentials go elsewhere)")
     try:
         parts.port
     except ValueError:
