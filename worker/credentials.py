@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from .api.aksk import AccessKey
 from .api.keystone import PasswordLogin
 from .redaction import SECRETS
@@ -112,12 +114,16 @@ def read_secret_file(path: Path, what: str) -> str:
     return value
 
 
+def _secret(path: Path | None, value: SecretStr | None, what: str) -> str | None:
+    """A file wins over a value given directly."""
+    if path is not None:
+        return read_secret_file(path, what)
+    return value.get_secret_value() if value is not None else None
+
+
 def _access_key(settings: Settings) -> AccessKey:
-    if settings.sk_file is not None:
-        secret = read_secret_file(settings.sk_file, "secret key")
-    elif settings.secret_key is not None:
-        secret = settings.secret_key.get_secret_value()
-    else:
+    secret = _secret(settings.sk_file, settings.secret_key, "secret key")
+    if secret is None:
         raise ConfigError("AK/SK: no secret key (HUAWEICLOUD_SDK_SK or --sk-file)")
     if not settings.access_key:
         raise ConfigError("AK/SK: no access key (HUAWEICLOUD_SDK_AK or --access-key)")
@@ -129,11 +135,8 @@ def _access_key(settings: Settings) -> AccessKey:
 
 
 def _password_login(settings: Settings) -> PasswordLogin:
-    if settings.password_file is not None:
-        password = read_secret_file(settings.password_file, "password")
-    elif settings.password is not None:
-        password = settings.password.get_secret_value()
-    else:
+    password = _secret(settings.password_file, settings.password, "password")
+    if password is None:
         raise ConfigError("password authentication: no password (OS_PASSWORD or --password-file)")
     if not (settings.username or settings.user_id):
         raise ConfigError("password authentication: no user (OS_USERNAME or OS_USER_ID)")

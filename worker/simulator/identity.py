@@ -53,11 +53,7 @@ class User:
 
     @classmethod
     def parse(cls, spec: str) -> User:
-        """'NAME:PASSWORD'."""
-        name, sep, password = spec.partition(":")
-        if not sep or not name or not password:
-            raise ValueError(f"a user must look like NAME:PASSWORD, got {spec.split(':')[0]!r}...")
-        return cls(name, password)
+        return cls(*_pair(spec, "a user must look like NAME:PASSWORD"))
 
 
 @dataclass(frozen=True)
@@ -68,11 +64,15 @@ class AccessKeyPair:
 
     @classmethod
     def parse(cls, spec: str) -> AccessKeyPair:
-        """'AK:SK'."""
-        ak, sep, sk = spec.partition(":")
-        if not sep or not ak or not sk:
-            raise ValueError(f"an access key must look like AK:SK, got {ak!r}...")
-        return cls(ak, sk)
+        return cls(*_pair(spec, "an access key must look like AK:SK"))
+
+
+def _pair(spec: str, shape: str) -> tuple[str, str]:
+    """'NAME:SECRET'; the error names only what comes before the colon."""
+    name, sep, secret = spec.partition(":")
+    if not sep or not name or not secret:
+        raise ValueError(f"{shape}, got {name!r}...")
+    return name, secret
 
 
 @dataclass(frozen=True)
