@@ -13,6 +13,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -65,8 +66,10 @@ def write_jobs(path: Path, url: str, rows: int) -> None:
         out.writerows([sid, f"bench-{i:07d}-{time.time_ns() % 1000}"] for i, sid in enumerate(ids[:rows]))
 
 
-def run_once(code: Path, url: str, jobs: Path, report: Path, extra: list[str]) -> float:
+def run_once(code: Path, url: str, jobs: Path, report: Path, extra: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the snaprelabel process)."""
     env = {**os.environ, "PYTHONPATH": str(code)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "worker", "run", str(jobs), "--endpoint", url, "--no-auth",
@@ -74,9 +77,10 @@ def run_once(code: Path, url: str, jobs: Path, report: Path, extra: list[str]) -
          "--overwrite", "--log-level", "warning", *extra],
         cwd=code, env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"run failed ({done.returncode}): {done.stderr[-500:]}")
-    return elapsed
+    return elapsed, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def main() -> None:
@@ -88,7 +92,7 @@ def main() -> None:
     sim, url = start_simulator(args.rows)
     variants = [("this checkout", ROOT, ["--no-fsync"]), ("this checkout --fsync", ROOT, ["--fsync"])]
     variants += [(f"{code} (its default)", Path(code), []) for code in args.code]
-    times: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in variants}
     try:
         with tempfile.TemporaryDirectory(dir=ROOT) as tmp:  # the project's disk, not a tmpfs
             jobs, report = Path(tmp) / "jobs.csv", Path(tmp) / "report.csv"
@@ -99,12 +103,14 @@ def main() -> None:
     finally:
         sim.terminate()
         sim.wait()
-    print(f"{args.rows} rows, concurrency 32, no rate limit, {args.rounds} rounds "
-          f"(median wall time of the whole command, start-up included)")
-    base = statistics.median(times[variants[0][0]])
+    print(f"{args.rows} rows, concurrency 32, no rate limit, {args.rounds} rounds (medians; wall "
+          f"time of the whole command, start-up included; CPU of the snaprelabel process)")
+    base = statistics.median(wall for wall, _ in times[variants[0][0]])
     for name, _, _ in variants:
-        median = statistics.median(times[name])
-        print(f"  {name:40s} {args.rows / median:8.0f} rows/s  ({median:.2f} s, x{base / median:.2f})")
+        wall = statistics.median(w for w, _ in times[name])
+        cpu = statistics.median(c for _, c in times[name])
+        print(f"  {name:40s} {args.rows / wall:6.0f} rows/s (x{base / wall:.2f})  "
+              f"{1000 * cpu / args.rows:.3f} CPU s per 1,000 rows")
 
 
 if __name__ == "__main__":

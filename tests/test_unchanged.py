@@ -68,11 +68,10 @@ async def test_skip_unchanged_sends_no_put_for_rows_it_can_answer_from_the_listi
     assert {report[s]["error_code"] for s in (by_name, by_metadata)} == {"backup_owned"}
     assert {report[s]["outcome"] for s in (by_name, by_metadata)} == {"rejected"}
     assert result.exit_code == 1
-    listing = [r for r in sim.requests if r.method == "GET"]
+    listing = [r for r in sim.requests if r.method == "GET" and r.query.startswith("limit=1000")]
     assert len(listing) == 4  # 2,500 snapshots: three pages of 1,000, then an empty one
-    assert all(r.query.startswith("limit=1000") for r in listing)
     times = sorted(r.t_mono for r in sim.requests)  # the listing shares the job's rate limit
-    assert len(times) == 24  # four pages and 20 PUTs: more than one second's worth
+    assert len(times) == 25  # the credential check, four pages and 20 PUTs: over a second's worth
     assert max(sum(1 for t in times[i:] if t - start < 1.0) for i, start in enumerate(times)) <= 10
     assert listing[-1].t_mono < min(r.t_mono for r in puts(sim))  # listed before any PUT
 
@@ -103,10 +102,28 @@ async def test_a_put_that_changes_nothing_is_recorded_unchanged(sim, tmp_path):
 
 async def test_a_listing_that_fails_stops_the_job_before_anything_is_sent(sim, tmp_path):
     jobs = write_rows(tmp_path / "jobs.csv", ["snapshot_id", "name"], [[sorted(sim.snapshots)[0], "x"]])
-    sim.set_faults(["403:1.0"])
-    with pytest.raises(ConfigError, match="--skip-unchanged: listing snapshots failed: HTTP 403"):
-        await run(sim, jobs, tmp_path / "r.csv", skip_unchanged=True)
+    sim.set_rate_limit(1)  # the credential check passes; the listing is throttled past its retries
+    with pytest.raises(ConfigError, match="--skip-unchanged: listing snapshots failed: HTTP 429"):
+        await run(sim, jobs, tmp_path / "r.csv", skip_unchanged=True, max_attempts=2)
     assert puts(sim) == [] and list(tmp_path.iterdir()) == [jobs]  # no report left behind
+
+
+async def test_a_project_that_cannot_be_listed_fails_its_rows_without_a_put(sim, tmp_path):
+    """Rows naming their project are checked against that project's listing, made when the first
+    row needs it; when it cannot be made, the rows fail rather than go unchecked."""
+    ids = sorted(sim.snapshots)[:3]
+    jobs = write_rows(tmp_path / "jobs.csv", ["snapshot_id", "project_id", "name"],
+                      [[sid, PROJECT, f"x{i}"] for i, sid in enumerate(ids)])
+    sim.set_faults(["403:1.0"])
+    settings = load_settings({"endpoint": sim.url, "token": TOKEN, "rate": 0, **FAST,
+                              "skip_unchanged": True})
+    result = await run_job(settings, JobSpec(InputSpec(str(jobs)), str(tmp_path / "r.csv")),
+                           on_terminal=False)
+    rows = read_report(tmp_path / "r.csv")
+    assert result.exit_code == 1 and puts(sim) == []
+    assert {(r["outcome"], r["error_code"]) for r in rows} == {("failed", "listing_failed")}
+    assert "cannot check the live state (listing snapshots failed: HTTP 403" in rows[0]["error_message"]
+    assert len([r for r in sim.requests if r.method == "GET"]) == 1  # listed once, for all three
 
 
 def test_undo_restores_every_name_end_to_end(sim_thread, tmp_path):

@@ -38,6 +38,9 @@ RESULTS_HIGH_WATER = 4096  # the reader waits while this many results await the 
 
 
 class Sink(Protocol):
+    """A sink may also have `sync()` (make what was written durable): the writer runs it in a
+    thread after write_batch, before the next sink sees the batch."""
+
     def write_batch(self, results: list[Result]) -> None:
         """Called by the single writer task, in order. Raising stops the job."""
 
@@ -286,6 +289,8 @@ class Engine:
                 try:
                     for sink in self._sinks:
                         sink.write_batch(batch)
+                        if (sync := getattr(sink, "sync", None)) is not None:
+                            await asyncio.to_thread(sync)  # a slow disk must not stall the loop
                 except Exception as exc:  # noqa: BLE001 - any sink failure ends the job
                     self.fatal = exc
                     log.error("cannot record results: stopping", error=str(exc))

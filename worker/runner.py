@@ -13,16 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from . import exitcodes
-from .api.auth import Auth, NoAuth, StaticToken
-from .api.client import HttpSettings, SnapshotApi, make_session
+from .api.client import HttpSettings, ListingError
+from .connection import Connection, connect
+from .credentials import Credentials
+from .credentials import resolve as resolve_credentials
 from .engine import Engine, Sink, Summary
-from .api.client import ListingError
 from .jobs import LIMITS_PROFILES, JobRules, Validator
 from .journal import Journal, JournalError, check_fingerprint, lock_report, read_journal
 from .limits import RateLimiter
 from .live import LiveState
 from .logs import log
-from .manifest import Manifest, file_digest, manifest_path, read_manifest
+from .manifest import Manifest, file_digest, read_manifest
 from .progress import Progress
 from .redaction import SECRETS
 from .relabel import Relabeler
@@ -62,18 +63,6 @@ def rules_from(settings: Settings) -> JobRules:
     )
 
 
-def auth_from(settings: Settings) -> Auth:
-    if settings.token is not None:
-        SECRETS.add(settings.token.get_secret_value())
-        return StaticToken(settings.token.get_secret_value())
-    if settings.no_auth:
-        return NoAuth()
-    raise ConfigError(
-        "no credentials: set SNAPRELABEL_TOKEN (or --token), or --no-auth for an endpoint "
-        "that needs none"
-    )
-
-
 def retry_policy_from(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
         max_attempts=settings.max_attempts,
@@ -100,11 +89,7 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
     """Raises ConfigError for anything that stops the job before a request is sent."""
     if on_terminal is None:
         on_terminal = sys.stderr.isatty()
-    auth: Auth | None = None
-    if not spec.dry_run:
-        if not settings.endpoint:
-            raise ConfigError("no endpoint: give --endpoint or set SNAPRELABEL_ENDPOINT")
-        auth = auth_from(settings)
+    creds = None if spec.dry_run else resolve_credentials(settings)
     if spec.resume and (spec.overwrite or spec.dry_run):
         raise ConfigError("--resume cannot be combined with --overwrite or --dry-run")
     if spec.resume and spec.input.path == "-":
@@ -123,33 +108,40 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
         raise ConfigError(f"cannot read {spec.input.display_name}: {exc.strerror or exc}") from None
 
     validator = Validator(rules_from(settings))
+    limiter = RateLimiter(settings.rate)
     with open_input(spec.input, settings) as rows, contextlib.ExitStack() as held:
         # Lock before reading or truncating a report, so a run never clobbers a running one.
         lock = _lock(report_path) if existing else None
         if lock is not None:
             held.callback(os.close, lock)
         journal = _journal(report_path, settings, spec, digest) if spec.resume and existing else None
-        manifest = Manifest(report_path, settings.report_format, spec.input.path, settings.public(),
-                            input_digest=digest, resumed=_resumed(report_path, journal))
-        try:
-            # The fingerprint is on disk before the first row: any report can be resumed.
-            manifest.write()
-            report = ReportWriter(report_path, settings.report_format, SECRETS.redact,
-                                  append=journal is not None, fsync=settings.fsync)
-        except OSError as exc:
-            raise ConfigError(f"cannot write the report {report_path}: {exc.strerror or exc}") from None
-        held.callback(report.close)
-        if lock is None and (lock := _lock(report_path)) is not None:
-            held.callback(os.close, lock)
-        try:
-            return await _run(settings, spec, rows, validator, auth, report, extra_sinks,
-                              on_terminal, journal, manifest)
-        except ConfigError:
-            if journal is None:  # a job that could not start leaves no report behind
-                report.close()
-                for path in (report_path, manifest_path(report_path)):
-                    os.remove(path)
-            raise
+        # The credentials are proven before the report exists: a refused one leaves nothing.
+        async with _connected(settings, creds, limiter) as conn:
+            live = await _live_state(settings, conn, limiter) if conn is not None else None
+            effective = {"endpoint": conn.endpoint, "path_family": conn.family,
+                         "auth": conn.auth.name} if conn else {}
+            manifest = Manifest(report_path, settings.report_format, spec.input.path,
+                                {**settings.public(), **effective}, input_digest=digest,
+                                resumed=_resumed(report_path, journal))
+            try:
+                # The fingerprint is on disk before the first row: any report can be resumed.
+                manifest.write()
+                report = ReportWriter(report_path, settings.report_format, SECRETS.redact,
+                                      append=journal is not None, fsync=settings.fsync)
+            except OSError as exc:
+                raise ConfigError(f"cannot write the report {report_path}: {exc.strerror or exc}") from None
+            held.callback(report.close)
+            if lock is None and (lock := _lock(report_path)) is not None:
+                held.callback(os.close, lock)
+            return await _run(settings, spec, rows, validator, conn, limiter, report,
+                              extra_sinks, on_terminal, journal, manifest, live)
+
+
+def _connected(settings: Settings, creds: Credentials | None, limiter: RateLimiter
+               ) -> contextlib.AbstractAsyncContextManager[Connection | None]:
+    if creds is None:  # a dry run sends nothing
+        return contextlib.nullcontext()
+    return connect(creds, http_from(settings), limiter, retry_policy_from(settings))
 
 
 # Settings that change what a row means or where it goes: worth a warning when a resume differs.
@@ -203,6 +195,20 @@ def _resumed(report_path: str, journal: Journal | None) -> dict | None:
     }
 
 
+async def _live_state(settings: Settings, conn: Connection, limiter: RateLimiter) -> LiveState | None:
+    """--skip-unchanged: the default project is listed before the report exists, so a listing
+    that cannot work stops the job with nothing sent; other projects are listed when met."""
+    if not settings.skip_unchanged:
+        return None
+    live = LiveState(conn.api, limiter, retry_policy_from(settings), settings.allow_autobk_prefix)
+    if settings.project_id:
+        try:
+            await live.table(settings.project_id)
+        except ListingError as exc:
+            raise ConfigError(f"--skip-unchanged: {exc}") from None
+    return live
+
+
 def open_input(spec: InputSpec, settings: Settings) -> Rows:
     """The input's rows, once its header is known to be usable with these settings."""
     try:
@@ -221,22 +227,13 @@ def open_input(spec: InputSpec, settings: Settings) -> Rows:
 
 
 async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validator,
-               auth: Auth | None, report: ReportWriter, extra_sinks: tuple[Sink, ...],
-               on_terminal: bool, journal: Journal | None, manifest: Manifest) -> JobResult:
+               conn: Connection | None, limiter: RateLimiter, report: ReportWriter,
+               extra_sinks: tuple[Sink, ...], on_terminal: bool, journal: Journal | None,
+               manifest: Manifest, live: LiveState | None) -> JobResult:
     progress = Progress(None, on_terminal)
-    session = None
     relabeler = None
-    live = None
-    if not spec.dry_run:
-        assert auth is not None and settings.endpoint
-        if not settings.verify_tls:
-            log.warning("TLS certificate verification is off (--insecure): the endpoint is not authenticated")
-        session = make_session(http_from(settings))
-        api = SnapshotApi(session, settings.endpoint, settings.path_family, auth)
-        limiter = RateLimiter(settings.rate)
-        relabeler = Relabeler(api, limiter, retry_policy_from(settings))
-        if settings.skip_unchanged:
-            live = LiveState(api, limiter, relabeler.policy, settings.allow_autobk_prefix)
+    if conn is not None:
+        relabeler = Relabeler(conn.api, limiter, retry_policy_from(settings))
     engine = Engine(
         iter(rows),
         validator,
@@ -250,6 +247,8 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
     )
     received: list[int] = []
     loop = asyncio.get_running_loop()
+    if conn is not None:
+        conn.auth.on_refused = lambda reason: _stop_refused(engine, reason, settings.grace)
 
     def on_signal(signum: int) -> None:
         received.append(signum)
@@ -264,14 +263,14 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         lambda t: t.cancelled() or t.exception() or progress.set_total(t.result()))
     log.info(
         "start", input=spec.input.display_name, report=report.path, dry_run=spec.dry_run,
-        endpoint=settings.endpoint, path_family=settings.path_family, project_id=settings.project_id,
+        endpoint=conn.endpoint if conn else settings.endpoint,
+        path_family=conn.family if conn else settings.path_family, project_id=settings.project_id,
         rate=settings.rate, concurrency=settings.concurrency,
-        auth=auth.name if auth else None,
+        auth=conn.auth.name if conn else None,
+        endpoint_from=conn.endpoint_origin if conn else None,
         **({"resume_skips": len(journal.final)} if journal else {}),
     )
     try:
-        if live is not None and settings.project_id:
-            await _list_up_front(live, settings.project_id, engine)
         summary = await engine.run()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -279,14 +278,10 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         counting.cancel()
         if live is not None:
             live.close()
-        if session is not None:
-            await session.close()
-        if auth is not None:
-            await auth.close()
     if not summary.rows and not summary.skipped:
         log.warning("no rows in the input", input=spec.input.display_name)
     totals = summary.counts + (journal.counts if journal else Counter())
-    code = _exit_code(totals, engine, received)
+    code = _exit_code(summary, totals, engine, received)
     report.close()  # the manifest records the report's final checksum
     manifest.finish(_status(engine, received), {
         **summary.as_fields(), "exit_code": code,
@@ -297,16 +292,11 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
     return JobResult(summary, code, report.path)
 
 
-async def _list_up_front(live: LiveState, project_id: str, engine: Engine) -> None:
-    """List the default project before the first row, so a listing that cannot work stops the
-    job before anything is sent."""
-    try:
-        await live.table(project_id)
-    except ListingError as exc:
-        raise ConfigError(f"--skip-unchanged: {exc}") from None
-    except asyncio.CancelledError:
-        if not engine.stopping:
-            raise  # else a signal: the engine records every row as interrupted
+def _stop_refused(engine: Engine, reason: str, grace: float) -> None:
+    """Credentials refused for good mid-job (AK/SK signature, a password changed): every further
+    request would be refused too, and under AK/SK each one counts toward the key's lockout."""
+    if not engine.stopping:
+        engine.stop(f"credentials refused: {reason}", grace)
 
 
 def _status(engine: Engine, received: list[int]) -> str:
@@ -317,12 +307,15 @@ def _status(engine: Engine, received: list[int]) -> str:
     return "stopped" if engine.summary.stopped else "finished"
 
 
-def _exit_code(counts: Counter[Outcome], engine: Engine, received: list[int]) -> int:
-    """`counts`: the whole report's, so a resumed job still exits 1 for an earlier failure."""
+def _exit_code(summary: Summary, totals: Counter[Outcome], engine: Engine,
+               received: list[int]) -> int:
+    """`totals`: the whole report's, so a resumed job still exits 1 for an earlier failure."""
     if engine.fatal is not None:
         return exitcodes.FATAL
     if received:
         return exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
-    if counts[Outcome.REJECTED] or counts[Outcome.FAILED]:
+    if summary.stopped:  # the job stopped itself (credentials refused mid-job)
+        return exitcodes.STOPPED
+    if totals[Outcome.REJECTED] or totals[Outcome.FAILED]:
         return exitcodes.PROBLEMS
     return exitcodes.OK

@@ -1,5 +1,5 @@
 """The commands of `snaprelabel`; each module registers its own sub-parser."""
 
-from . import demo, run, simulate, undo, validate
+from . import auth, demo, run, simulate, undo, validate
 
-COMMANDS = (run, validate, undo, demo, simulate)
+COMMANDS = (run, validate, undo, auth, demo, simulate)
