@@ -228,3 +228,27 @@ def test_a_second_signal_cancels_requests_in_flight_and_resume_still_works(sim_t
     assert done.returncode == 0, done.stderr
     assert final_lines(read_report(report)) == set(range(2, 62))
     assert all(sim.sim.snapshots[sid]["name"] == name for sid, name in targets.items())
+
+
+
+def test_when_the_grace_runs_out_requests_in_flight_are_cancelled_and_every_row_recorded(
+        sim_thread, tmp_path):
+    """The grace is for requests in flight; recording the 60,000 rows not yet read takes longer
+    than the grace here, and still completes."""
+    sim = sim_thread(snapshots=10, latency=3.0)
+    jobs = write_jobs(tmp_path / "jobs.csv", {f"aaaaaaaa-0000-4000-8000-{i:012d}": "x"
+                                              for i in range(60_000)})
+    report = tmp_path / "r.csv"
+    proc = start(job_command(sim, jobs, report, "--concurrency", "4", "--grace", "0.2"))
+    deadline = time.monotonic() + 20
+    while len(sim.sim.requests) < 5 and time.monotonic() < deadline:  # the check and 4 PUTs
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 143, err
+    rows = read_report(report)
+    assert len(rows) == 60_000 and {r["outcome"] for r in rows} == {"interrupted"}
+    assert sum("in flight" in r["error_message"] for r in rows) == 4  # cancelled, not answered
+    while len(sim.sim.requests) > sum(sim.sim.status_counts.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # let the cancelled requests end before the simulator stops

@@ -129,14 +129,17 @@ class Engine:
         self._stop_message = message or f"the job stopped ({reason}) before this row finished"
         self._stopping.set()
         log.warning("stopping", reason=reason, grace_s=grace)
-        self._grace_timer = asyncio.get_running_loop().call_later(grace, self.stop_now)
+        # The grace is for requests in flight; the rows not yet read are recorded however long
+        # that takes (local work, no request), unless a second stop says "at once".
+        self._grace_timer = asyncio.get_running_loop().call_later(
+            grace, self.stop_now, False)
 
-    def stop_now(self) -> None:
+    def stop_now(self, reader_too: bool = True) -> None:
         if not self._stopping.is_set():
             self._stopping.set()
             self.summary.stopped = self.summary.stopped or "stopped"
         log.warning("stopping now: cancelling requests in flight")
-        for task in (*self._senders, *([self._reader] if self._reader else [])):
+        for task in (*self._senders, *([self._reader] if self._reader and reader_too else [])):
             task.cancel()
 
     @property
@@ -310,6 +313,8 @@ class Engine:
                 return
 
     def _log(self, result: Result) -> None:
+        if result.error_message == self._stop_message and self._stopping.is_set():
+            return  # never sent because of the stop: the summary counts them, not a line each
         if result.outcome.success:
             if not self._log_successes:
                 return
