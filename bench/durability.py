@@ -1,9 +1,10 @@
 """What durability costs: rows/s of `snaprelabel run` with and without --fsync, side by side in
 one run, against the simulator in its own process (so client and server do not share a GIL).
 
-    .venv/bin/python bench/durability.py [--rows 20000] [--rounds 3] [--code DIR ...]
+    .venv/bin/python bench/durability.py [--rows 20000] [--rounds 3] [--rate 0] [--code DIR ...]
 
-Each round runs every variant once, in turn, so drift (other load on the machine) hits them all.
+Each round runs every variant once, in turn, so drift (other load on the machine) hits them all;
+the best round of each is reported, the least disturbed by other work on a shared machine.
 `--code DIR` adds the same runs with another checkout's package (e.g. main), for comparisons.
 """
 
@@ -15,7 +16,6 @@ import json
 import os
 import resource
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,14 +66,15 @@ def write_jobs(path: Path, url: str, rows: int) -> None:
         out.writerows([sid, f"bench-{i:07d}-{time.time_ns() % 1000}"] for i, sid in enumerate(ids[:rows]))
 
 
-def run_once(code: Path, url: str, jobs: Path, report: Path, extra: list[str]) -> tuple[float, float]:
+def run_once(code: Path, url: str, jobs: Path, report: Path, extra: list[str],
+             rate: float = 0) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the snaprelabel process)."""
     env = {**os.environ, "PYTHONPATH": str(code)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "worker", "run", str(jobs), "--endpoint", url, "--no-auth",
-         "--project-id", PROJECT, "--rate", "0", "--concurrency", "32", "--report", str(report),
+         "--project-id", PROJECT, "--rate", str(rate), "--concurrency", "32", "--report", str(report),
          "--overwrite", "--log-level", "warning", *extra],
         cwd=code, env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - started
@@ -87,6 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=0, help="requests/s; 0: no limit (default)")
     parser.add_argument("--code", action="append", default=[], help="another checkout to compare")
     args = parser.parse_args()
     sim, url = start_simulator(args.rows)
@@ -99,16 +101,17 @@ def main() -> None:
             write_jobs(jobs, url, args.rows)
             for _ in range(args.rounds):
                 for name, code, extra in variants:
-                    times[name].append(run_once(code, url, jobs, report, extra))
+                    times[name].append(run_once(code, url, jobs, report, extra, args.rate))
     finally:
         sim.terminate()
         sim.wait()
-    print(f"{args.rows} rows, concurrency 32, no rate limit, {args.rounds} rounds (medians; wall "
+    limit = f"rate {args.rate:g}/s" if args.rate else "no rate limit"
+    print(f"{args.rows} rows, concurrency 32, {limit}, best of {args.rounds} rounds (wall "
           f"time of the whole command, start-up included; CPU of the snaprelabel process)")
-    base = statistics.median(wall for wall, _ in times[variants[0][0]])
+    base = min(wall for wall, _ in times[variants[0][0]])
     for name, _, _ in variants:
-        wall = statistics.median(w for w, _ in times[name])
-        cpu = statistics.median(c for _, c in times[name])
+        wall = min(w for w, _ in times[name])
+        cpu = min(c for _, c in times[name])
         print(f"  {name:40s} {args.rows / wall:6.0f} rows/s (x{base / wall:.2f})  "
               f"{1000 * cpu / args.rows:.3f} CPU s per 1,000 rows")
 

@@ -148,4 +148,4 @@ def test_the_live_table_finds_every_snapshot_and_only_those():
         assert live.description == ("" if i == 3 else "数据" * (i % 3))
     assert table.get("not-a-uuid").name == "odd"
     assert table.get(SID.format(5000)) is None
-    assert table.nbytes < 5001 * 60  # packed: ~45 bytes a snapshot plus its texts
+    assert table.nbytes < 5001 * 60  # packed: ~40 bytes a snapshot plus its texts

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     report_format: Literal["csv", "jsonl"] = "csv"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
-    fsync: bool = True  # measured: ~17% of rows/s at 2,800 rows/s unpaced, nothing at API rates
+    fsync: bool = True  # costs ~18% of rows/s unpaced, nothing at API rates (README, Durability)
     grace: float = Field(20.0, ge=0)
     # Credentials (README "Authentication"). Secrets come from the environment, a file or a
     # config file, never from a flag: flags show in `ps`.
