@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import aiohttp
+
 from . import exitcodes
 from .api.auth import Auth, NoAuth, StaticToken
 from .api.client import HttpSettings, SnapshotApi, make_session
@@ -89,6 +91,13 @@ def http_from(settings: Settings) -> HttpSettings:
     )
 
 
+def relabeler_from(settings: Settings, session: aiohttp.ClientSession, auth: Auth) -> Relabeler:
+    """The sending side of a job (API, rate limit, retries): shared by `run` and `consume`."""
+    assert settings.endpoint
+    api = SnapshotApi(session, settings.endpoint, settings.path_family, auth)
+    return Relabeler(api, RateLimiter(settings.rate), retry_policy_from(settings))
+
+
 async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ...] = (),
                   on_terminal: bool | None = None) -> JobResult:
     """Raises ConfigError for anything that stops the job before a request is sent."""
@@ -145,9 +154,7 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         if not settings.verify_tls:
             log.warning("TLS certificate verification is off (--insecure): the endpoint is not authenticated")
         session = make_session(http_from(settings))
-        api = SnapshotApi(session, settings.endpoint, settings.path_family, auth)
-        limiter = RateLimiter(settings.rate)
-        relabeler = Relabeler(api, limiter, retry_policy_from(settings))
+        relabeler = relabeler_from(settings, session, auth)
     engine = Engine(
         iter(rows),
         validator,
