@@ -1,0 +1,185 @@
+"""One consumer process, from settings to exit code: the same engine and sending side as `run`
+(runner.relabeler_from), fed by the consumer group, with the shared rate limit, a heartbeat for
+the jobs it holds, metrics, and the stop of `run` on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+
+from .. import exitcodes
+from ..api.auth import Auth
+from ..api.client import make_session
+from ..engine import Engine
+from ..jobs import Validator
+from ..logs import log
+from ..progress import Progress
+from ..redaction import SECRETS
+from ..report import ReportWriter
+from ..runner import auth_from, http_from, relabeler_from, rules_from
+from ..settings import ConfigError, Settings
+from .connection import RedisLink, RedisLost, RedisUnavailable
+from .consumer import QueueConsumer, QueueOptions, create_group
+from .metrics import MeteredApi, Metrics
+from .shared_limit import Combined, SharedLimiter, limit_key
+from .status import read_status
+from .streams import QueueNames
+
+UPKEEP_EVERY = 5.0  # seconds between metric updates of the queue's figures
+
+
+def default_consumer_name() -> str:
+    """Unique per container: a pod's hostname is its name; the pid tells processes apart."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class ConsumeSpec:
+    consumer: str
+    until_empty: bool = False
+    report: str | None = None
+
+
+def redis_url_from(settings: Settings) -> str:
+    if settings.redis_url is None:
+        raise ConfigError("no Redis: give --redis redis://HOST:6379/0 or set SNAPRELABEL_REDIS_URL")
+    return settings.redis_url.get_secret_value()
+
+
+async def run_consumer(settings: Settings, spec: ConsumeSpec, on_terminal: bool | None = None) -> int:
+    """Raises ConfigError for anything that stops the consumer before it starts."""
+    if on_terminal is None:
+        on_terminal = sys.stderr.isatty()
+    url = redis_url_from(settings)
+    if not settings.endpoint:
+        raise ConfigError("no endpoint: give --endpoint or set SNAPRELABEL_ENDPOINT")
+    auth = auth_from(settings)
+    report = None
+    if spec.report:
+        try:  # appended: a consumer restarted on the same volume goes on with the same report
+            report = ReportWriter(spec.report, settings.report_format, SECRETS.redact,
+                                  append=True, fsync=settings.fsync)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the report {spec.report}: {exc.strerror or exc}") from None
+    link = RedisLink(url, settings.redis_wait)
+    try:
+        return await _consume(settings, spec, link, auth, report, on_terminal)
+    except (RedisUnavailable, RedisLost) as exc:  # before the engine started
+        return _fatal(exc)
+    finally:
+        if report is not None:
+            report.close()
+        await auth.close()
+        await link.close()
+
+
+async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, auth: Auth,
+                   report: ReportWriter | None, on_terminal: bool) -> int:
+    names = QueueNames(settings.stream, settings.group)
+    await link.call("connect", lambda r: r.ping())
+    session = make_session(http_from(settings))
+    relabeler = relabeler_from(settings, session, auth)
+    shared_rate = settings.rate if settings.shared_rate is None else settings.shared_rate
+    shared = None
+    if shared_rate:
+        assert settings.endpoint
+        shared = SharedLimiter(link.client, limit_key(settings.endpoint, settings.project_id),
+                               shared_rate, spec.consumer, settings.throttled_backoff)
+        relabeler.limiter = Combined(relabeler.limiter, shared)
+    metrics = None
+    if settings.metrics_port is not None:
+        metrics = Metrics(relabeler.counters)
+        relabeler.api = MeteredApi(relabeler.api, metrics)  # type: ignore[assignment]
+    engine: Engine | None = None
+
+    def source_failed(exc: Exception) -> None:
+        if engine is not None:
+            engine.stop("redis", settings.grace, message=str(exc))
+
+    consumer = QueueConsumer(
+        link, names,
+        QueueOptions(spec.consumer, settings.claim_idle, settings.max_deliveries,
+                     batch=settings.concurrency, until_empty=spec.until_empty),
+        rules_from(settings), relabeler.stopping, report, on_failure=source_failed,
+        count=metrics.job if metrics else None,
+    )
+    await create_group(link, names)
+    engine = Engine(consumer.rows(), Validator(rules_from(settings)), relabeler, [consumer],
+                    concurrency=settings.concurrency, progress=Progress(None, on_terminal),
+                    log_successes=not on_terminal)
+    received: list[int] = []
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        # Stopping: Redis gets the grace period to come back, not the whole --redis-wait.
+        link.give_up_at = time.monotonic() + settings.grace
+        engine.stop(signal.Signals(signum).name, settings.grace)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    metrics_port = None
+    if metrics is not None and settings.metrics_port is not None:
+        metrics_port = metrics.serve(settings.metrics_port)
+    upkeep = [asyncio.create_task(_heartbeat(consumer, settings.claim_idle))]
+    if metrics:
+        upkeep.append(asyncio.create_task(_update_metrics(metrics, link, names, shared)))
+    log.info("consumer start", redis=link.url, stream=names.stream, group=names.group,
+             consumer=spec.consumer, results=names.results, dead=names.dead,
+             until_empty=spec.until_empty, endpoint=settings.endpoint, rate=settings.rate,
+             shared_rate=shared_rate, concurrency=settings.concurrency,
+             claim_idle_s=settings.claim_idle, max_deliveries=settings.max_deliveries,
+             metrics_port=metrics_port, report=spec.report, auth=auth.name)
+    try:
+        summary = await engine.run()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        for task in upkeep:
+            task.cancel()
+        await asyncio.gather(*upkeep, return_exceptions=True)
+        await consumer.release_held()
+        await session.close()
+    failure = consumer.failure or engine.fatal
+    if failure is not None:
+        code = _fatal(failure)
+    elif received:
+        code = exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
+    else:
+        code = exitcodes.OK
+    log.info("summary", **summary.as_fields(), consumer=spec.consumer, exit_code=code)
+    return code
+
+
+def _fatal(exc: BaseException) -> int:
+    if isinstance(exc, (RedisUnavailable, RedisLost)):
+        message = f"{exc}; the jobs held here were not acknowledged: another consumer takes them"
+    else:
+        message = f"cannot record results: {exc}"
+    log.error("consumer stopped", error=message)
+    print(f"snaprelabel consume: error: {SECRETS.redact(message)}", file=sys.stderr)
+    return exitcodes.FATAL
+
+
+async def _heartbeat(consumer: QueueConsumer, claim_idle: float) -> None:
+    while True:
+        await asyncio.sleep(claim_idle / 4)
+        with suppress(Exception):  # Redis down: the link's callers report it; try again later
+            await consumer.heartbeat()
+
+
+async def _update_metrics(metrics: Metrics, link: RedisLink, names: QueueNames,
+                          shared: SharedLimiter | None) -> None:
+    while True:
+        status = None
+        with suppress(Exception):
+            status = await read_status(link.client, names)
+        metrics.update(status, status is not None and link.up,
+                       shared is not None and shared.fallback is not None)
+        await asyncio.sleep(UPKEEP_EVERY)
