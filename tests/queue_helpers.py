@@ -161,11 +161,12 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server of the test's own on a free port, to stop and start mid-run."""
 
-    def __init__(self, workdir: Path, persistent: bool) -> None:
+    def __init__(self, workdir: Path, persistent: bool, *extra: str) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.workdir = workdir
         self.persistent = persistent
+        self.extra = extra
         self.process: subprocess.Popen | None = None
         workdir.mkdir(parents=True, exist_ok=True)
 
@@ -176,7 +177,7 @@ class RedisServer:
                        else ["--appendonly", "no"])
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--dir", str(self.workdir), *persistence],
+             "--dir", str(self.workdir), *persistence, *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = sync_client(self.url)
@@ -193,6 +194,8 @@ class RedisServer:
 def _pings(client: redis.Redis) -> bool:
     try:
         return bool(client.ping())
+    except redis.AuthenticationError:
+        return True  # it answers: it wants a password
     except redis.RedisError:
         return False
 
@@ -201,8 +204,8 @@ def _pings(client: redis.Redis) -> bool:
 def redis_server(tmp_path):
     servers: list[RedisServer] = []
 
-    def make(persistent: bool) -> RedisServer:
-        server = RedisServer(tmp_path / f"redis-{len(servers)}", persistent)
+    def make(persistent: bool, *extra: str) -> RedisServer:
+        server = RedisServer(tmp_path / f"redis-{len(servers)}", persistent, *extra)
         servers.append(server)
         server.start()
         return server

@@ -13,6 +13,7 @@ from helpers import PROJECT, relabel_targets, write_jobs
 from queue_helpers import (  # noqa: F401 - fixtures
     dead_letters,
     free_port,
+    redis_server,
     redis_url,
     results,
     run_worker,
@@ -196,3 +197,13 @@ def test_a_redis_password_never_shows(tmp_path):
     assert done.returncode == 4
     assert "unreachable" in done.stderr and "s3cret-pass" not in done.stderr + done.stdout
     assert "***@127.0.0.1" in done.stderr
+
+
+def test_a_wrong_redis_password_is_a_setting_to_fix(redis_server):
+    server = redis_server(False, "--requirepass", "right-pass-123")
+    url = server.url.replace("redis://", "redis://:wrong-pass-456@")
+    done = run_worker("queue", "status", "--redis", url)
+    assert done.returncode == 2
+    assert "refused our credentials" in done.stderr and "wrong-pass-456" not in done.stderr
+    done = run_worker("queue", "status", "--redis", server.url.replace("redis://", "redis://:right-pass-123@"))
+    assert done.returncode == 0 and "does not exist yet" in done.stdout

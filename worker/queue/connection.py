@@ -30,6 +30,7 @@ from redis.exceptions import (
 
 from ..logs import log
 from ..redaction import SECRETS
+from ..settings import ConfigError
 
 T = TypeVar("T")
 # A blocking read waits this long at most, so the socket timeout must be longer.
@@ -87,6 +88,7 @@ class RedisLink:
         self.down_since: float | None = None  # monotonic start of the current outage
         self.give_up_at: float | None = None  # a stopping process waits no longer than this
         self._next_report = 0.0
+        self._answered = False
 
     @property
     def up(self) -> bool:
@@ -99,7 +101,10 @@ class RedisLink:
             try:
                 result = await command(self.client)
             except (AuthenticationError, AuthorizationError) as exc:
-                raise RedisUnavailable(f"Redis at {self.url} refused our credentials: {exc}") from None
+                message = f"Redis at {self.url} refused our credentials: {exc}"
+                if not self._answered:  # at start: a setting to fix (exit 2), not an outage
+                    raise ConfigError(message) from None
+                raise RedisUnavailable(message) from None
             except OUTAGE_ERRORS as exc:
                 remaining = self._outage(what, exc)
                 await asyncio.sleep(min(delay * random.uniform(0.5, 1.0), remaining))
@@ -112,6 +117,7 @@ class RedisLink:
                         "its data (restarted without persistence?) or the stream was deleted"
                     ) from None
                 raise
+            self._answered = True
             if self.down_since is not None:
                 log.warning("redis reconnected", redis=self.url,
                             outage_s=round(time.monotonic() - self.down_since, 1))

@@ -83,6 +83,8 @@ async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, auth:
                    report: ReportWriter | None, on_terminal: bool) -> int:
     names = QueueNames(settings.stream, settings.group)
     await link.call("connect", lambda r: r.ping())
+    if not settings.verify_tls:
+        log.warning("TLS certificate verification is off (--insecure): the endpoint is not authenticated")
     session = make_session(http_from(settings))
     relabeler = relabeler_from(settings, session, auth)
     shared_rate = settings.rate if settings.shared_rate is None else settings.shared_rate

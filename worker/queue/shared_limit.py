@@ -90,9 +90,13 @@ class SharedLimiter:
     async def acquire(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            if loop.time() < self._paused_until:
+                await asyncio.sleep(self._paused_until - loop.time())
             if self.fallback is not None and loop.time() < self._retry_redis_at:
                 await self.fallback.acquire()
             else:
+                if self.fallback is not None:  # one caller probes Redis, the others stay local
+                    self._retry_redis_at = loop.time() + RETRY_REDIS_AFTER
                 sent = loop.time()
                 try:
                     now, slot, self.replicas, pause = await self._reserve(
