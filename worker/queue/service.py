@@ -13,6 +13,8 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 
+import aiohttp
+
 from .. import exitcodes
 from ..api.auth import Auth
 from ..api.client import make_session
@@ -83,9 +85,19 @@ async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, auth:
                    report: ReportWriter | None, on_terminal: bool) -> int:
     names = QueueNames(settings.stream, settings.group)
     await link.call("connect", lambda r: r.ping())
+    await create_group(link, names)
     if not settings.verify_tls:
         log.warning("TLS certificate verification is off (--insecure): the endpoint is not authenticated")
     session = make_session(http_from(settings))
+    try:
+        return await _work(settings, spec, link, names, session, auth, report, on_terminal)
+    finally:
+        await session.close()
+
+
+async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: QueueNames,
+                session: aiohttp.ClientSession, auth: Auth, report: ReportWriter | None,
+                on_terminal: bool) -> int:
     relabeler = relabeler_from(settings, session, auth)
     shared_rate = settings.rate if settings.shared_rate is None else settings.shared_rate
     shared = None
@@ -94,14 +106,19 @@ async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, auth:
         shared = SharedLimiter(link.client, limit_key(settings.endpoint, settings.project_id),
                                shared_rate, spec.consumer, settings.throttled_backoff)
         relabeler.limiter = Combined(relabeler.limiter, shared)
-    metrics = None
+    metrics = metrics_port = None
     if settings.metrics_port is not None:
         metrics = Metrics(relabeler.counters)
         relabeler.api = MeteredApi(relabeler.api, metrics)  # type: ignore[assignment]
+        try:
+            metrics_port = metrics.serve(settings.metrics_port)
+        except OSError as exc:
+            raise ConfigError(f"cannot serve metrics on port {settings.metrics_port}: "
+                              f"{exc.strerror or exc}") from None
     engine: Engine | None = None
 
     def source_failed(exc: Exception) -> None:
-        if engine is not None:
+        if engine is not None and not engine.stopping:  # a second stop() would cancel at once
             engine.stop("redis", settings.grace, message=str(exc))
 
     consumer = QueueConsumer(
@@ -111,7 +128,6 @@ async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, auth:
         rules_from(settings), relabeler.stopping, report, on_failure=source_failed,
         count=metrics.job if metrics else None,
     )
-    await create_group(link, names)
     engine = Engine(consumer.rows(), Validator(rules_from(settings)), relabeler, [consumer],
                     concurrency=settings.concurrency, progress=Progress(None, on_terminal),
                     log_successes=not on_terminal)
@@ -126,9 +142,6 @@ async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, auth:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
-    metrics_port = None
-    if metrics is not None and settings.metrics_port is not None:
-        metrics_port = metrics.serve(settings.metrics_port)
     upkeep = [asyncio.create_task(_heartbeat(consumer, settings.claim_idle))]
     if metrics:
         upkeep.append(asyncio.create_task(_update_metrics(metrics, link, names, shared)))
@@ -147,7 +160,6 @@ async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, auth:
             task.cancel()
         await asyncio.gather(*upkeep, return_exceptions=True)
         await consumer.release_held()
-        await session.close()
     failure = consumer.failure or engine.fatal
     if failure is not None:
         code = _fatal(failure)
@@ -160,8 +172,12 @@ async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, auth:
 
 
 def _fatal(exc: BaseException) -> int:
-    if isinstance(exc, (RedisUnavailable, RedisLost)):
-        message = f"{exc}; the jobs held here were not acknowledged: another consumer takes them"
+    if isinstance(exc, RedisUnavailable):
+        message = (f"{exc}; the jobs held here were not acknowledged: another consumer takes "
+                   "them over after --claim-idle")
+    elif isinstance(exc, RedisLost):
+        message = (f"{exc}; the jobs held here cannot be acknowledged (the local report, if "
+                   "any, says what was done): queue them again")
     else:
         message = f"cannot record results: {exc}"
     log.error("consumer stopped", error=message)
