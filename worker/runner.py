@@ -17,13 +17,14 @@ from .engine import Engine, Sink, Summary
 from .jobs import LIMITS_PROFILES, JobRules, Validator
 from .limits import RateLimiter
 from .logs import log
-from .manifest import Manifest, file_digest
+from .manifest import Manifest, file_digest, job_figures
 from .progress import Progress
 from .redaction import SECRETS
 from .relabel import Relabeler
 from .report import ReportWriter
 from .results import Outcome
 from .retry import RetryPolicy
+from .safety import LIMIT, SafetyPolicy, SafetyRules
 from .settings import ConfigError, Settings
 from .sources import HeaderError, InputSpec, Rows, count_rows, open_rows
 
@@ -140,6 +141,7 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
     progress = Progress(None, on_terminal)
     session = None
     relabeler = None
+    safety = None
     if not spec.dry_run:
         assert auth is not None and settings.endpoint
         if not settings.verify_tls:
@@ -148,6 +150,7 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         api = SnapshotApi(session, settings.endpoint, settings.path_family, auth)
         limiter = RateLimiter(settings.rate)
         relabeler = Relabeler(api, limiter, retry_policy_from(settings))
+        safety = SafetyPolicy(SafetyRules.from_settings(settings), settings.grace)
     engine = Engine(
         iter(rows),
         validator,
@@ -156,7 +159,11 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         concurrency=settings.concurrency,
         progress=progress,
         log_successes=not on_terminal,
+        on_result=safety.observe if safety else None,
+        gate=safety.admit if safety else None,
     )
+    if safety:
+        safety.bind(engine)
     received: list[int] = []
     loop = asyncio.get_running_loop()
 
@@ -188,9 +195,10 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
             await session.close()
         if auth is not None:
             await auth.close()
-    code = _exit_code(summary, engine, received)
+    tripped = safety.tripped if safety else None
+    code = _exit_code(summary, engine, received, tripped)
     report.close()  # the manifest records the report's final checksum
-    manifest.finish(_status(engine, received), {**summary.as_fields(), "exit_code": code})
+    manifest.finish(_status(engine, received), job_figures(summary, code))
     log.info("summary", **summary.as_fields(), report=report.path, exit_code=code)
     return JobResult(summary, code, report.path)
 
@@ -205,14 +213,17 @@ def _status(engine: Engine, received: list[int]) -> str:
         return "failed"
     if received:
         return "interrupted"
-    return "stopped" if engine.summary.stopped else "finished"
+    # A --limit stop is a finished job: it did all it was asked to.
+    return "stopped" if engine.summary.stopped not in (None, LIMIT) else "finished"
 
 
-def _exit_code(summary: Summary, engine: Engine, received: list[int]) -> int:
+def _exit_code(summary: Summary, engine: Engine, received: list[int], tripped: str | None) -> int:
     if engine.fatal is not None:
         return exitcodes.FATAL
     if received:
         return exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
+    if tripped:
+        return exitcodes.STOPPED
     if summary.counts[Outcome.REJECTED] or summary.counts[Outcome.FAILED]:
         return exitcodes.PROBLEMS
     return exitcodes.OK

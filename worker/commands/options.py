@@ -83,6 +83,23 @@ def add_api(parser: argparse.ArgumentParser) -> None:
                       help="seconds requests in flight may finish after SIGTERM/SIGINT (default 20)")
 
 
+def add_safety(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "safety rails", "a safety stop records the rows not yet sent as not_attempted and exits 3")
+    group.add_argument("--max-failure-rate", dest="max_failure_rate", type=float, default=S,
+                       help="stop once more than this fraction of the rows sent failed "
+                            "(default 0.5; 1 = never)")
+    group.add_argument("--min-tasks", dest="min_tasks", type=int, default=S,
+                       help="rows sent and finished before the failure rate is judged (default 100)")
+    group.add_argument("--max-consecutive-auth-failures", dest="max_consecutive_auth_failures",
+                       type=int, default=S,
+                       help="stop after this many rows in a row answered 401/403 (default 10; 0 = off)")
+    group.add_argument("--canary", type=int, default=S, metavar="N",
+                       help="send the first N valid rows alone; go on only if none of them failed")
+    group.add_argument("--limit", type=int, default=S, metavar="N",
+                       help="send only the first N valid rows; record the rest as not_attempted")
+
+
 def add_report(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("report")
     group.add_argument("--report", metavar="FILE",

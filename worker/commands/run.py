@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="validate and report what would be sent; send nothing")
     options.add_rules(parser)
     options.add_api(parser)
+    options.add_safety(parser)
     options.add_report(parser)
     options.add_config(parser)
     parser.set_defaults(handler=main)
