@@ -12,15 +12,18 @@ S = argparse.SUPPRESS
 
 
 def add_input(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="jobs file (CSV, TSV or JSON Lines), or - for stdin")
-    parser.add_argument("--format", choices=("csv", "tsv", "jsonl"),
-                        help="input format (default: from the file extension; stdin: csv)")
+    parser.add_argument("input", help="jobs file (CSV, TSV, JSON Lines, a JSON array or .xlsx), "
+                                      "or - for stdin")
+    parser.add_argument("--format", choices=("csv", "tsv", "jsonl", "json", "xlsx"),
+                        help="input format (default: from the file extension; stdin: csv); "
+                             "json and jsonl read a JSON array or JSON Lines, whichever it is")
     parser.add_argument("--column", action="append", default=[], metavar="TARGET=HEADER",
                         help="read a job field from another column, e.g. --column snapshot_id=ID "
                              "(targets: snapshot_id, project_id, name, description, "
                              "display_name, display_description, previous_name, "
                              "previous_description)")
     parser.add_argument("--delimiter", help="CSV field separator (default ',')")
+    parser.add_argument("--sheet", help="the .xlsx workbook's sheet (default: the first)")
 
 
 def add_rules(parser: argparse.ArgumentParser) -> None:

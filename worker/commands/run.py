@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def input_spec(args: argparse.Namespace) -> InputSpec:
-    return InputSpec(args.input, args.format, tuple(args.column), args.delimiter)
+    return InputSpec(args.input, args.format, tuple(args.column), args.delimiter, args.sheet)
 
 
 def main(args: argparse.Namespace) -> int:
