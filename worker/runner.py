@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from . import exitcodes
 from .api.auth import Auth, NoAuth, StaticToken
 from .api.client import HttpSettings, SnapshotApi, make_session
+from .confirm import confirm
 from .engine import Engine, Sink, Summary
 from .jobs import LIMITS_PROFILES, JobRules, Validator
 from .limits import RateLimiter
@@ -35,6 +36,7 @@ class JobSpec:
     report: str | None = None  # None: a new timestamped file in the working directory
     dry_run: bool = False
     overwrite: bool = False
+    confirm: bool = False  # ask on the terminal before a job of more than 1,000 rows
 
 
 @dataclass
@@ -103,6 +105,8 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
     report_path = spec.report or default_report_path(settings.report_format)
     if os.path.exists(report_path) and not spec.overwrite:
         raise ConfigError(f"report {report_path} already exists: pass --overwrite to replace it")
+    if spec.confirm:
+        confirm(spec.input, settings)
 
     validator = Validator(rules_from(settings))
     with open_input(spec.input, settings) as rows:
