@@ -155,3 +155,34 @@ async def test_limit_applies_exactly_n_rows_retries_included_and_records_the_res
         assert sim.snapshots[sid]["name"] == targets[sid]
     stopped = next(r for r in rows if r["outcome"] == "not_attempted")
     assert "--limit 7 was reached" in stopped["error_message"]
+
+
+def test_a_threshold_stop_then_resume_completes_the_rest(sim_thread, tmp_path):
+    """Needs issue 4's `run --resume`; skipped until it is merged."""
+    if "--resume" not in run_cli("run", "--help").stdout:
+        pytest.skip("PENDING issue 4: `run --resume` is not merged yet")
+    sim = sim_thread(snapshots=200, faults=[Fault("403", 1.0)])
+    targets = relabel_targets(sim.sim.snapshots, 200)
+    jobs = write_jobs(tmp_path / "jobs.csv", targets)
+    report = tmp_path / "r.csv"
+    args = ("run", str(jobs), "--endpoint", sim.url, "--project-id", PROJECT, "--rate", "0",
+            "--concurrency", "4", "--report", str(report), "--min-tasks", "20",
+            "--max-consecutive-auth-failures", "0")
+    env = {"SNAPRELABEL_TOKEN": TOKEN}
+    assert run_cli(*args, env=env).returncode == 3
+    stopped = {r["line"]: r["outcome"] for r in read_report(report)}
+    assert Counter(stopped.values())["not_attempted"] >= 200 - 20 - 2 * 4
+
+    sim.call(sim.sim.set_faults, [])  # the permission is fixed
+    resumed = run_cli(*args, "--resume", env=env)
+    assert resumed.returncode in (0, 1), resumed.stderr  # 1: the rows that failed stay failed
+    final: dict[str, str] = {}
+    for row in read_report(report):
+        if row["outcome"] in ("applied", "failed"):
+            assert row["line"] not in final  # exactly one final row per input row
+            final[row["line"]] = row["outcome"]
+    assert sorted(final) == sorted(stopped)
+    for line, outcome in stopped.items():
+        assert final[line] == ("failed" if outcome == "failed" else "applied")
+    applied = {r["snapshot_id"] for r in read_report(report) if r["outcome"] == "applied"}
+    assert all(sim.sim.snapshots[sid]["name"] == targets[sid] for sid in applied)
