@@ -188,14 +188,14 @@ async def plan(snapshots: AsyncIterator[dict[str, Any]], selection: Selection,
         if is_backup_owned(snapshot) and not selection.include_backup_owned:
             counts.counts["backup_owned"] += 1
             continue
+        current_description = snapshot.get("description") or ""
         values = {key: snapshot.get(key) for key in SNAPSHOT_FIELDS}
-        values["project_id"] = project_id
+        values.update(name=current_name, description=current_description, project_id=project_id)
         values["created_at"] = _time_field(values["created_at"])
         values["updated_at"] = _time_field(values["updated_at"])
         values.update(match.groupdict(default=""))
         new_name = name.render(values) if name else None
         new_description = description.render(values) if description else None
-        current_description = snapshot.get("description") or ""
         if new_name == current_name:
             new_name = None
         if new_description == current_description:

@@ -1,4 +1,4 @@
-"""Where jobs come from: a CSV or JSON Lines file, or stdin. Every source streams its rows."""
+"""Where jobs come from: CSV, TSV, JSON Lines or a JSON array, an .xlsx workbook, or stdin. Every source streams its rows."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ..jobs import RawRow, Rejection
 from .columns import HeaderError, parse_overrides
@@ -94,11 +95,12 @@ def open_rows(spec: InputSpec) -> Rows:
         raise
 
 
-def _starts_array(binary: io.BufferedReader) -> bool:
+def _starts_array(binary: IO[bytes]) -> bool:
     """Whether the input's first character (past a BOM and white space) is '[', read without
-    consuming it. Leading white space longer than the peek is taken as JSON Lines."""
-    head = binary.peek(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
-    return head.startswith(b"[")
+    consuming it. Leading white space longer than the peek (or a stream that cannot peek) is
+    taken as JSON Lines."""
+    peek = getattr(binary, "peek", None)
+    return peek is not None and peek(4096).removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[")
 
 
 def count_rows(spec: InputSpec) -> int | None:

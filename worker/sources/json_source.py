@@ -1,5 +1,9 @@
 """A JSON array of objects, as `openstack volume snapshot list -f json` writes it, streamed: one
-object is decoded at a time from a sliding buffer, so a large export holds one row in memory."""
+object is decoded at a time from a sliding buffer, so a large export holds one row in memory.
+
+A row's `line` is its element's position in the array (1 = the first): a compact array holds
+every element on one physical line, and a row must be told apart from the others (resume, the
+report). Messages about a broken array also name the physical line."""
 
 from __future__ import annotations
 
@@ -53,20 +57,22 @@ class _Text:
 
 
 def read_json_array(stream: TextIO, source: str, overrides: dict[str, str]) -> Iterator[RawRow | Rejection]:
-    """Rows of `[{...}, {...}]`; each row's line is where its object starts. A syntax error ends
-    the array (nothing after it can be located): its row is rejected, naming line and reason."""
+    """Rows of `[{...}, {...}]`. A syntax error ends the array (nothing after it can be located):
+    it is rejected as the next element, naming the physical line and the reason."""
     text = _Text(stream)
     decoder = json.JSONDecoder()
     maps: dict[tuple[str, ...], ColumnMap | str] = {}
+    element = 0
     if text.next_char() != "[":
-        yield _broken(text.line, "expected a JSON array")
+        yield _broken(1, text.line, "expected a JSON array")
         return
     text.advance(text.pos + 1)
     if text.next_char() == "]":
         return
     while True:
+        element += 1
         if text.next_char() is None:
-            yield _broken(text.line, "the array ends before its closing ']' (a cut-off file?)")
+            yield _broken(element, text.line, "the array ends before its closing ']' (a cut-off file?)")
             return
         while True:
             try:
@@ -75,29 +81,28 @@ def read_json_array(stream: TextIO, source: str, overrides: dict[str, str]) -> I
                     break  # a value that ends at the buffer's end may go on in the next chunk
             except json.JSONDecodeError as exc:
                 if len(text.buf) - text.pos > MAX_LINE:
-                    yield _broken(text.line, f"an array element longer than {MAX_LINE} characters")
+                    yield _broken(element, text.line, f"longer than {MAX_LINE} characters")
                     return
                 if text.eof:
                     where = text.line + text.buf.count("\n", text.pos, exc.pos)
-                    yield _broken(where, f"not valid JSON: {exc.msg}")
+                    yield _broken(element, where, f"not valid JSON: {exc.msg}")
                     return
             text.fill()
-        line = text.line
         text.advance(end)
-        yield object_row(obj, line, maps, overrides, source)
+        yield object_row(obj, element, maps, overrides, source)
         after = text.next_char()
         if after == ",":
             text.advance(text.pos + 1)
         elif after == "]":
             text.advance(text.pos + 1)
             if text.next_char() is not None:
-                yield _broken(text.line, "text after the end of the JSON array")
+                yield _broken(element + 1, text.line, "text after the end of the JSON array")
             return
         else:
-            yield _broken(text.line, "expected ',' or ']' after an array element"
+            yield _broken(element + 1, text.line, "expected ',' or ']' after an array element"
                           if after else "the array ends before its closing ']' (a cut-off file?)")
             return
 
 
-def _broken(line: int, message: str) -> Rejection:
-    return Rejection(line, {}, [Problem(None, "invalid_json", message)])
+def _broken(element: int, line: int, message: str) -> Rejection:
+    return Rejection(element, {}, [Problem(None, "invalid_json", f"at line {line}: {message}")])
