@@ -18,7 +18,6 @@ import pytest
 from worker import __version__
 from worker.runner import JobSpec, run_job
 from worker.settings import load_settings
-from worker.simulator import Fault
 from worker.sources import InputSpec
 
 from helpers import FAST, PROJECT, ROOT, TOKEN, read_report, relabel_targets, write_jobs
@@ -70,9 +69,10 @@ async def test_a_finished_job_records_every_field_and_checksums_of_both_files(si
     assert TOKEN not in Path(f"{report}.manifest.json").read_text()
 
 
-@pytest.mark.parametrize("sim", [{"faults": [Fault("401", 1.0)]}], indirect=True)
 async def test_a_safety_stop_is_status_stopped_with_its_reason(sim, tmp_path):
-    result, jobs, report = await run(sim, tmp_path, relabel_targets(sim.snapshots, 200))
+    targets = relabel_targets(sim.snapshots, 200)
+    sim.set_always_fail({sid: "401" for sid in targets})  # the token expired: every PUT refused
+    result, jobs, report = await run(sim, tmp_path, targets)
     manifest = load_manifest(report)
 
     assert (manifest["status"], manifest["exit_code"]) == ("stopped", 3)

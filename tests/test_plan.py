@@ -9,6 +9,11 @@ import json
 
 import pytest
 
+from worker.api.auth import StaticToken
+from worker.api.client import HttpSettings, ListingError, SnapshotApi, make_session
+from worker.limits import RateLimiter
+from worker.plan import list_snapshots
+from worker.retry import RetryPolicy
 from worker.simulator import Fault
 
 from helpers import PROJECT, TOKEN, read_report, run_cli
@@ -128,18 +133,30 @@ def test_listing_survives_transient_faults_and_pages(sim_thread, tmp_path):
                 str(tmp_path / "jobs.csv"))
     assert done.returncode == 0, done.stderr
     faults = sim.sim.fault_counts["503"]
-    assert faults >= 1 and sim.sim.method_counts["GET"] == 3 + faults  # 3 pages, each failure retried
+    # the credential check's GET and 3 pages; each failure asked again
+    assert faults >= 1 and sim.sim.method_counts["GET"] == 1 + 3 + faults
     jobs = read_report(tmp_path / "jobs.csv")
     assert len(jobs) == 2500 and len({j["snapshot_id"] for j in jobs}) == 2500
     assert not (tmp_path / "jobs.csv.tmp").exists()
 
 
-def test_a_refused_listing_is_exit_4_and_leaves_no_file(seeded, tmp_path):
+def test_refused_credentials_are_exit_2_and_leave_no_file(seeded, tmp_path):
     done = plan(seeded, "--match", "x", "--name", "y", "--output", str(tmp_path / "jobs.csv"),
                 env={"SNAPRELABEL_TOKEN": "wrong-token"})
-    assert done.returncode == 4
-    assert "listing snapshots failed: HTTP 401" in done.stderr and "nothing written" in done.stderr
+    assert done.returncode == 2
+    assert "credentials (token) were refused" in done.stderr and done.stderr.count("\n") == 1
     assert list(tmp_path.glob("jobs.csv*")) == []
+
+
+@pytest.mark.parametrize("sim", [{"faults": [Fault("503", 1.0)]}], indirect=True)
+async def test_a_listing_that_keeps_failing_gives_up_after_max_attempts(sim):
+    policy = RetryPolicy(max_attempts=3, base=0.001)
+    async with make_session(HttpSettings()) as session:
+        api = SnapshotApi(session, sim.url, "v2", StaticToken(TOKEN))
+        with pytest.raises(ListingError, match="HTTP 503"):
+            async for _ in list_snapshots(api, RateLimiter(0), policy, PROJECT, {}):
+                pass
+    assert sim.method_counts["GET"] == 3
 
 
 def test_plan_then_run_applies_exactly_the_plan_and_records_the_previous_values(seeded, tmp_path):

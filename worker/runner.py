@@ -4,6 +4,7 @@ request is sent, assembles the pipeline, handles signals, reports the summary.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -11,9 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from . import exitcodes
-from .api.auth import Auth, NoAuth, StaticToken
-from .api.client import HttpSettings, SnapshotApi, make_session
+from .api.client import HttpSettings
 from .confirm import confirm
+from .connection import Connection, connect
+from .credentials import Credentials
+from .credentials import resolve as resolve_credentials
 from .engine import Engine, Sink, Summary
 from .jobs import LIMITS_PROFILES, JobRules, Validator
 from .limits import RateLimiter
@@ -59,18 +62,6 @@ def rules_from(settings: Settings) -> JobRules:
     )
 
 
-def auth_from(settings: Settings) -> Auth:
-    if settings.token is not None:
-        SECRETS.add(settings.token.get_secret_value())
-        return StaticToken(settings.token.get_secret_value())
-    if settings.no_auth:
-        return NoAuth()
-    raise ConfigError(
-        "no credentials: set SNAPRELABEL_TOKEN (or --token), or --no-auth for an endpoint "
-        "that needs none"
-    )
-
-
 def retry_policy_from(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
         max_attempts=settings.max_attempts,
@@ -97,11 +88,7 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
     """Raises ConfigError for anything that stops the job before a request is sent."""
     if on_terminal is None:
         on_terminal = sys.stderr.isatty()
-    auth: Auth | None = None
-    if not spec.dry_run:
-        if not settings.endpoint:
-            raise ConfigError("no endpoint: give --endpoint or set SNAPRELABEL_ENDPOINT")
-        auth = auth_from(settings)
+    creds = None if spec.dry_run else resolve_credentials(settings)
     report_path = spec.report or default_report_path(settings.report_format)
     if os.path.exists(report_path) and not spec.overwrite:
         raise ConfigError(f"report {report_path} already exists: pass --overwrite to replace it")
@@ -109,17 +96,27 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
         confirm(spec.input, settings)
 
     validator = Validator(rules_from(settings))
+    limiter = RateLimiter(settings.rate)
     with open_input(spec.input, settings) as rows:
-        try:
-            report = ReportWriter(report_path, settings.report_format, SECRETS.redact,
-                                  fsync=settings.fsync)
-        except OSError as exc:
-            raise ConfigError(f"cannot write the report {report_path}: {exc.strerror or exc}") from None
-        try:
-            return await _run(settings, spec, rows, validator, auth, report, extra_sinks,
-                              on_terminal)
-        finally:
-            report.close()
+        # The credentials are proven before the report exists: a refused one leaves nothing.
+        async with _connected(settings, creds, limiter) as conn:
+            try:
+                report = ReportWriter(report_path, settings.report_format, SECRETS.redact,
+                                      fsync=settings.fsync)
+            except OSError as exc:
+                raise ConfigError(f"cannot write the report {report_path}: {exc.strerror or exc}") from None
+            try:
+                return await _run(settings, spec, rows, validator, conn, limiter, report,
+                                  extra_sinks, on_terminal)
+            finally:
+                report.close()
+
+
+def _connected(settings: Settings, creds: Credentials | None, limiter: RateLimiter
+               ) -> contextlib.AbstractAsyncContextManager[Connection | None]:
+    if creds is None:  # a dry run sends nothing
+        return contextlib.nullcontext()
+    return connect(creds, http_from(settings), limiter, retry_policy_from(settings))
 
 
 def open_input(spec: InputSpec, settings: Settings) -> Rows:
@@ -140,20 +137,13 @@ def open_input(spec: InputSpec, settings: Settings) -> Rows:
 
 
 async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validator,
-               auth: Auth | None, report: ReportWriter, extra_sinks: tuple[Sink, ...],
-               on_terminal: bool) -> JobResult:
+               conn: Connection | None, limiter: RateLimiter, report: ReportWriter,
+               extra_sinks: tuple[Sink, ...], on_terminal: bool) -> JobResult:
     progress = Progress(None, on_terminal)
-    session = None
     relabeler = None
     safety = None
-    if not spec.dry_run:
-        assert auth is not None and settings.endpoint
-        if not settings.verify_tls:
-            log.warning("TLS certificate verification is off (--insecure): the endpoint is not authenticated")
-        session = make_session(http_from(settings))
-        api = SnapshotApi(session, settings.endpoint, settings.path_family, auth)
-        limiter = RateLimiter(settings.rate)
-        relabeler = Relabeler(api, limiter, retry_policy_from(settings))
+    if conn is not None:
+        relabeler = Relabeler(conn.api, limiter, retry_policy_from(settings))
         safety = SafetyPolicy(SafetyRules.from_settings(settings), settings.grace)
     engine = Engine(
         iter(rows),
@@ -170,6 +160,8 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         safety.bind(engine)
     received: list[int] = []
     loop = asyncio.get_running_loop()
+    if conn is not None:
+        conn.auth.on_refused = lambda reason: _stop_refused(engine, reason, settings.grace)
 
     def on_signal(signum: int) -> None:
         received.append(signum)
@@ -180,13 +172,18 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
     counting = asyncio.create_task(asyncio.to_thread(count_rows, spec.input))
     counting.add_done_callback(
         lambda t: t.cancelled() or t.exception() or progress.set_total(t.result()))
-    manifest = Manifest(report.path, settings.report_format, spec.input.path, settings.public())
+    effective = {"endpoint": conn.endpoint, "path_family": conn.family,
+                 "auth": conn.auth.name} if conn else {}
+    manifest = Manifest(report.path, settings.report_format, spec.input.path,
+                        {**settings.public(), **effective})
     fingerprint = asyncio.create_task(_write_manifest_with_digest(manifest))
     log.info(
         "start", input=spec.input.display_name, report=report.path, dry_run=spec.dry_run,
-        endpoint=settings.endpoint, path_family=settings.path_family, project_id=settings.project_id,
+        endpoint=conn.endpoint if conn else settings.endpoint,
+        path_family=conn.family if conn else settings.path_family, project_id=settings.project_id,
         rate=settings.rate, concurrency=settings.concurrency,
-        auth=auth.name if auth else None,
+        auth=conn.auth.name if conn else None,
+        endpoint_from=conn.endpoint_origin if conn else None,
     )
     try:
         summary = await engine.run()
@@ -195,16 +192,18 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
             loop.remove_signal_handler(signum)
         counting.cancel()
         await fingerprint
-        if session is not None:
-            await session.close()
-        if auth is not None:
-            await auth.close()
-    tripped = safety.tripped if safety else None
-    code = _exit_code(summary, engine, received, tripped)
+    code = _exit_code(summary, engine, received)
     report.close()  # the manifest records the report's final checksum
     manifest.finish(_status(engine, received), job_figures(summary, code))
     log.info("summary", **summary.as_fields(), report=report.path, exit_code=code)
     return JobResult(summary, code, report.path)
+
+
+def _stop_refused(engine: Engine, reason: str, grace: float) -> None:
+    """Credentials refused for good mid-job (AK/SK signature, a password changed): every further
+    request would be refused too, and under AK/SK each one counts toward the key's lockout."""
+    if not engine.stopping:
+        engine.stop(f"credentials refused: {reason}", grace)
 
 
 async def _write_manifest_with_digest(manifest: Manifest) -> None:
@@ -221,12 +220,12 @@ def _status(engine: Engine, received: list[int]) -> str:
     return "stopped" if engine.summary.stopped not in (None, LIMIT) else "finished"
 
 
-def _exit_code(summary: Summary, engine: Engine, received: list[int], tripped: str | None) -> int:
+def _exit_code(summary: Summary, engine: Engine, received: list[int]) -> int:
     if engine.fatal is not None:
         return exitcodes.FATAL
     if received:
         return exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
-    if tripped:
+    if summary.stopped not in (None, LIMIT):  # a safety rail, or credentials refused mid-job
         return exitcodes.STOPPED
     if summary.counts[Outcome.REJECTED] or summary.counts[Outcome.FAILED]:
         return exitcodes.PROBLEMS

@@ -62,7 +62,6 @@ class SafetyPolicy:
         self.sent = 0  # rows sent and final
         self.failed = 0
         self.auth_run = 0  # consecutive rows refused with 401/403
-        self.tripped: str | None = None  # the safety rail that stopped the job, if one did
         self._engine: Engine | None = None
         self._admitted = 0
         # Gated rows (the canary, the limit) not final yet: bounded by the engine's queues.
@@ -134,7 +133,6 @@ class SafetyPolicy:
                        f"--max-failure-rate {rules.max_failure_rate:g}")
 
     def _trip(self, reason: str, why: str) -> None:
-        self.tripped = reason
         log.error("safety_stop", reason=reason, why=why, sent=self.sent, failed=self.failed)
         self._stop(reason, f"not attempted: the job stopped itself: {why}")
 

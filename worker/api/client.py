@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from .. import USER_AGENT
-from .auth import Auth
+from .auth import Auth, AuthError
 from .errors import TRANSIENT_STATUSES, ApiError, describe_error, parse_retry_after
 from .paths import collection_path, snapshot_path
 
@@ -147,6 +147,9 @@ class SnapshotApi:
                 sent_at=sent_at,
                 latency=time.monotonic() - sent_at,
             )
+        except AuthError as exc:  # no credentials to send (the identity service failed)
+            return Answer(None, error=ApiError("auth_failed", str(exc)), transient=exc.transient,
+                          sent_at=sent_at, latency=time.monotonic() - sent_at)
         latency = time.monotonic() - sent_at
         if 200 <= status < 300:
             try:

@@ -7,18 +7,19 @@ import asyncio
 import os
 import re
 import sys
-from contextlib import AsyncExitStack
 from typing import IO
 
 from .. import exitcodes
-from ..api.auth import Auth
-from ..api.client import ListingError, SnapshotApi, make_session
+from ..api.client import ListingError
+from ..connection import connect
+from ..credentials import Credentials
+from ..credentials import resolve as resolve_credentials
 from ..jobs import Validator
 from ..limits import RateLimiter
 from ..logs import configure
 from ..plan import (DiffPrinter, JobsWriter, PlanCounts, Planned, Selection, Template,
                     describe_refusal, list_snapshots, parse_time, plan)
-from ..runner import auth_from, http_from, retry_policy_from, rules_from
+from ..runner import http_from, retry_policy_from, rules_from
 from ..settings import ConfigError, Settings, load_settings
 from . import options
 
@@ -85,23 +86,21 @@ def main(args: argparse.Namespace) -> int:
     description = (Template("--description", args.description, selection.pattern)
                    if args.description is not None else None)
     if not settings.project_id:
-        raise ConfigError("no project: give --project-id or set SNAPRELABEL_PROJECT_ID")
-    if not settings.endpoint:
-        raise ConfigError("no endpoint: give --endpoint or set SNAPRELABEL_ENDPOINT")
-    auth = auth_from(settings)
-    return asyncio.run(_plan(args, settings, auth, selection, name, description))
+        raise ConfigError("no project: give --project-id (or OS_PROJECT_ID, SNAPRELABEL_PROJECT_ID)")
+    creds = resolve_credentials(settings)
+    return asyncio.run(_plan(args, settings, creds, selection, name, description))
 
 
-async def _plan(args: argparse.Namespace, settings: Settings, auth: Auth, selection: Selection,
-                name: Template | None, description: Template | None) -> int:
+async def _plan(args: argparse.Namespace, settings: Settings, creds: Credentials,
+                selection: Selection, name: Template | None, description: Template | None) -> int:
     counts = PlanCounts()
     validator = Validator(rules_from(settings))
-    async with AsyncExitStack() as stack:
-        session = await stack.enter_async_context(make_session(http_from(settings)))
-        stack.push_async_callback(auth.close)
-        api = SnapshotApi(session, settings.endpoint or "", settings.path_family, auth)
-        snapshots = list_snapshots(api, RateLimiter(settings.rate), retry_policy_from(settings),
-                                   settings.project_id or "", selection.server_filters())
+    limiter = RateLimiter(settings.rate)
+    policy = retry_policy_from(settings)
+    # The same check as run's before the first request: wrong credentials are one line, exit 2.
+    async with connect(creds, http_from(settings), limiter, policy) as conn:
+        snapshots = list_snapshots(conn.api, limiter, policy, settings.project_id or "",
+                                   selection.server_filters())
         target = _Output(args.output)
         try:
             writer = DiffPrinter(sys.stdout) if args.diff else JobsWriter(target.stream,
