@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -23,7 +24,8 @@ def job_args(sim, jobs, report, *extra):
 
 def on_a_terminal(args, answer: str | None, timeout: float = 60) -> tuple[int, str]:
     """Runs the CLI with stdin, stdout and stderr on a pseudo-terminal; types `answer` once the
-    question shows (None: expect no question). Returns the exit code and the screen text."""
+    question shows ("^C": sends SIGINT instead; None: expect no question). Returns the exit code
+    and the screen text."""
     primary, secondary = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "worker", *args], cwd=ROOT, env=ENV,
                             stdin=secondary, stdout=secondary, stderr=secondary, close_fds=True)
@@ -42,7 +44,10 @@ def on_a_terminal(args, answer: str | None, timeout: float = 60) -> tuple[int, s
                     break
                 screen += chunk
                 if answer is not None and b"[y/N]" in screen:
-                    os.write(primary, answer.encode() + b"\n")
+                    if answer == "^C":
+                        proc.send_signal(signal.SIGINT)
+                    else:
+                        os.write(primary, answer.encode() + b"\n")
                     answer = None
             elif proc.poll() is not None:
                 break
@@ -63,7 +68,16 @@ def test_a_big_job_on_a_terminal_shows_totals_and_samples_and_a_no_sends_nothing
     first = sorted(sim.sim.snapshots)[0]
     assert f"line 2: {first} name: 'new-00000'" in screen
     assert "not confirmed: nothing was sent" in screen
-    assert sim.sim.requests == [] and not (tmp_path / "r.csv").exists()
+    # Asked once the credentials were proven (one GET); no PUT, no report.
+    assert [r.method for r in sim.sim.requests] == ["GET"] and not (tmp_path / "r.csv").exists()
+
+
+def test_ctrl_c_at_the_question_stops_at_once(sim_thread, tmp_path):
+    sim = sim_thread(snapshots=1100)
+    jobs = write_jobs(tmp_path / "jobs.csv", relabel_targets(sim.sim.snapshots, 1050))
+    code, screen = on_a_terminal(job_args(sim, jobs, tmp_path / "r.csv"), "^C", timeout=20)
+    assert code == 130, screen
+    assert [r.method for r in sim.sim.requests] == ["GET"] and not (tmp_path / "r.csv").exists()
 
 
 def test_yes_at_the_question_runs_the_job(sim_thread, tmp_path):

@@ -8,6 +8,7 @@ is one more read and validation of the file before the first request (measured i
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections import Counter
@@ -64,12 +65,12 @@ def preview(spec: InputSpec, settings: Settings) -> Preview | None:
     return result if result.rows > ASK_ABOVE else None
 
 
-def describe(spec: InputSpec, settings: Settings, p: Preview) -> str:
+def describe(spec: InputSpec, settings: Settings, endpoint: str, p: Preview) -> str:
     lines = [f"{spec.display_name}: {p.rows:,} rows: {p.valid:,} changes to send, "
              f"{p.rejected:,} rejected"
              + (f" ({', '.join(f'{code} {n:,}' for code, n in p.reasons.most_common(5))})"
                 if p.rejected else "")]
-    lines.append(f"to {settings.endpoint} (project {settings.project_id or 'from the rows'}), "
+    lines.append(f"to {endpoint} (project {settings.project_id or 'from the rows'}), "
                  f"at most {settings.rate:g} requests/s"
                  + (f", about {_duration(p.valid / settings.rate)}" if settings.rate else ""))
     if settings.limit is not None:
@@ -87,15 +88,22 @@ def describe(spec: InputSpec, settings: Settings, p: Preview) -> str:
     return "\n".join(lines)
 
 
-def confirm(spec: InputSpec, settings: Settings, stdin: TextIO = sys.stdin,
+def confirm(spec: InputSpec, settings: Settings, endpoint: str, stdin: TextIO = sys.stdin,
             out: TextIO = sys.stderr) -> None:
-    """Returns when the job may start; raises ConfigError (exit 2, nothing sent) otherwise."""
+    """Returns when the job may start; raises ConfigError (exit 2, nothing sent) otherwise.
+    Asked once the credentials are proven, so a "yes" is not followed by a refusal."""
     p = preview(spec, settings)
     if p is None:
         return
-    out.write(describe(spec, settings, p) + f"\nApply {p.valid:,} changes? [y/N] ")
-    out.flush()
-    answer = stdin.readline().strip().lower()
+    # Under asyncio, Ctrl-C only cancels the main task, which a blocked read never notices:
+    # Python's own handler makes it stop the question at once (exit 130).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        out.write(describe(spec, settings, endpoint, p) + f"\nApply {p.valid:,} changes? [y/N] ")
+        out.flush()
+        answer = stdin.readline().strip().lower()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if answer not in ("y", "yes"):
         raise ConfigError("not confirmed: nothing was sent (pass --yes to skip the question)")
 

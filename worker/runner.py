@@ -92,14 +92,14 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
     report_path = spec.report or default_report_path(settings.report_format)
     if os.path.exists(report_path) and not spec.overwrite:
         raise ConfigError(f"report {report_path} already exists: pass --overwrite to replace it")
-    if spec.confirm:
-        confirm(spec.input, settings)
 
     validator = Validator(rules_from(settings))
     limiter = RateLimiter(settings.rate)
     with open_input(spec.input, settings) as rows:
         # The credentials are proven before the report exists: a refused one leaves nothing.
         async with _connected(settings, creds, limiter) as conn:
+            if spec.confirm and conn is not None:  # blocking on purpose: Ctrl-C stays immediate
+                confirm(spec.input, settings, conn.endpoint)
             try:
                 report = ReportWriter(report_path, settings.report_format, SECRETS.redact,
                                       fsync=settings.fsync)
