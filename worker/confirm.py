@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -29,7 +28,6 @@ class Preview:
     rejected: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     samples: list[Job] = field(default_factory=list)
-    seconds: float = 0.0  # what the pre-pass cost
 
     @property
     def rows(self) -> int:
@@ -48,7 +46,6 @@ def preview(spec: InputSpec, settings: Settings) -> Preview | None:
     lines = count_rows(spec)
     if lines is not None and lines <= ASK_ABOVE:
         return None
-    started = time.monotonic()
     result = Preview()
     validator = Validator(rules_from(settings))
     with open_input(spec, settings) as rows:
@@ -61,7 +58,6 @@ def preview(spec: InputSpec, settings: Settings) -> Preview | None:
             result.valid += 1
             if len(result.samples) < SAMPLES:
                 result.samples.append(item)
-    result.seconds = time.monotonic() - started
     return result if result.rows > ASK_ABOVE else None
 
 
