@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from . import exitcodes
 from .api.client import HttpSettings
+from .confirm import confirm
 from .connection import Connection, connect
 from .credentials import Credentials
 from .credentials import resolve as resolve_credentials
@@ -20,13 +21,14 @@ from .engine import Engine, Sink, Summary
 from .jobs import LIMITS_PROFILES, JobRules, Validator
 from .limits import RateLimiter
 from .logs import log
-from .manifest import Manifest, file_digest
+from .manifest import Manifest, file_digest, job_figures
 from .progress import Progress
 from .redaction import SECRETS
 from .relabel import Relabeler
 from .report import ReportWriter
 from .results import Outcome
 from .retry import RetryPolicy
+from .safety import LIMIT, SafetyPolicy, SafetyRules
 from .settings import ConfigError, Settings
 from .sources import HeaderError, InputSpec, Rows, count_rows, open_rows
 
@@ -37,6 +39,7 @@ class JobSpec:
     report: str | None = None  # None: a new timestamped file in the working directory
     dry_run: bool = False
     overwrite: bool = False
+    confirm: bool = False  # ask on the terminal before a job of more than 1,000 rows
 
 
 @dataclass
@@ -95,6 +98,8 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
     with open_input(spec.input, settings) as rows:
         # The credentials are proven before the report exists: a refused one leaves nothing.
         async with _connected(settings, creds, limiter) as conn:
+            if spec.confirm and conn is not None:  # blocking on purpose: Ctrl-C stays immediate
+                confirm(spec.input, settings, conn.endpoint)
             try:
                 report = ReportWriter(report_path, settings.report_format, SECRETS.redact,
                                       fsync=settings.fsync)
@@ -136,8 +141,10 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
                extra_sinks: tuple[Sink, ...], on_terminal: bool) -> JobResult:
     progress = Progress(None, on_terminal)
     relabeler = None
+    safety = None
     if conn is not None:
         relabeler = Relabeler(conn.api, limiter, retry_policy_from(settings))
+        safety = SafetyPolicy(SafetyRules.from_settings(settings), settings.grace)
     engine = Engine(
         iter(rows),
         validator,
@@ -146,7 +153,11 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         concurrency=settings.concurrency,
         progress=progress,
         log_successes=not on_terminal,
+        on_result=safety.observe if safety else None,
+        gate=safety.admit if safety else None,
     )
+    if safety:
+        safety.bind(engine)
     received: list[int] = []
     loop = asyncio.get_running_loop()
     if conn is not None:
@@ -183,7 +194,7 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         await fingerprint
     code = _exit_code(summary, engine, received)
     report.close()  # the manifest records the report's final checksum
-    manifest.finish(_status(engine, received), {**summary.as_fields(), "exit_code": code})
+    manifest.finish(_status(engine, received), job_figures(summary, code))
     log.info("summary", **summary.as_fields(), report=report.path, exit_code=code)
     return JobResult(summary, code, report.path)
 
@@ -205,7 +216,8 @@ def _status(engine: Engine, received: list[int]) -> str:
         return "failed"
     if received:
         return "interrupted"
-    return "stopped" if engine.summary.stopped else "finished"
+    # A --limit stop is a finished job: it did all it was asked to.
+    return "stopped" if engine.summary.stopped not in (None, LIMIT) else "finished"
 
 
 def _exit_code(summary: Summary, engine: Engine, received: list[int]) -> int:
@@ -213,7 +225,7 @@ def _exit_code(summary: Summary, engine: Engine, received: list[int]) -> int:
         return exitcodes.FATAL
     if received:
         return exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
-    if summary.stopped:  # the job stopped itself (credentials refused mid-job)
+    if summary.stopped not in (None, LIMIT):  # a safety rail, or credentials refused mid-job
         return exitcodes.STOPPED
     if summary.counts[Outcome.REJECTED] or summary.counts[Outcome.FAILED]:
         return exitcodes.PROBLEMS

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     # Rules
     allow_autobk_prefix: bool = False
     limits_profile: Literal["seed", "huawei-current"] = "seed"
+    # Safety rails (worker.safety)
+    max_failure_rate: float = Field(0.5, ge=0, le=1)
+    min_tasks: int = Field(100, ge=1)
+    max_consecutive_auth_failures: int = Field(10, ge=0, description="0 = off")
+    canary: int = Field(0, ge=0, description="0 = no canary")
+    limit: int | None = Field(None, ge=1)
     # Output
     report_format: Literal["csv", "jsonl"] = "csv"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
