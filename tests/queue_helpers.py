@@ -81,7 +81,8 @@ def run_worker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPRELABEL_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SNAPRELABEL_", "OS_", "HUAWEICLOUD_SDK_"))}
     env.update(ENV)
     return env
 

@@ -83,8 +83,12 @@ class Engine:
         concurrency: int = 16,
         progress: Progress | None = None,
         log_successes: bool = True,
+        on_result: Callable[[Result], None] | None = None,
+        gate: Callable[[Job], Awaitable[None]] | None = None,
     ) -> None:
-        """`relabeler` None means a dry run: valid rows are reported, nothing is sent."""
+        """`relabeler` None means a dry run: valid rows are reported, nothing is sent.
+        `on_result` sees every result once it is recorded (worker.safety may stop the job from
+        it); `gate` is awaited before each valid job is queued (the canary holds the reader)."""
         self._rows = rows
         self._validator = validator
         self._relabeler = relabeler
@@ -92,6 +96,8 @@ class Engine:
         self._concurrency = max(1, concurrency)
         self._progress = progress
         self._log_successes = log_successes
+        self._on_result = on_result
+        self._gate = gate
         self._jobs: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=2 * self._concurrency)
         self._results: asyncio.Queue[Result | None] = asyncio.Queue()
         self._room = asyncio.Event()  # set while the results queue is below its high water
@@ -209,7 +215,12 @@ class Engine:
                 elif self._relabeler is None:
                     self._emit(from_job(item, Outcome.DRY_RUN))  # type: ignore[arg-type]
                 else:
-                    await self._put_job(item)  # type: ignore[arg-type]
+                    if self._gate is not None:
+                        await self._gate(item)  # type: ignore[arg-type]
+                    if self._stopping.is_set():
+                        self._emit(self._stopped_result(item))
+                    else:
+                        await self._put_job(item)  # type: ignore[arg-type]
 
     async def _batches(self, next_batch: Callable[[bool], list]) -> AsyncIterator[list]:
         """Batches from a file source (read and validated in a thread), or one item at a time
@@ -239,6 +250,8 @@ class Engine:
             except asyncio.CancelledError:
                 self._emit(self._stopped_result(job, "stopped while its request was in flight"))
                 return
+            if result.outcome is Outcome.INTERRUPTED and not result.attempts:
+                result = self._stopped_result(job)  # never sent: the stop's outcome and reason
             self._emit(result)
 
     def _drain_jobs(self) -> None:
@@ -276,6 +289,8 @@ class Engine:
                     for result in batch:
                         counts[result.outcome] += 1
                         self._log(result)
+                        if self._on_result is not None:
+                            self._on_result(result)
                     if progress:
                         progress.advance(counts, len(batch))
             if self._results.qsize() < RESULTS_HIGH_WATER // 2:

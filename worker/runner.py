@@ -4,28 +4,31 @@ request is sent, assembles the pipeline, handles signals, reports the summary.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import aiohttp
-
 from . import exitcodes
-from .api.auth import Auth, NoAuth, StaticToken
-from .api.client import HttpSettings, SnapshotApi, make_session
+from .api.client import HttpSettings
+from .confirm import confirm
+from .connection import Connection, connect
+from .credentials import Credentials
+from .credentials import resolve as resolve_credentials
 from .engine import Engine, Sink, Summary
 from .jobs import LIMITS_PROFILES, JobRules, Validator
 from .limits import RateLimiter
 from .logs import log
-from .manifest import Manifest, file_digest
+from .manifest import Manifest, file_digest, job_figures
 from .progress import Progress
 from .redaction import SECRETS
 from .relabel import Relabeler
 from .report import ReportWriter
 from .results import Outcome
 from .retry import RetryPolicy
+from .safety import LIMIT, SafetyPolicy, SafetyRules
 from .settings import ConfigError, Settings
 from .sources import HeaderError, InputSpec, Rows, count_rows, open_rows
 
@@ -36,6 +39,7 @@ class JobSpec:
     report: str | None = None  # None: a new timestamped file in the working directory
     dry_run: bool = False
     overwrite: bool = False
+    confirm: bool = False  # ask on the terminal before a job of more than 1,000 rows
 
 
 @dataclass
@@ -55,18 +59,6 @@ def rules_from(settings: Settings) -> JobRules:
         default_project_id=settings.project_id,
         allow_autobk_prefix=settings.allow_autobk_prefix,
         limits=LIMITS_PROFILES[settings.limits_profile],
-    )
-
-
-def auth_from(settings: Settings) -> Auth:
-    if settings.token is not None:
-        SECRETS.add(settings.token.get_secret_value())
-        return StaticToken(settings.token.get_secret_value())
-    if settings.no_auth:
-        return NoAuth()
-    raise ConfigError(
-        "no credentials: set SNAPRELABEL_TOKEN (or --token), or --no-auth for an endpoint "
-        "that needs none"
     )
 
 
@@ -91,39 +83,40 @@ def http_from(settings: Settings) -> HttpSettings:
     )
 
 
-def relabeler_from(settings: Settings, session: aiohttp.ClientSession, auth: Auth) -> Relabeler:
-    """The sending side of a job (API, rate limit, retries): shared by `run` and `consume`."""
-    assert settings.endpoint
-    api = SnapshotApi(session, settings.endpoint, settings.path_family, auth)
-    return Relabeler(api, RateLimiter(settings.rate), retry_policy_from(settings))
-
-
 async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ...] = (),
                   on_terminal: bool | None = None) -> JobResult:
     """Raises ConfigError for anything that stops the job before a request is sent."""
     if on_terminal is None:
         on_terminal = sys.stderr.isatty()
-    auth: Auth | None = None
-    if not spec.dry_run:
-        if not settings.endpoint:
-            raise ConfigError("no endpoint: give --endpoint or set SNAPRELABEL_ENDPOINT")
-        auth = auth_from(settings)
+    creds = None if spec.dry_run else resolve_credentials(settings)
     report_path = spec.report or default_report_path(settings.report_format)
     if os.path.exists(report_path) and not spec.overwrite:
         raise ConfigError(f"report {report_path} already exists: pass --overwrite to replace it")
 
     validator = Validator(rules_from(settings))
+    limiter = RateLimiter(settings.rate)
     with open_input(spec.input, settings) as rows:
-        try:
-            report = ReportWriter(report_path, settings.report_format, SECRETS.redact,
-                                  fsync=settings.fsync)
-        except OSError as exc:
-            raise ConfigError(f"cannot write the report {report_path}: {exc.strerror or exc}") from None
-        try:
-            return await _run(settings, spec, rows, validator, auth, report, extra_sinks,
-                              on_terminal)
-        finally:
-            report.close()
+        # The credentials are proven before the report exists: a refused one leaves nothing.
+        async with _connected(settings, creds, limiter) as conn:
+            if spec.confirm and conn is not None:  # blocking on purpose: Ctrl-C stays immediate
+                confirm(spec.input, settings, conn.endpoint)
+            try:
+                report = ReportWriter(report_path, settings.report_format, SECRETS.redact,
+                                      fsync=settings.fsync)
+            except OSError as exc:
+                raise ConfigError(f"cannot write the report {report_path}: {exc.strerror or exc}") from None
+            try:
+                return await _run(settings, spec, rows, validator, conn, limiter, report,
+                                  extra_sinks, on_terminal)
+            finally:
+                report.close()
+
+
+def _connected(settings: Settings, creds: Credentials | None, limiter: RateLimiter
+               ) -> contextlib.AbstractAsyncContextManager[Connection | None]:
+    if creds is None:  # a dry run sends nothing
+        return contextlib.nullcontext()
+    return connect(creds, http_from(settings), limiter, retry_policy_from(settings))
 
 
 def open_input(spec: InputSpec, settings: Settings) -> Rows:
@@ -144,17 +137,14 @@ def open_input(spec: InputSpec, settings: Settings) -> Rows:
 
 
 async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validator,
-               auth: Auth | None, report: ReportWriter, extra_sinks: tuple[Sink, ...],
-               on_terminal: bool) -> JobResult:
+               conn: Connection | None, limiter: RateLimiter, report: ReportWriter,
+               extra_sinks: tuple[Sink, ...], on_terminal: bool) -> JobResult:
     progress = Progress(None, on_terminal)
-    session = None
     relabeler = None
-    if not spec.dry_run:
-        assert auth is not None and settings.endpoint
-        if not settings.verify_tls:
-            log.warning("TLS certificate verification is off (--insecure): the endpoint is not authenticated")
-        session = make_session(http_from(settings))
-        relabeler = relabeler_from(settings, session, auth)
+    safety = None
+    if conn is not None:
+        relabeler = Relabeler(conn.api, limiter, retry_policy_from(settings))
+        safety = SafetyPolicy(SafetyRules.from_settings(settings), settings.grace)
     engine = Engine(
         iter(rows),
         validator,
@@ -163,9 +153,15 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         concurrency=settings.concurrency,
         progress=progress,
         log_successes=not on_terminal,
+        on_result=safety.observe if safety else None,
+        gate=safety.admit if safety else None,
     )
+    if safety:
+        safety.bind(engine)
     received: list[int] = []
     loop = asyncio.get_running_loop()
+    if conn is not None:
+        conn.auth.on_refused = lambda reason: _stop_refused(engine, reason, settings.grace)
 
     def on_signal(signum: int) -> None:
         received.append(signum)
@@ -176,13 +172,18 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
     counting = asyncio.create_task(asyncio.to_thread(count_rows, spec.input))
     counting.add_done_callback(
         lambda t: t.cancelled() or t.exception() or progress.set_total(t.result()))
-    manifest = Manifest(report.path, settings.report_format, spec.input.path, settings.public())
+    effective = {"endpoint": conn.endpoint, "path_family": conn.family,
+                 "auth": conn.auth.name} if conn else {}
+    manifest = Manifest(report.path, settings.report_format, spec.input.path,
+                        {**settings.public(), **effective})
     fingerprint = asyncio.create_task(_write_manifest_with_digest(manifest))
     log.info(
         "start", input=spec.input.display_name, report=report.path, dry_run=spec.dry_run,
-        endpoint=settings.endpoint, path_family=settings.path_family, project_id=settings.project_id,
+        endpoint=conn.endpoint if conn else settings.endpoint,
+        path_family=conn.family if conn else settings.path_family, project_id=settings.project_id,
         rate=settings.rate, concurrency=settings.concurrency,
-        auth=auth.name if auth else None,
+        auth=conn.auth.name if conn else None,
+        endpoint_from=conn.endpoint_origin if conn else None,
     )
     try:
         summary = await engine.run()
@@ -191,15 +192,18 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
             loop.remove_signal_handler(signum)
         counting.cancel()
         await fingerprint
-        if session is not None:
-            await session.close()
-        if auth is not None:
-            await auth.close()
     code = _exit_code(summary, engine, received)
     report.close()  # the manifest records the report's final checksum
-    manifest.finish(_status(engine, received), {**summary.as_fields(), "exit_code": code})
+    manifest.finish(_status(engine, received), job_figures(summary, code))
     log.info("summary", **summary.as_fields(), report=report.path, exit_code=code)
     return JobResult(summary, code, report.path)
+
+
+def _stop_refused(engine: Engine, reason: str, grace: float) -> None:
+    """Credentials refused for good mid-job (AK/SK signature, a password changed): every further
+    request would be refused too, and under AK/SK each one counts toward the key's lockout."""
+    if not engine.stopping:
+        engine.stop(f"credentials refused: {reason}", grace)
 
 
 async def _write_manifest_with_digest(manifest: Manifest) -> None:
@@ -212,7 +216,8 @@ def _status(engine: Engine, received: list[int]) -> str:
         return "failed"
     if received:
         return "interrupted"
-    return "stopped" if engine.summary.stopped else "finished"
+    # A --limit stop is a finished job: it did all it was asked to.
+    return "stopped" if engine.summary.stopped not in (None, LIMIT) else "finished"
 
 
 def _exit_code(summary: Summary, engine: Engine, received: list[int]) -> int:
@@ -220,6 +225,8 @@ def _exit_code(summary: Summary, engine: Engine, received: list[int]) -> int:
         return exitcodes.FATAL
     if received:
         return exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
+    if summary.stopped not in (None, LIMIT):  # a safety rail, or credentials refused mid-job
+        return exitcodes.STOPPED
     if summary.counts[Outcome.REJECTED] or summary.counts[Outcome.FAILED]:
         return exitcodes.PROBLEMS
     return exitcodes.OK

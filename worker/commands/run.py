@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from ..confirm import wants_confirmation
 from ..logs import configure
 from ..runner import JobSpec, run_job
 from ..settings import load_settings
@@ -19,19 +20,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     options.add_input(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="validate and report what would be sent; send nothing")
+    parser.add_argument("--yes", "-y", action="store_true",
+                        help="do not ask for confirmation (asked only on a terminal, for a job "
+                             "of more than 1,000 rows)")
     options.add_rules(parser)
     options.add_api(parser)
+    options.add_safety(parser)
     options.add_report(parser)
     options.add_config(parser)
     parser.set_defaults(handler=main)
 
 
 def input_spec(args: argparse.Namespace) -> InputSpec:
-    return InputSpec(args.input, args.format, tuple(args.column), args.delimiter)
+    return InputSpec(args.input, args.format, tuple(args.column), args.delimiter, args.sheet)
 
 
 def main(args: argparse.Namespace) -> int:
     settings = load_settings(options.settings_flags(args), args.config)
     configure(settings.log_level, settings.log_format)
-    spec = JobSpec(input_spec(args), args.report, args.dry_run, args.overwrite)
+    source = input_spec(args)
+    spec = JobSpec(source, args.report, args.dry_run, args.overwrite,
+                   confirm=wants_confirmation(source, args.yes, args.dry_run))
     return asyncio.run(run_job(settings, spec)).exit_code

@@ -12,7 +12,7 @@ What happens to an entry once its result is known:
 - a transient failure (retries ran out on 5xx, 429, timeouts): the entry stays pending, with its
   last error noted, and is delivered again after `claim_idle`; on its `max_deliveries`-th
   delivery it goes to the dead-letter stream instead, with the reason;
-- interrupted (this consumer is stopping): the entry is made claimable at once, and a delivery
+- not final (this consumer is stopping): the entry is made claimable at once, and a delivery
   that never sent a request is not counted.
 "Result written, entry acknowledged" is one Lua script gated on XACK: a retried commit, or two
 consumers that both finished the same entry, add its result once.
@@ -276,7 +276,7 @@ class QueueConsumer:
 
     def _dispose(self, result: Result, delivery: Delivery, last_error: str) -> str:
         """What to do with the entry; annotates the result so the local report says it too."""
-        if delivery.dead_reason is None and result.outcome == Outcome.INTERRUPTED:
+        if delivery.dead_reason is None and not result.outcome.final:  # interrupted, not sent
             return "released"
         if delivery.dead_reason is None and _retry_later(result):
             if delivery.deliveries < self.options.max_deliveries:

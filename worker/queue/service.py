@@ -1,5 +1,5 @@
-"""One consumer process, from settings to exit code: the same engine and sending side as `run`
-(runner.relabeler_from), fed by the consumer group, with the shared rate limit, a heartbeat for
+"""One consumer process, from settings to exit code: the credentials, connection check, engine
+and sending side of `run`, fed by the consumer group, with the shared rate limit, a heartbeat for
 the jobs it holds, metrics, and the stop of `run` on SIGTERM/SIGINT."""
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 
-import aiohttp
-
 from .. import exitcodes
-from ..api.auth import Auth
-from ..api.client import make_session
+from ..connection import Connection, connect
+from ..credentials import Credentials
+from ..credentials import resolve as resolve_credentials
 from ..engine import Engine
 from ..jobs import Validator
+from ..limits import RateLimiter
 from ..logs import log
 from ..progress import Progress
 from ..redaction import SECRETS
+from ..relabel import Relabeler
 from ..report import ReportWriter
-from ..runner import auth_from, http_from, relabeler_from, rules_from
+from ..runner import http_from, retry_policy_from, rules_from
 from ..settings import ConfigError, Settings
 from .connection import RedisLink, RedisLost, RedisUnavailable
 from .consumer import QueueConsumer, QueueOptions, create_group
@@ -59,9 +60,7 @@ async def run_consumer(settings: Settings, spec: ConsumeSpec, on_terminal: bool 
     if on_terminal is None:
         on_terminal = sys.stderr.isatty()
     url = redis_url_from(settings)
-    if not settings.endpoint:
-        raise ConfigError("no endpoint: give --endpoint or set SNAPRELABEL_ENDPOINT")
-    auth = auth_from(settings)
+    creds = resolve_credentials(settings)
     report = None
     if spec.report:
         try:  # appended: a consumer restarted on the same volume goes on with the same report
@@ -71,41 +70,37 @@ async def run_consumer(settings: Settings, spec: ConsumeSpec, on_terminal: bool 
             raise ConfigError(f"cannot write the report {spec.report}: {exc.strerror or exc}") from None
     link = RedisLink(url, settings.redis_wait)
     try:
-        return await _consume(settings, spec, link, auth, report, on_terminal)
+        return await _consume(settings, spec, link, creds, report, on_terminal)
     except (RedisUnavailable, RedisLost) as exc:  # before the engine started
         return _fatal(exc)
     finally:
         if report is not None:
             report.close()
-        await auth.close()
         await link.close()
 
 
-async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, auth: Auth,
+async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, creds: Credentials,
                    report: ReportWriter | None, on_terminal: bool) -> int:
     names = QueueNames(settings.stream, settings.group)
     await link.call("connect", lambda r: r.ping())
     await create_group(link, names)
-    if not settings.verify_tls:
-        log.warning("TLS certificate verification is off (--insecure): the endpoint is not authenticated")
-    session = make_session(http_from(settings))
-    try:
-        return await _work(settings, spec, link, names, session, auth, report, on_terminal)
-    finally:
-        await session.close()
+    local = RateLimiter(settings.rate)
+    # The credentials and the endpoint are proven (one GET) before any job is taken.
+    async with connect(creds, http_from(settings), local, retry_policy_from(settings)) as conn:
+        return await _work(settings, spec, link, names, conn, local, report, on_terminal)
 
 
 async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: QueueNames,
-                session: aiohttp.ClientSession, auth: Auth, report: ReportWriter | None,
+                conn: Connection, local: RateLimiter, report: ReportWriter | None,
                 on_terminal: bool) -> int:
-    relabeler = relabeler_from(settings, session, auth)
+    relabeler = Relabeler(conn.api, local, retry_policy_from(settings))
     shared_rate = settings.rate if settings.shared_rate is None else settings.shared_rate
     shared = None
     if shared_rate:
-        assert settings.endpoint
-        shared = SharedLimiter(link.client, limit_key(settings.endpoint, settings.project_id),
-                               shared_rate, spec.consumer, settings.throttled_backoff)
-        relabeler.limiter = Combined(relabeler.limiter, shared)
+        key = limit_key(conn.endpoint, conn.credentials.project_id)
+        shared = SharedLimiter(link.client, key, shared_rate, spec.consumer,
+                               settings.throttled_backoff)
+        relabeler.limiter = Combined(local, shared)
     metrics = metrics_port = None
     if settings.metrics_port is not None:
         metrics = Metrics(relabeler.counters)
@@ -134,6 +129,14 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
     received: list[int] = []
     loop = asyncio.get_running_loop()
 
+    def credentials_refused(reason: str) -> None:
+        # Every further request would be refused too (and count toward an AK/SK lockout): stop,
+        # and hand the unfinished jobs back.
+        if not engine.stopping:
+            engine.stop(f"credentials refused: {reason}", settings.grace)
+
+    conn.auth.on_refused = credentials_refused
+
     def on_signal(signum: int) -> None:
         received.append(signum)
         # Stopping: Redis gets the grace period to come back, not the whole --redis-wait.
@@ -147,10 +150,11 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
         upkeep.append(asyncio.create_task(_update_metrics(metrics, link, names, shared)))
     log.info("consumer start", redis=link.url, stream=names.stream, group=names.group,
              consumer=spec.consumer, results=names.results, dead=names.dead,
-             until_empty=spec.until_empty, endpoint=settings.endpoint, rate=settings.rate,
+             until_empty=spec.until_empty, endpoint=conn.endpoint,
+             endpoint_from=conn.endpoint_origin, path_family=conn.family, rate=settings.rate,
              shared_rate=shared_rate, concurrency=settings.concurrency,
              claim_idle_s=settings.claim_idle, max_deliveries=settings.max_deliveries,
-             metrics_port=metrics_port, report=spec.report, auth=auth.name)
+             metrics_port=metrics_port, report=spec.report, auth=conn.auth.name)
     try:
         summary = await engine.run()
     finally:
@@ -165,6 +169,8 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
         code = _fatal(failure)
     elif received:
         code = exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
+    elif summary.stopped:  # its credentials were refused mid-run
+        code = exitcodes.STOPPED
     else:
         code = exitcodes.OK
     log.info("summary", **summary.as_fields(), consumer=spec.consumer, exit_code=code)
