@@ -91,7 +91,7 @@ class Consumer:
     """`snaprelabel consume` as a child process, its JSON log lines in a file."""
 
     def __init__(self, tmp_path: Path, url: str, stream: str, endpoint: str, name: str,
-                 *extra: str) -> None:
+                 *extra: str, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log_path = tmp_path / f"{name}.log"
         self.err_path = tmp_path / f"{name}.err"
@@ -101,7 +101,7 @@ class Consumer:
             [sys.executable, "-m", "worker", "consume", "--redis", url, "--stream", stream,
              "--endpoint", endpoint, "--consumer", name, "--log-format", "json", *FAST_FLAGS,
              *extra],
-            stdout=self._out, stderr=self._err, env=_env(), cwd=ROOT,
+            stdout=self._out, stderr=self._err, env={**_env(), **(env or {})}, cwd=ROOT,
         )
 
     def wait(self, timeout: float) -> int:
@@ -133,8 +133,9 @@ def consumers(tmp_path):
     the end of the test if still running."""
     started: list[Consumer] = []
 
-    def start(url: str, stream: str, endpoint: str, name: str, *extra: str) -> Consumer:
-        consumer = Consumer(tmp_path, url, stream, endpoint, name, *extra)
+    def start(url: str, stream: str, endpoint: str, name: str, *extra: str,
+              env: dict[str, str] | None = None) -> Consumer:
+        consumer = Consumer(tmp_path, url, stream, endpoint, name, *extra, env=env)
         started.append(consumer)
         return consumer
 

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from helpers import read_report, relabel_targets, write_jobs
+from helpers import PROJECT, read_report, relabel_targets, write_jobs
 from queue_helpers import (  # noqa: F401 - fixtures
     consumers,
     dead_letters,
@@ -22,6 +22,9 @@ from queue_helpers import (  # noqa: F401 - fixtures
     sync_client,
     wait_for,
 )
+from worker.simulator.identity import AccessKeyPair
+
+KEY = AccessKeyPair("SIMAKQUEUE0000000001", "queue-secret-key-4b2c9d1", "queue-security-token-0e7")
 
 
 def test_a_poison_job_lands_in_the_dead_letter_stream_after_its_deliveries(
@@ -147,3 +150,32 @@ def test_sigterm_drains_and_hands_unfinished_jobs_to_the_next_consumer(
     assert {e["consumer"] for e in entries if e["snapshot_id"] in handed_back} == {"second"}
     assert {e["outcome"] for e in entries} == {"applied"}
     assert pending_count(client, stream) == 0
+
+
+def test_credentials_refused_mid_run_stop_the_consumer_and_lose_no_job(
+        sim_thread, redis_url, stream, consumers, tmp_path):
+    sim = sim_thread(snapshots=150, access_keys=(KEY,))
+    targets = relabel_targets(sim.sim.snapshots, 150)
+    enqueue(redis_url, stream, write_jobs(tmp_path / "jobs.csv", targets), tmp_path)
+    client = sync_client()
+    aksk = ("--auth-method", "aksk", "--access-key", KEY.access_key, "--project-id", PROJECT, "--until-empty",
+            "--claim-idle", "1", "--rate", "50")
+    env = {"HUAWEICLOUD_SDK_SK": KEY.secret_key, "HUAWEICLOUD_SDK_SECURITY_TOKEN": KEY.security_token}
+    first = consumers(redis_url, stream, sim.url, "first", *aksk, env=env)
+    wait_for(lambda: client.xlen(stream.removesuffix(":jobs") + ":results") >= 30, 60,
+             what="the first consumer to be under way")
+    rotated = AccessKeyPair(KEY.access_key, "rotated-secret-7e1", KEY.security_token)
+    sim.call(sim.sim.identity.keys.__setitem__, KEY.access_key, rotated)
+
+    assert first.wait(30) == 3  # it stopped itself: its key is refused
+    assert [e for e in first.events() if e["event"] == "summary"][-1]["stopped"].startswith(
+        "credentials refused")
+    assert {e["outcome"] for e in results(client, stream)} == {"applied"}  # no job failed for it
+
+    env["HUAWEICLOUD_SDK_SK"] = rotated.secret_key  # the operator fixes the secret
+    second = consumers(redis_url, stream, sim.url, "second", *aksk, env=env)
+    assert second.wait(60) == 0, second.stderr()
+    entries = results(client, stream)
+    assert sorted(e["snapshot_id"] for e in entries) == sorted(targets)
+    assert {e["outcome"] for e in entries} == {"applied"}
+    assert pending_count(client, stream) == 0 and not dead_letters(client, stream)

@@ -166,7 +166,7 @@ class Settings(BaseSettings):
         return self._cloud_file
 
 
-SECRET_FIELDS = frozenset({"token", "password", "secret_key", "security_token", "redis_url"})
+SECRET_FIELDS = frozenset({"token", "password", "secret_key", "security_token"})
 
 
 def _http_url(value: str, example: str) -> str:

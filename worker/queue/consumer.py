@@ -9,8 +9,8 @@ live consumer.
 What happens to an entry once its result is known:
 - a final result (applied, unchanged, rejected, failed for good): the result goes to the results
   stream, and the entry is acknowledged and deleted (XACK does not delete);
-- a transient failure (retries ran out on 5xx, 429, timeouts): the entry stays pending, with its
-  last error noted, and is delivered again after `claim_idle`; on its `max_deliveries`-th
+- a transient failure (retries ran out on 5xx, 429, timeouts; or a 401: the consumer's
+  credentials, not the job): the entry stays pending, with its last error noted, and is delivered again after `claim_idle`; on its `max_deliveries`-th
   delivery it goes to the dead-letter stream instead, with the reason;
 - not final (this consumer is stopping): the entry is made claimable at once, and a delivery
   that never sent a request is not counted.
@@ -315,6 +315,7 @@ class QueueConsumer:
         for entry_id in ids:
             args += [entry_id, 0, -1, ""]
         lost = await self._touch(keys=[self.names.stream, self.names.errors], args=args)
+        lost = [entry_id for entry_id in lost if entry_id in self.held]  # not just committed
         if lost:
             log.warning("jobs taken over by another consumer while held here", count=len(lost),
                         consumer=self.options.consumer)
@@ -334,10 +335,12 @@ class QueueConsumer:
 
 
 def _retry_later(result: Result) -> bool:
-    """Failed for a reason that may pass: worth another delivery."""
+    """Failed for a reason that may pass: worth another delivery. A 401 is this consumer's
+    credentials, not the job: it waits for credentials that work (a consumer whose credentials
+    are refused for good stops)."""
     return result.outcome == Outcome.FAILED and (
         result.http_status is None or result.http_status in TRANSIENT_STATUSES
-        or result.error_code == "unreadable_response")
+        or result.http_status == 401 or result.error_code == "unreadable_response")
 
 
 def _error_text(result: Result) -> str:
