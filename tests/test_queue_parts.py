@@ -207,3 +207,20 @@ def test_a_wrong_redis_password_is_a_setting_to_fix(redis_server):
     assert "refused our credentials" in done.stderr and "wrong-pass-456" not in done.stderr
     done = run_worker("queue", "status", "--redis", server.url.replace("redis://", "redis://:right-pass-123@"))
     assert done.returncode == 0 and "does not exist yet" in done.stdout
+
+
+async def test_consumers_that_hold_nothing_are_forgotten_and_the_others_kept(redis_url, stream):
+    link = RedisLink(redis_url, 10)
+    names = QueueNames(stream, "relabel")
+    await create_group(link, names)
+    client = link.client
+    for _ in range(2):
+        await client.xadd(stream, {"snapshot_id": GHOST, "project_id": PROJECT, "name": "x"})
+    for name in ("gone", "holder"):
+        [(_, [(entry_id, _fields)])] = await client.xreadgroup("relabel", name, {stream: ">"}, count=1)
+        if name == "gone":
+            await client.xack(stream, "relabel", entry_id)
+    sweeper = QueueConsumer(link, names, QueueOptions("sweeper"), JobRules(PROJECT), asyncio.Event())
+    assert await sweeper.sweep(idle_over=0) == 1
+    assert [c["name"] for c in await client.xinfo_consumers(stream, "relabel")] == ["holder"]
+    await link.close()

@@ -54,6 +54,8 @@ def test_a_replica_killed_midway_loses_nothing_and_doubles_nothing(
     assert {by_job[job]["consumer"] for job in held} <= {"c1", "c2"}  # the survivors took them
     assert pending_count(client, stream) == 0
     assert client.xlen(stream) == 0  # acknowledged entries are deleted
+    # The survivors left the group as they finished; the dead one's name stays until swept.
+    assert [c["name"] for c in client.xinfo_consumers(stream, "relabel")] == ["c0"]
     assert all(sim.sim.snapshots[sid]["name"] == name for sid, name in targets.items())
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +109,20 @@ return lost
 """
 
 
+# KEYS: stream. ARGV: group, consumer names. Forgets the consumers that hold no entry (deleting
+# one that holds entries would drop them); answers how many it forgot.
+FORGET = """
+local gone = 0
+for i = 2, #ARGV do
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[i]) == 0 then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[i])
+    gone = gone + 1
+  end
+end
+return gone
+"""
+
+
 async def create_group(link: RedisLink, names: QueueNames) -> None:
     """Create the group (and the stream) if needed, reading from the stream's beginning so that
     jobs queued before the first consumer started are not skipped."""
@@ -147,7 +162,7 @@ class QueueOptions:
 
 class QueueConsumer:
     """Both ends, sharing what this consumer holds: `rows()` for the engine, `write_batch` as
-    its sink, `heartbeat()` for a periodic task, `release_held()` at exit."""
+    its sink, `heartbeat()` and `sweep()` for a periodic task, `leave()` at exit."""
 
     def __init__(self, link: RedisLink, names: QueueNames, options: QueueOptions, rules: JobRules,
                  stopping: asyncio.Event, report: ReportWriter | None = None,
@@ -169,6 +184,7 @@ class QueueConsumer:
         self._claim = client.register_script(CLAIM)
         self._commit = client.register_script(COMMIT)
         self._touch = client.register_script(TOUCH)
+        self._forget = client.register_script(FORGET)
 
     # -- source ----------------------------------------------------------------------------------
 
@@ -320,6 +336,16 @@ class QueueConsumer:
             log.warning("jobs taken over by another consumer while held here", count=len(lost),
                         consumer=self.options.consumer)
 
+    async def sweep(self, idle_over: float) -> int:
+        """Forget consumers idle this long that hold nothing (pods long gone), so the group's
+        list of consumers does not grow with every restart."""
+        consumers = await self.link.client.xinfo_consumers(self.names.stream, self.names.group)
+        idle = [c["name"] for c in consumers
+                if c["pending"] == 0 and c["idle"] >= idle_over * 1000 and c["name"] != self.options.consumer]
+        if not idle:
+            return 0
+        return await self._forget(keys=[self.names.stream], args=[self.names.group, *idle])
+
     async def release_held(self) -> None:
         """At exit: entries read but never given a result become claimable at once."""
         if not self.held:
@@ -332,6 +358,13 @@ class QueueConsumer:
         except Exception as exc:  # noqa: BLE001 - best effort: they are claimed after claim_idle
             log.warning("could not release held jobs", count=len(self.held), error=str(exc))
         self.held.clear()
+
+    async def leave(self) -> None:
+        """At exit: leave the group if this consumer holds nothing (else the others need its
+        name until they have taken its entries over)."""
+        await self.release_held()
+        with suppress(Exception):
+            await self._forget(keys=[self.names.stream], args=[self.names.group, self.options.consumer])
 
 
 def _retry_later(result: Result) -> bool:

@@ -35,6 +35,7 @@ from .status import read_status
 from .streams import QueueNames
 
 UPKEEP_EVERY = 5.0  # seconds between metric updates of the queue's figures
+SWEEP_EVERY, SWEEP_IDLE = 300.0, 3600.0  # forget consumers that hold nothing, idle an hour
 
 
 def default_consumer_name() -> str:
@@ -163,7 +164,7 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
         for task in upkeep:
             task.cancel()
         await asyncio.gather(*upkeep, return_exceptions=True)
-        await consumer.release_held()
+        await consumer.leave()
     failure = consumer.failure or engine.fatal
     if failure is not None:
         code = _fatal(failure)
@@ -192,10 +193,14 @@ def _fatal(exc: BaseException) -> int:
 
 
 async def _heartbeat(consumer: QueueConsumer, claim_idle: float) -> None:
+    next_sweep = time.monotonic()
     while True:
         await asyncio.sleep(claim_idle / 4)
         with suppress(Exception):  # Redis down: the link's callers report it; try again later
             await consumer.heartbeat()
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + SWEEP_EVERY
+                await consumer.sweep(max(SWEEP_IDLE, 10 * claim_idle))
 
 
 async def _update_metrics(metrics: Metrics, link: RedisLink, names: QueueNames,
