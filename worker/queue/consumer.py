@@ -10,8 +10,9 @@ What happens to an entry once its result is known:
 - a final result (applied, unchanged, rejected, failed for good): the result goes to the results
   stream, and the entry is acknowledged and deleted (XACK does not delete);
 - a transient failure (retries ran out on 5xx, 429, timeouts; or a 401: the consumer's
-  credentials, not the job): the entry stays pending, with its last error noted, and is delivered again after `claim_idle`; on its `max_deliveries`-th
-  delivery it goes to the dead-letter stream instead, with the reason;
+  credentials, not the job): the entry stays pending, with its last error noted, and is
+  delivered again after `claim_idle`; on its `max_deliveries`-th delivery it goes to the
+  dead-letter stream instead, with the reason;
 - not final (this consumer is stopping): the entry is made claimable at once, and a delivery
   that never sent a request is not counted.
 "Result written, entry acknowledged" is one Lua script gated on XACK: a retried commit, or two
@@ -301,8 +302,8 @@ class QueueConsumer:
                     f"{self.options.max_deliveries}: delivered again after --claim-idle)")
                 return "redelivered"
             delivery.dead_reason = (
-                f"failed on each of {delivery.deliveries} deliveries (--max-deliveries); "
-                f"last error: {last_error}")
+                f"failed again on delivery {delivery.deliveries} of "
+                f"{self.options.max_deliveries} (--max-deliveries); last error: {last_error}")
         if delivery.dead_reason is not None:
             result.error_code = "dead_letter"
             result.error_message = f"moved to {self.names.dead}: {delivery.dead_reason}"
