@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import json
 
-import pytest
-
-from helpers import PROJECT, relabel_targets, write_jobs
+from helpers import PROJECT, write_jobs
 from queue_helpers import (  # noqa: F401 - fixtures
-    dead_letters,
     free_port,
     redis_server,
     redis_url,
@@ -28,7 +24,7 @@ from worker.queue.shared_limit import SHARED_PACING_MARGIN, Combined, SharedLimi
 from worker.queue.streams import QueueNames
 from worker.limits import RateLimiter
 from worker.report import ReportWriter
-from worker.results import Outcome
+from worker.results import Outcome, from_job
 from worker.sources import InputSpec, open_rows
 
 GHOST = "00000000-0000-4000-8000-000000000000"
@@ -119,7 +115,6 @@ async def test_a_result_is_recorded_once_however_often_it_is_committed(redis_url
     _cursor, (second,) = await sides[1]._claim_idle("0-0")
     assert second.ref.id == first.ref.id and second.ref.deliveries == 2
 
-    from worker.results import from_job
     for side, job in ((sides[1], second), (sides[0], first), (sides[1], second)):
         await side.write_batch([from_job(job, Outcome.APPLIED, http_status=200, attempts=1)])
     entries = results(sync_client(), stream)
