@@ -5,7 +5,12 @@
 
 Every input row ends as exactly one result. The writer drains results in batches, hands each
 batch to the sinks (report, then whatever must wait for durability, such as queue acks), and only
-then counts the rows as done.
+then counts the rows as done. A sink may be async: the next batch waits for it.
+
+The rows come from a file (an iterator, read and validated in a thread) or from a queue (an async
+iterator, unbounded: it ends when the engine stops, and what it has not delivered stays queued).
+A source may also hand over a finished Result (a queue's dead letter): it goes straight to the
+writer.
 
 Stopping: `stop()` stops taking rows, lets the requests in flight finish within a grace period and
 records every row that did not finish with the stop's outcome (`interrupted`), including the rows
@@ -15,9 +20,10 @@ not yet read. `stop_now()` (a second signal, or the grace running out) cancels w
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,8 +38,9 @@ RESULTS_HIGH_WATER = 4096  # the reader waits while this many results await the 
 
 
 class Sink(Protocol):
-    def write_batch(self, results: list[Result]) -> None:
-        """Called by the single writer task, in order. Raising stops the job."""
+    def write_batch(self, results: list[Result]) -> None | Awaitable[None]:
+        """Called by the single writer task, in order, and awaited when it returns an awaitable.
+        Raising stops the job."""
 
 
 @dataclass
@@ -69,7 +76,7 @@ class Summary:
 class Engine:
     def __init__(
         self,
-        rows: Iterator[RawRow | Rejection],
+        rows: Iterator[RawRow | Rejection] | AsyncIterator[Job | RawRow | Rejection | Result],
         validator: Validator,
         relabeler: Relabeler | None,
         sinks: list[Sink],
@@ -196,10 +203,12 @@ class Engine:
                     break
             return batch
 
-        while batch := await asyncio.to_thread(next_batch, not self._stopping.is_set()):
+        async for batch in self._batches(next_batch):
             await self._room.wait()
             for item in batch:
-                if isinstance(item, Rejection):
+                if isinstance(item, Result):  # decided by the source (a queue's dead letter)
+                    self._emit(item)
+                elif isinstance(item, Rejection):
                     self._emit(from_rejection(item, validator.rules.default_project_id))
                 elif self._stopping.is_set():
                     self._emit(self._stopped_result(item))
@@ -212,6 +221,19 @@ class Engine:
                         self._emit(self._stopped_result(item))
                     else:
                         await self._put_job(item)  # type: ignore[arg-type]
+
+    async def _batches(self, next_batch: Callable[[bool], list]) -> AsyncIterator[list]:
+        """Batches from a file source (read and validated in a thread), or one item at a time
+        from an async source (a queue, which hands over what it has read)."""
+        rows = self._rows
+        if isinstance(rows, AsyncIterator):
+            async for item in rows:
+                if isinstance(item, RawRow) and not self._stopping.is_set():
+                    item = self._validator.validate(item)
+                yield [item]
+            return
+        while batch := await asyncio.to_thread(next_batch, not self._stopping.is_set()):
+            yield batch
 
     async def _send(self) -> None:
         assert self._relabeler is not None
@@ -256,7 +278,9 @@ class Engine:
             if batch and self.fatal is None:
                 try:
                     for sink in self._sinks:
-                        sink.write_batch(batch)
+                        written = sink.write_batch(batch)
+                        if inspect.isawaitable(written):
+                            await written
                 except Exception as exc:  # noqa: BLE001 - any sink failure ends the job
                     self.fatal = exc
                     log.error("cannot record results: stopping", error=str(exc))
