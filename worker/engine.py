@@ -5,24 +5,31 @@
 
 Every input row ends as exactly one result. The writer drains results in batches, hands each
 batch to the sinks (report, then whatever must wait for durability, such as queue acks), and only
-then counts the rows as done. A sender takes its next row only once the result of its last one is
-written: at any moment at most `concurrency` rows are sent but not yet in the report, which bounds
-what a kill -9 can make --resume send twice.
+then counts the rows as done. A sink may be async: the next batch waits for it. A sender takes its
+next row only once the result of its last one is written: at any moment at most `concurrency` rows
+are sent but not yet in the report, which bounds what a kill -9 can make --resume send twice.
 
 Resume: rows whose line is in `skip` (final in the report already) are validated, so duplicate
 detection still sees them, and then dropped.
 
+The rows come from a file (an iterator, read and validated in a thread) or from a queue (an async
+iterator, unbounded: it ends when the engine stops, and what it has not delivered stays queued).
+A source may also hand over a finished Result (a queue's dead letter): it goes straight to the
+writer.
+
 Stopping: `stop()` stops taking rows, lets the requests in flight finish within a grace period and
 records every row that did not finish with the stop's outcome (`interrupted`), including the rows
-not yet read. `stop_now()` (a second signal, or the grace running out) cancels what is in flight.
+not yet read. When the grace runs out, what is in flight is cancelled; `stop_now()` (a second
+signal) also stops recording the rows not yet read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections import Counter
-from collections.abc import Container, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,8 +48,9 @@ class Sink(Protocol):
     """A sink may also have `sync()` (make what was written durable): the writer runs it in a
     thread after write_batch, before the next sink sees the batch."""
 
-    def write_batch(self, results: list[Result]) -> None:
-        """Called by the single writer task, in order. Raising stops the job."""
+    def write_batch(self, results: list[Result]) -> None | Awaitable[None]:
+        """Called by the single writer task, in order, and awaited when it returns an awaitable.
+        Raising stops the job."""
 
 
 @dataclass
@@ -80,18 +88,23 @@ class Summary:
 class Engine:
     def __init__(
         self,
-        rows: Iterator[RawRow | Rejection],
+        rows: Iterator[RawRow | Rejection] | AsyncIterator[Job | RawRow | Rejection | Result],
         validator: Validator,
         relabeler: Relabeler | None,
         sinks: list[Sink],
         concurrency: int = 16,
         progress: Progress | None = None,
         log_successes: bool = True,
+        on_result: Callable[[Result], None] | None = None,
+        gate: Callable[[Job], Awaitable[None]] | None = None,
         skip: Container[int] | None = None,
         live: LiveState | None = None,
     ) -> None:
-        """`relabeler` None means a dry run: valid rows are reported, nothing is sent. `skip`:
-        input lines not to run again; `live`: checked before each PUT (--skip-unchanged)."""
+        """`relabeler` None means a dry run: valid rows are reported, nothing is sent.
+        `on_result` sees every result once it is recorded (worker.safety may stop the job from
+        it); `gate` is awaited before each valid job is queued (the canary holds the reader).
+        `skip`: input lines not to run again (--resume); `live`: checked before each PUT
+        (--skip-unchanged)."""
         self._rows = rows
         self._validator = validator
         self._relabeler = relabeler
@@ -99,6 +112,8 @@ class Engine:
         self._concurrency = max(1, concurrency)
         self._progress = progress
         self._log_successes = log_successes
+        self._on_result = on_result
+        self._gate = gate
         self._skip = skip
         self._live = live
         self._jobs: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=2 * self._concurrency)
@@ -229,17 +244,37 @@ class Engine:
                     break
             return batch
 
-        while batch := await asyncio.to_thread(next_batch, not self._stopping.is_set()):
+        async for batch in self._batches(next_batch):
             await self._room.wait()
             for item in batch:
-                if isinstance(item, Rejection):
+                if isinstance(item, Result):  # decided by the source (a queue's dead letter)
+                    self._emit(item)
+                elif isinstance(item, Rejection):
                     self._emit(from_rejection(item, validator.rules.default_project_id))
                 elif self._stopping.is_set():
                     self._emit(self._stopped_result(item))
                 elif self._relabeler is None:
                     self._emit(from_job(item, Outcome.DRY_RUN))  # type: ignore[arg-type]
                 else:
-                    await self._put_job(item)  # type: ignore[arg-type]
+                    if self._gate is not None:
+                        await self._gate(item)  # type: ignore[arg-type]
+                    if self._stopping.is_set():
+                        self._emit(self._stopped_result(item))
+                    else:
+                        await self._put_job(item)  # type: ignore[arg-type]
+
+    async def _batches(self, next_batch: Callable[[bool], list]) -> AsyncIterator[list]:
+        """Batches from a file source (read and validated in a thread), or one item at a time
+        from an async source (a queue, which hands over what it has read)."""
+        rows = self._rows
+        if isinstance(rows, AsyncIterator):
+            async for item in rows:
+                if isinstance(item, RawRow) and not self._stopping.is_set():
+                    item = self._validator.validate(item)
+                yield [item]
+            return
+        while batch := await asyncio.to_thread(next_batch, not self._stopping.is_set()):
+            yield batch
 
     async def _send(self) -> None:
         assert self._relabeler is not None
@@ -256,6 +291,8 @@ class Engine:
             except asyncio.CancelledError:
                 self._emit(self._stopped_result(job, "stopped while its request was in flight"))
                 return
+            if result.outcome is Outcome.INTERRUPTED and not result.attempts:
+                result = self._stopped_result(job)  # never sent: the stop's outcome and reason
             await self._record(result)
 
     async def _apply(self, job: Job, relabeler: Relabeler) -> Result:
@@ -291,7 +328,9 @@ class Engine:
             if batch and self.fatal is None:
                 try:
                     for sink in self._sinks:
-                        sink.write_batch(batch)
+                        written = sink.write_batch(batch)
+                        if inspect.isawaitable(written):
+                            await written
                         if (sync := getattr(sink, "sync", None)) is not None:
                             await asyncio.to_thread(sync)  # a slow disk must not stall the loop
                 except Exception as exc:  # noqa: BLE001 - any sink failure ends the job
@@ -302,11 +341,13 @@ class Engine:
                     for result in batch:
                         counts[result.outcome] += 1
                         self._log(result)
+                        if self._on_result is not None:
+                            self._on_result(result)
                     if progress:
                         progress.advance(counts, len(batch))
             self._written += len(batch)
-            written, self._batch_written = self._batch_written, asyncio.Event()
-            written.set()
+            written_event, self._batch_written = self._batch_written, asyncio.Event()
+            written_event.set()
             if self._results.qsize() < RESULTS_HIGH_WATER // 2:
                 self._room.set()
             if done:

@@ -8,10 +8,13 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .results import now_iso
+from .results import Outcome, now_iso
+
+if TYPE_CHECKING:
+    from .engine import Summary
 
 FORMAT_VERSION = 1
 
@@ -41,6 +44,18 @@ def read_manifest(report_path: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def job_figures(summary: Summary, exit_code: int) -> dict[str, Any]:
+    """What the manifest records of a job that ended: the summary's figures, every outcome's
+    count (zeros included, so a reader need not know the outcomes), why it stopped early."""
+    return {
+        **summary.as_fields(),
+        "counts": {str(outcome): summary.counts[outcome] for outcome in Outcome},
+        "rows_per_s": round(summary.rows / summary.elapsed, 2) if summary.elapsed > 0 else 0.0,
+        "stop_reason": summary.stopped,
+        "exit_code": exit_code,
+    }
 
 
 @dataclass

@@ -18,11 +18,12 @@ class Outcome(StrEnum):
     FAILED = "failed"  # sent, and the server refused it or retries ran out
     INTERRUPTED = "interrupted"  # the job stopped before this row finished: resume retries it
     DRY_RUN = "dry_run"  # valid, and would have been sent
+    NOT_ATTEMPTED = "not_attempted"  # a safety stop or --limit came first: resume sends it
 
     @property
     def final(self) -> bool:
         """A final row is never sent again by --resume."""
-        return self not in (Outcome.INTERRUPTED, Outcome.DRY_RUN)
+        return self not in (Outcome.INTERRUPTED, Outcome.DRY_RUN, Outcome.NOT_ATTEMPTED)
 
     @property
     def success(self) -> bool:

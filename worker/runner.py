@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from . import exitcodes
 from .api.client import HttpSettings, ListingError
+from .confirm import confirm
 from .connection import Connection, connect
 from .credentials import Credentials
 from .credentials import resolve as resolve_credentials
@@ -23,13 +24,14 @@ from .journal import Journal, JournalError, check_fingerprint, lock_report, read
 from .limits import RateLimiter
 from .live import LiveState
 from .logs import log
-from .manifest import Manifest, file_digest, read_manifest
+from .manifest import Manifest, file_digest, job_figures, read_manifest
 from .progress import Progress
 from .redaction import SECRETS
 from .relabel import Relabeler
 from .report import ReportWriter
 from .results import Outcome
 from .retry import RetryPolicy
+from .safety import LIMIT, SafetyPolicy, SafetyRules
 from .settings import ConfigError, Settings
 from .sources import HeaderError, InputSpec, Rows, count_rows, open_rows
 
@@ -40,6 +42,7 @@ class JobSpec:
     report: str | None = None  # None: a new timestamped file in the working directory
     dry_run: bool = False
     overwrite: bool = False
+    confirm: bool = False  # ask on the terminal before a job of more than 1,000 rows
     resume: bool = False  # continue an existing report: skip the rows it already answers
 
 
@@ -117,6 +120,8 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
         journal = _journal(report_path, settings, spec, digest) if spec.resume and existing else None
         # The credentials are proven before the report exists: a refused one leaves nothing.
         async with _connected(settings, creds, limiter) as conn:
+            if spec.confirm and conn is not None:  # blocking on purpose: Ctrl-C stays immediate
+                confirm(spec.input, settings, conn.endpoint)
             live = await _live_state(settings, conn, limiter) if conn is not None else None
             effective = {"endpoint": conn.endpoint, "path_family": conn.family,
                          "auth": conn.auth.name} if conn else {}
@@ -232,8 +237,10 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
                manifest: Manifest, live: LiveState | None) -> JobResult:
     progress = Progress(None, on_terminal)
     relabeler = None
+    safety = None
     if conn is not None:
         relabeler = Relabeler(conn.api, limiter, retry_policy_from(settings))
+        safety = SafetyPolicy(SafetyRules.from_settings(settings), settings.grace)
     engine = Engine(
         iter(rows),
         validator,
@@ -242,9 +249,13 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         concurrency=settings.concurrency,
         progress=progress,
         log_successes=not on_terminal,
+        on_result=safety.observe if safety else None,
+        gate=safety.admit if safety else None,
         skip=journal.final if journal else None,
         live=live,
     )
+    if safety:
+        safety.bind(engine)
     received: list[int] = []
     loop = asyncio.get_running_loop()
     if conn is not None:
@@ -284,7 +295,7 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
     code = _exit_code(summary, totals, engine, received)
     report.close()  # the manifest records the report's final checksum
     manifest.finish(_status(engine, received), {
-        **summary.as_fields(), "exit_code": code,
+        **job_figures(summary, code),
         # The whole report, earlier runs included: one answer per input line.
         "report_totals": {"rows": sum(totals.values()), **{str(o): n for o, n in totals.items()}},
     })
@@ -304,7 +315,8 @@ def _status(engine: Engine, received: list[int]) -> str:
         return "failed"
     if received:
         return "interrupted"
-    return "stopped" if engine.summary.stopped else "finished"
+    # A --limit stop is a finished job: it did all it was asked to.
+    return "stopped" if engine.summary.stopped not in (None, LIMIT) else "finished"
 
 
 def _exit_code(summary: Summary, totals: Counter[Outcome], engine: Engine,
@@ -314,7 +326,7 @@ def _exit_code(summary: Summary, totals: Counter[Outcome], engine: Engine,
         return exitcodes.FATAL
     if received:
         return exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
-    if summary.stopped:  # the job stopped itself (credentials refused mid-job)
+    if summary.stopped not in (None, LIMIT):  # a safety rail, or credentials refused mid-job
         return exitcodes.STOPPED
     if totals[Outcome.REJECTED] or totals[Outcome.FAILED]:
         return exitcodes.PROBLEMS

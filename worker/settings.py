@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     allow_autobk_prefix: bool = False
     skip_unchanged: bool = False
     limits_profile: Literal["seed", "huawei-current"] = "seed"
+    # Safety rails (worker.safety)
+    max_failure_rate: float = Field(0.5, ge=0, le=1)
+    min_tasks: int = Field(100, ge=1)
+    max_consecutive_auth_failures: int = Field(10, ge=0, description="0 = off")
+    canary: int = Field(0, ge=0, description="0 = no canary")
+    limit: int | None = Field(None, ge=1)
     # Output
     report_format: Literal["csv", "jsonl"] = "csv"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -84,6 +90,15 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     sk_file: Path | None = None
     security_token: SecretStr | None = None
+    # Queue mode (enqueue, consume, queue status)
+    redis_url: SecretStr | None = None  # may hold a password: a secret
+    stream: str = Field("relabel:jobs", min_length=1)
+    group: str = Field("relabel", min_length=1)
+    shared_rate: float | None = Field(None, ge=0, description="requests/s for all replicas; default: rate")
+    claim_idle: float = Field(60.0, gt=0)
+    max_deliveries: int = Field(5, ge=1)
+    redis_wait: float = Field(300.0, ge=0)
+    metrics_port: int | None = Field(None, ge=0, le=65535)
 
     _cloud_file: Path | None = PrivateAttr(None)  # the clouds.yaml the cloud came from
 
@@ -109,6 +124,16 @@ class Settings(BaseSettings):
         if value is not None and not PROJECT_RE.fullmatch(value.strip()):
             raise ValueError(f"{value!r} is not a project id (32 lower-case hex digits)")
         return value.strip() if value else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("is not a redis://, rediss:// or unix:// URL")
+        return value
 
     @field_validator("ca_bundle", "password_file", "sk_file")
     @classmethod

@@ -114,11 +114,12 @@ class SnapshotApi:
         return answer, (answer.snapshot or []) if answer.ok else []  # type: ignore[return-value]
 
     async def iter_snapshots(
-        self, project_id: str, acquire: Any = None, limit: int = 1000, **filters: str
+        self, project_id: str, acquire: Any = None, limit: int = 1000, marker: str | None = None,
+        **filters: str
     ) -> AsyncIterator[dict[str, Any]]:
-        """Every snapshot of the project, page by page (limit/marker). `acquire` is awaited
-        before each page so listing shares the job's rate limit. Raises ListingError."""
-        marker = None
+        """Every snapshot of the project (after `marker`, to go on where a listing stopped), page
+        by page. `acquire` is awaited before each page so listing shares the job's rate limit.
+        Raises ListingError."""
         while True:
             if acquire is not None:
                 await acquire()

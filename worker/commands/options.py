@@ -12,15 +12,18 @@ S = argparse.SUPPRESS
 
 
 def add_input(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="jobs file (CSV, TSV or JSON Lines), or - for stdin")
-    parser.add_argument("--format", choices=("csv", "tsv", "jsonl"),
-                        help="input format (default: from the file extension; stdin: csv)")
+    parser.add_argument("input", help="jobs file (CSV, TSV, JSON Lines, a JSON array or .xlsx), "
+                                      "or - for stdin")
+    parser.add_argument("--format", choices=("csv", "tsv", "jsonl", "json", "xlsx"),
+                        help="input format (default: from the file extension; stdin: csv); "
+                             "json and jsonl read a JSON array or JSON Lines, whichever it is")
     parser.add_argument("--column", action="append", default=[], metavar="TARGET=HEADER",
                         help="read a job field from another column, e.g. --column snapshot_id=ID "
                              "(targets: snapshot_id, project_id, name, description, "
                              "display_name, display_description, previous_name, "
                              "previous_description)")
     parser.add_argument("--delimiter", help="CSV field separator (default ',')")
+    parser.add_argument("--sheet", help="the .xlsx workbook's sheet (default: the first)")
     parser.add_argument("--previous-name-column", metavar="HEADER",
                         help="the column holding each snapshot's current name, recorded in the "
                              "report for undo (same as --column previous_name=HEADER)")
@@ -88,6 +91,23 @@ def add_api(parser: argparse.ArgumentParser) -> None:
                       help="least wait after a 429 without Retry-After (default 2)")
     pace.add_argument("--grace", type=float, default=S,
                       help="seconds requests in flight may finish after SIGTERM/SIGINT (default 20)")
+
+
+def add_safety(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "safety rails", "a safety stop records the rows not yet sent as not_attempted and exits 3")
+    group.add_argument("--max-failure-rate", dest="max_failure_rate", type=float, default=S,
+                       help="stop once more than this fraction of the rows sent failed "
+                            "(default 0.5; 1 = never)")
+    group.add_argument("--min-tasks", dest="min_tasks", type=int, default=S,
+                       help="rows sent and finished before the failure rate is judged (default 100)")
+    group.add_argument("--max-consecutive-auth-failures", dest="max_consecutive_auth_failures",
+                       type=int, default=S,
+                       help="stop after this many rows in a row answered 401/403 (default 10; 0 = off)")
+    group.add_argument("--canary", type=int, default=S, metavar="N",
+                       help="send the first N valid rows alone; go on only if none of them failed")
+    group.add_argument("--limit", type=int, default=S, metavar="N",
+                       help="send only the first N valid rows; record the rest as not_attempted")
 
 
 def add_auth(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from ..jobs import Problem, RawRow, Rejection
 from .columns import ColumnMap, HeaderError, resolve
-from .text import undecodable
+from .text import undecodable, undecodable_rejection
 
 # Names are at most 255 bytes; a much longer field is a broken file, not data to hold in memory.
 FIELD_SIZE_LIMIT = 1 << 20
@@ -136,12 +136,3 @@ def _rows(records: Iterator[tuple[int, list[str] | Problem]], columns: ColumnMap
             continue
         yield undecodable_rejection(line, fields) or RawRow(line, fields)
 
-
-def undecodable_rejection(line: int, fields: dict[str, Any]) -> Rejection | None:
-    """A row holding bytes that are not UTF-8, rejected with its values made printable."""
-    for field, value in fields.items():
-        if isinstance(value, str) and (problem := undecodable(value)):
-            clean = {k: v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                     if isinstance(v, str) else v for k, v in fields.items()}
-            return Rejection(line, clean, [Problem(field, "invalid_utf8", problem)])
-    return None
