@@ -14,8 +14,10 @@ import time
 from collections import Counter
 
 import pytest
+import structlog
 
 from helpers import FAST, PROJECT, ROOT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
+from worker.logs import configure
 from worker.runner import JobSpec, run_job
 from worker.settings import ConfigError, load_settings
 from worker.sources import InputSpec
@@ -102,6 +104,21 @@ async def test_resume_refuses_a_report_of_another_jobs_file(sim, tmp_path):
                                           r"jobs.csv \(sha256 [0-9a-f]{12}…, \d+ bytes\), and .*jobs.csv is sha256"):
         await run(sim, jobs, report, resume=True)
     assert report.read_bytes() == before and sim.requests == []
+
+
+async def test_resume_says_what_it_skips_and_warns_when_the_rules_differ(sim, tmp_path):
+    jobs = write_jobs(tmp_path / "jobs.csv", relabel_targets(sim.snapshots, 6))
+    report = tmp_path / "r.csv"
+    await run(sim, jobs, report)
+    keep_records(report, 4)
+    configure("info", "json")
+    with structlog.testing.capture_logs() as logs:
+        await run(sim, jobs, report, resume=True, limits_profile="huawei-current")
+    events = {e["event"]: e for e in logs}
+    assert events["resume"]["skipping"] == 4 and events["resume"]["applied"] == 4
+    assert events["start"]["resume_skips"] == 4
+    changed = events["resuming with other settings than the report's run"]
+    assert changed["limits_profile"] == "seed -> huawei-current" and "endpoint" not in changed
 
 
 async def test_resume_refuses_a_report_without_its_manifest_or_in_another_format(sim, tmp_path):

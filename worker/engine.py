@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterator
@@ -166,6 +167,7 @@ class Engine:
     async def run(self) -> Summary:
         started = time.monotonic()
         writer = asyncio.create_task(self._write(), name="writer")
+        writer.add_done_callback(self._writer_ended)
         self._senders = [
             asyncio.create_task(self._send(), name=f"sender-{i}")
             for i in range(self._concurrency if self._relabeler else 0)
@@ -218,6 +220,11 @@ class Engine:
             self._room.clear()
         self._emitted += 1
         return self._emitted - 1
+
+    def _writer_ended(self, _: asyncio.Task[None]) -> None:
+        """However the writer ended (a bug included), no sender may wait for it any longer."""
+        self._written = sys.maxsize
+        self._batch_written.set()
 
     async def _record(self, result: Result) -> None:
         """Queue the result and wait until the writer has written it."""

@@ -178,7 +178,7 @@ def _journal(report_path: str, settings: Settings, spec: JobSpec,
         raise ConfigError(f"cannot resume {report_path}: {exc.strerror or exc}") from None
     earlier = (before or {}).get("settings") or {}
     changed = {key: f"{earlier.get(key)} -> {value}" for key, value in settings.public().items()
-               if key in RESUME_SENSITIVE and earlier.get(key) != value}
+               if key in RESUME_SENSITIVE and value is not None and earlier.get(key) != value}
     if changed:
         log.warning("resuming with other settings than the report's run", **changed)
     log.info("resume", report=report_path, skipping=len(journal.final),
