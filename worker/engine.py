@@ -5,7 +5,12 @@
 
 Every input row ends as exactly one result. The writer drains results in batches, hands each
 batch to the sinks (report, then whatever must wait for durability, such as queue acks), and only
-then counts the rows as done. A sink may be async: the next batch waits for it.
+then counts the rows as done. A sink may be async: the next batch waits for it. A sender takes its
+next row only once the result of its last one is written: at any moment at most `concurrency` rows
+are sent but not yet in the report, which bounds what a kill -9 can make --resume send twice.
+
+Resume: rows whose line is in `skip` (final in the report already) are validated, so duplicate
+detection still sees them, and then dropped.
 
 The rows come from a file (an iterator, read and validated in a thread) or from a queue (an async
 iterator, unbounded: it ends when the engine stops, and what it has not delivered stays queued).
@@ -14,20 +19,23 @@ writer.
 
 Stopping: `stop()` stops taking rows, lets the requests in flight finish within a grace period and
 records every row that did not finish with the stop's outcome (`interrupted`), including the rows
-not yet read. `stop_now()` (a second signal, or the grace running out) cancels what is in flight.
+not yet read. When the grace runs out, what is in flight is cancelled; `stop_now()` (a second
+signal) also stops recording the rows not yet read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .jobs import Job, RawRow, Rejection, Validator
+from .live import LiveState
 from .logs import log
 from .progress import Progress
 from .relabel import Relabeler
@@ -38,6 +46,9 @@ RESULTS_HIGH_WATER = 4096  # the reader waits while this many results await the 
 
 
 class Sink(Protocol):
+    """A sink may also have `sync()` (make what was written durable): the writer runs it in a
+    thread after write_batch, before the next sink sees the batch."""
+
     def write_batch(self, results: list[Result]) -> None | Awaitable[None]:
         """Called by the single writer task, in order, and awaited when it returns an awaitable.
         Raising stops the job."""
@@ -51,6 +62,7 @@ class Summary:
     retries: int = 0
     throttled: int = 0
     stopped: str | None = None  # why the job stopped early, if it did
+    skipped: int = 0  # rows already final in the report (--resume): not run again
 
     @property
     def rows(self) -> int:
@@ -67,6 +79,7 @@ class Summary:
             "requests": self.requests,
             "retries": self.retries,
             "throttled": self.throttled,
+            **({"skipped": self.skipped} if self.skipped else {}),
             "elapsed_s": round(self.elapsed, 3),
             "requests_per_s": round(self.requests_per_s, 2),
             **({"stopped": self.stopped} if self.stopped else {}),
@@ -85,10 +98,14 @@ class Engine:
         log_successes: bool = True,
         on_result: Callable[[Result], None] | None = None,
         gate: Callable[[Job], Awaitable[None]] | None = None,
+        skip: Container[int] | None = None,
+        live: LiveState | None = None,
     ) -> None:
         """`relabeler` None means a dry run: valid rows are reported, nothing is sent.
         `on_result` sees every result once it is recorded (worker.safety may stop the job from
-        it); `gate` is awaited before each valid job is queued (the canary holds the reader)."""
+        it); `gate` is awaited before each valid job is queued (the canary holds the reader).
+        `skip`: input lines not to run again (--resume); `live`: checked before each PUT
+        (--skip-unchanged)."""
         self._rows = rows
         self._validator = validator
         self._relabeler = relabeler
@@ -98,10 +115,15 @@ class Engine:
         self._log_successes = log_successes
         self._on_result = on_result
         self._gate = gate
+        self._skip = skip
+        self._live = live
         self._jobs: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=2 * self._concurrency)
         self._results: asyncio.Queue[Result | None] = asyncio.Queue()
         self._room = asyncio.Event()  # set while the results queue is below its high water
         self._room.set()
+        self._emitted = 0  # results put on the queue so far
+        self._written = 0  # results the writer is done with (FIFO: the first _written emitted)
+        self._batch_written = asyncio.Event()  # replaced by a fresh one after each batch
         self._stopping = relabeler.stopping if relabeler else asyncio.Event()
         self._stop_outcome = Outcome.INTERRUPTED
         self._stop_message = ""
@@ -123,14 +145,17 @@ class Engine:
         self._stop_message = message or f"the job stopped ({reason}) before this row finished"
         self._stopping.set()
         log.warning("stopping", reason=reason, grace_s=grace)
-        self._grace_timer = asyncio.get_running_loop().call_later(grace, self.stop_now)
+        # The grace is for requests in flight; the rows not yet read are recorded however long
+        # that takes (local work, no request), unless a second stop says "at once".
+        self._grace_timer = asyncio.get_running_loop().call_later(
+            grace, self.stop_now, False)
 
-    def stop_now(self) -> None:
+    def stop_now(self, reader_too: bool = True) -> None:
         if not self._stopping.is_set():
             self._stopping.set()
             self.summary.stopped = self.summary.stopped or "stopped"
         log.warning("stopping now: cancelling requests in flight")
-        for task in (*self._senders, *([self._reader] if self._reader else [])):
+        for task in (*self._senders, *([self._reader] if self._reader and reader_too else [])):
             task.cancel()
 
     @property
@@ -142,6 +167,7 @@ class Engine:
     async def run(self) -> Summary:
         started = time.monotonic()
         writer = asyncio.create_task(self._write(), name="writer")
+        writer.add_done_callback(self._writer_ended)
         self._senders = [
             asyncio.create_task(self._send(), name=f"sender-{i}")
             for i in range(self._concurrency if self._relabeler else 0)
@@ -179,26 +205,48 @@ class Engine:
                 self._jobs.put_nowait(job)
                 return
             except asyncio.QueueFull:
+                if job is not None and self._stopping.is_set():
+                    # Record it now: the senders may be busy until the grace runs out.
+                    self._emit(self._stopped_result(job))
+                    return
                 if all(t.done() for t in self._senders):
                     return
                 await asyncio.sleep(0.01)
 
-    def _emit(self, result: Result) -> None:
+    def _emit(self, result: Result) -> int:
+        """Queue the result for the writer; returns its sequence number."""
         self._results.put_nowait(result)
         if self._results.qsize() >= RESULTS_HIGH_WATER:
             self._room.clear()
+        self._emitted += 1
+        return self._emitted - 1
+
+    def _writer_ended(self, _: asyncio.Task[None]) -> None:
+        """However the writer ended (a bug included), no sender may wait for it any longer."""
+        self._written = sys.maxsize
+        self._batch_written.set()
+
+    async def _record(self, result: Result) -> None:
+        """Queue the result and wait until the writer has written it."""
+        seq = self._emit(result)
+        while self._written <= seq:
+            await self._batch_written.wait()
 
     async def _read(self) -> None:
         rows = self._rows
         validator = self._validator
+        skip = self._skip
+        summary = self.summary
 
         def next_batch(validate: bool) -> list[Job | Rejection | RawRow]:
             batch: list[Job | Rejection | RawRow] = []
             for item in rows:
                 if isinstance(item, RawRow) and validate:
-                    batch.append(validator.validate(item))
-                else:
-                    batch.append(item)
+                    item = validator.validate(item)
+                if skip is not None and item.line in skip:
+                    summary.skipped += 1
+                    continue
+                batch.append(item)
                 if len(batch) >= BATCH:
                     break
             return batch
@@ -246,13 +294,22 @@ class Engine:
                 self._emit(self._stopped_result(job))
                 continue
             try:
-                result = await relabeler.apply(job)
+                result = await self._apply(job, relabeler)
             except asyncio.CancelledError:
                 self._emit(self._stopped_result(job, "stopped while its request was in flight"))
                 return
             if result.outcome is Outcome.INTERRUPTED and not result.attempts:
                 result = self._stopped_result(job)  # never sent: the stop's outcome and reason
-            self._emit(result)
+            await self._record(result)
+
+    async def _apply(self, job: Job, relabeler: Relabeler) -> Result:
+        if self._live is not None:
+            result = await self._live.check(job)
+            if result is not None:
+                return result
+            if self._stopping.is_set():
+                return self._stopped_result(job)
+        return await relabeler.apply(job)
 
     def _drain_jobs(self) -> None:
         while not self._jobs.empty():
@@ -281,6 +338,8 @@ class Engine:
                         written = sink.write_batch(batch)
                         if inspect.isawaitable(written):
                             await written
+                        if (sync := getattr(sink, "sync", None)) is not None:
+                            await asyncio.to_thread(sync)  # a slow disk must not stall the loop
                 except Exception as exc:  # noqa: BLE001 - any sink failure ends the job
                     self.fatal = exc
                     log.error("cannot record results: stopping", error=str(exc))
@@ -293,12 +352,17 @@ class Engine:
                             self._on_result(result)
                     if progress:
                         progress.advance(counts, len(batch))
+            self._written += len(batch)
+            written_event, self._batch_written = self._batch_written, asyncio.Event()
+            written_event.set()
             if self._results.qsize() < RESULTS_HIGH_WATER // 2:
                 self._room.set()
             if done:
                 return
 
     def _log(self, result: Result) -> None:
+        if result.error_message == self._stop_message and self._stopping.is_set():
+            return  # never sent because of the stop: the summary counts them, not a line each
         if result.outcome.success:
             if not self._log_successes:
                 return

@@ -71,6 +71,8 @@ def from_job(job: Job, outcome: Outcome, **fields: Any) -> Result:
 def from_answer(job: Job, answer: Answer, outcome: Outcome, attempts: int) -> Result:
     snapshot = answer.snapshot or {}
     error = answer.error
+    if outcome is Outcome.APPLIED and _nothing_changed(job, snapshot):
+        outcome = Outcome.UNCHANGED
     return from_job(
         job,
         outcome,
@@ -82,6 +84,15 @@ def from_answer(job: Job, answer: Answer, outcome: Outcome, attempts: int) -> Re
         request_id=answer.request_id,
         server_name=snapshot.get("name"),
         server_description=snapshot.get("description"),
+    )
+
+
+def _nothing_changed(job: Job, snapshot: dict[str, Any]) -> bool:
+    """The previous values are known and equal to the targets, and the server answered them."""
+    return all(
+        target is None or (previous == target and snapshot.get(key) == target)
+        for key, target, previous in (("name", job.name, job.previous_name),
+                                      ("description", job.description, job.previous_description))
     )
 
 

@@ -107,6 +107,10 @@ class SnapshotApi:
         query = {"limit": str(limit), **({"marker": marker} if marker else {}), **filters}
         url = f"{self.endpoint}{collection_path(self.family, project_id)}/detail?{urlencode(query)}"
         answer = await self._exchange("GET", url, b"", key="snapshots")
+        if answer.ok and not isinstance(answer.snapshot, list):
+            # A 2xx without a readable list must not pass for an empty (last) page.
+            answer.error = ApiError("unreadable_response", "the answer had no snapshots list")
+            answer.transient = True
         return answer, (answer.snapshot or []) if answer.ok else []  # type: ignore[return-value]
 
     async def iter_snapshots(

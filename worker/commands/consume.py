@@ -42,8 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     report.add_argument("--report", metavar="FILE",
                         help="also write each result to this local report (appended)")
     report.add_argument("--report-format", dest="report_format", default=S, choices=("csv", "jsonl"))
-    report.add_argument("--fsync", action="store_true", default=S,
-                        help="make every report row durable on disk before its job is acknowledged")
+    report.add_argument("--fsync", action=argparse.BooleanOptionalAction, default=S,
+                        help="make every report row durable on disk before its job is acknowledged "
+                             "(default on)")
     options.add_config(parser)
     parser.set_defaults(handler=main)
 

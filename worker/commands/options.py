@@ -24,6 +24,11 @@ def add_input(parser: argparse.ArgumentParser) -> None:
                              "previous_description)")
     parser.add_argument("--delimiter", help="CSV field separator (default ',')")
     parser.add_argument("--sheet", help="the .xlsx workbook's sheet (default: the first)")
+    parser.add_argument("--previous-name-column", metavar="HEADER",
+                        help="the column holding each snapshot's current name, recorded in the "
+                             "report for undo (same as --column previous_name=HEADER)")
+    parser.add_argument("--previous-description-column", metavar="HEADER",
+                        help="the same for the current description")
 
 
 def add_rules(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +36,8 @@ def add_rules(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--project-id", dest="project_id", default=S,
                        help="project of rows without a project_id column (env SNAPRELABEL_PROJECT_ID)")
     group.add_argument("--allow-autobk-prefix", dest="allow_autobk_prefix", action="store_true",
-                       default=S, help="allow target names starting autobk_snapshot_")
+                       default=S, help="allow target names starting autobk_snapshot_, and "
+                                       "changes to backup-owned snapshots")
     group.add_argument("--limits-profile", dest="limits_profile", default=S,
                        choices=("seed", "huawei-current"),
                        help="length limits: seed = 255 bytes (default); huawei-current = "
@@ -141,8 +147,9 @@ def add_report(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--report-format", dest="report_format", default=S, choices=("csv", "jsonl"))
     group.add_argument("--overwrite", action="store_true",
                        help="replace an existing report file")
-    group.add_argument("--fsync", action="store_true", default=S,
-                       help="make every report row durable on disk before counting it done")
+    group.add_argument("--fsync", action=argparse.BooleanOptionalAction, default=S,
+                       help="make every report row durable on disk before its sender takes the "
+                            "next row (default on; --no-fsync for a scratch run)")
 
 
 def settings_flags(args: argparse.Namespace) -> dict[str, Any]:

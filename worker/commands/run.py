@@ -27,12 +27,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     options.add_api(parser)
     options.add_safety(parser)
     options.add_report(parser)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the report of an earlier run of this jobs file: rows it "
+                             "already answers are skipped, the rest are appended")
+    parser.add_argument("--skip-unchanged", dest="skip_unchanged", action="store_true",
+                        default=options.S,
+                        help="list the live snapshots first; send no PUT for rows already at "
+                             "their target, whose snapshot is missing, or backup-owned")
     options.add_config(parser)
     parser.set_defaults(handler=main)
 
 
 def input_spec(args: argparse.Namespace) -> InputSpec:
-    return InputSpec(args.input, args.format, tuple(args.column), args.delimiter, args.sheet)
+    columns = list(args.column)
+    for target, header in (("previous_name", getattr(args, "previous_name_column", None)),
+                           ("previous_description", getattr(args, "previous_description_column", None))):
+        if header:
+            columns.append(f"{target}={header}")
+    return InputSpec(args.input, args.format, tuple(columns), args.delimiter, args.sheet)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -40,5 +52,5 @@ def main(args: argparse.Namespace) -> int:
     configure(settings.log_level, settings.log_format)
     source = input_spec(args)
     spec = JobSpec(source, args.report, args.dry_run, args.overwrite,
-                   confirm=wants_confirmation(source, args.yes, args.dry_run))
+                   confirm=wants_confirmation(source, args.yes, args.dry_run), resume=args.resume)
     return asyncio.run(run_job(settings, spec)).exit_code

@@ -279,6 +279,8 @@ class QueueConsumer:
                             delivery.deliveries - 1 if unsent else -1, ""]
         if self.report is not None:
             self.report.write_batch(results)
+            if self.report.sync is not None:  # durable before any entry is acknowledged
+                await asyncio.to_thread(self.report.sync)
         names = self.names
         if commits:
             await self.link.call("record results", lambda r: self._commit(

@@ -6,6 +6,8 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from ..jobs import UUID_ANY_CASE_RE
+
 # Header names as exported by openstack CLI (ID, Name, Description, ...) and by the cloud
 # consoles, in English and Chinese. Compared by header_key: "Snapshot ID" is snapshot_id.
 NEW_NAME = ("new_name", "新名称", "新快照名称")
@@ -110,6 +112,9 @@ def resolve(headers: list[str], overrides: dict[str, str], source: str, line: in
 
     unmapped = [h for i, h in enumerate(headers) if i not in positions.values() and h.strip()]
     if "snapshot_id" not in positions:
+        if any(UUID_ANY_CASE_RE.fullmatch(h.strip()) for h in headers):
+            raise HeaderError(f"{where} is a row, not a header (it holds a snapshot id): add a "
+                              "header line such as snapshot_id,name")
         raise HeaderError(
             f"{where}: no snapshot id column; found {_list(headers)}. "
             f"Map one with {_suggest('snapshot_id', unmapped, ('id', 'uuid'))}"

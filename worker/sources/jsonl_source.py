@@ -8,6 +8,7 @@ from typing import TextIO
 
 from ..jobs import Problem, RawRow, Rejection
 from .columns import ColumnMap, HeaderError, resolve
+from .text import undecodable_rejection
 
 MAX_LINE = 1 << 20
 
@@ -27,10 +28,11 @@ def read_jsonl(stream: TextIO, source: str, overrides: dict[str, str]) -> Iterat
             continue
         if not text.strip():
             continue
+        text = text.lstrip("\ufeff")  # a BOM opening a line: files joined together
         try:
             obj = json.loads(text)
         except ValueError as exc:
-            message = getattr(exc, "msg", str(exc))
+            message = getattr(exc, "msg", str(exc)).removesuffix(" at")
             column = getattr(exc, "colno", None)
             yield _reject(line, None, "invalid_json",
                           f"not valid JSON: {message}" + (f" at column {column}" if column else ""))
@@ -53,7 +55,8 @@ def object_row(obj: object, line: int, maps: dict[tuple[str, ...], ColumnMap | s
         maps[keys] = columns
     if isinstance(columns, str):
         return _reject(line, None, "missing_field", columns)
-    return RawRow(line, {field: obj[keys[i]] for field, i in columns.positions.items()})
+    fields = {field: obj[keys[i]] for field, i in columns.positions.items()}
+    return undecodable_rejection(line, fields) or RawRow(line, fields)
 
 
 def _reject(line: int, field: str | None, code: str, message: str) -> Rejection:
