@@ -32,6 +32,9 @@ from .connection import OUTAGE_ERRORS
 SHARED_PACING_MARGIN = 0.05
 REPLICA_TTL_MS = 30_000  # a replica that asked for no slot for this long no longer counts
 RETRY_REDIS_AFTER = 1.0  # seconds on the local fallback before asking Redis again
+# A caller woken this much after its slot gives the slot up and takes a new one: well inside the
+# margin's 50 ms, so a late request never arrives among its successors' slots.
+LATE_SLACK = 0.015
 
 # KEYS: tat, pause-until, replicas. ARGV: interval µs, replica name, replica ttl µs.
 # Times are integer microseconds of the Redis clock; '%.0f' keeps them exact (Lua numbers are
@@ -112,9 +115,14 @@ class SharedLimiter:
                     self.fallback = None
                 self.clock.sample(int(now) / 1e6, sent, loop.time())
                 self._paused_until = max(self._paused_until, self.clock.local(int(pause) / 1e6))
-                delay = self.clock.local(int(slot) / 1e6) - loop.time()
+                local_slot = self.clock.local(int(slot) / 1e6)
+                delay = local_slot - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                if loop.time() - local_slot > LATE_SLACK:
+                    # Woken late (a busy host): sent now, this request would crowd the ones the
+                    # other replicas send on time into one window. Leave the slot empty.
+                    continue
             # A pause learnt while this caller slept voids its slot: take a new one after it.
             if loop.time() >= self._paused_until:
                 return
