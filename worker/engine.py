@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from . import concurrency as auto
+from .concurrency import ConcurrencySizer
 from .jobs import Job, RawRow, Rejection, Validator
 from .logs import log
 from .progress import Progress
@@ -43,6 +45,7 @@ class Summary:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
+    concurrency: int = 0  # the most senders at once (what --concurrency auto chose)
     stopped: str | None = None  # why the job stopped early, if it did
 
     @property
@@ -60,6 +63,7 @@ class Summary:
             "requests": self.requests,
             "retries": self.retries,
             "throttled": self.throttled,
+            **({"concurrency": self.concurrency} if self.concurrency else {}),
             "elapsed_s": round(self.elapsed, 3),
             "requests_per_s": round(self.requests_per_s, 2),
             **({"stopped": self.stopped} if self.stopped else {}),
@@ -76,8 +80,11 @@ class Engine:
         concurrency: int = 16,
         progress: Progress | None = None,
         log_successes: bool = True,
+        sizer: ConcurrencySizer | None = None,
     ) -> None:
-        """`relabeler` None means a dry run: valid rows are reported, nothing is sent."""
+        """`relabeler` None means a dry run: valid rows are reported, nothing is sent. With a
+        `sizer`, the number of senders follows it (`--concurrency auto`) instead of being
+        `concurrency`."""
         self._rows = rows
         self._validator = validator
         self._relabeler = relabeler
@@ -85,7 +92,10 @@ class Engine:
         self._concurrency = max(1, concurrency)
         self._progress = progress
         self._log_successes = log_successes
-        self._jobs: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=2 * self._concurrency)
+        self._sizer = sizer
+        self._active = 0  # senders running
+        most = auto.MAX if sizer else self._concurrency
+        self._jobs: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=2 * most)
         self._results: asyncio.Queue[Result | None] = asyncio.Queue()
         self._room = asyncio.Event()  # set while the results queue is below its high water
         self._room.set()
@@ -129,10 +139,8 @@ class Engine:
     async def run(self) -> Summary:
         started = time.monotonic()
         writer = asyncio.create_task(self._write(), name="writer")
-        self._senders = [
-            asyncio.create_task(self._send(), name=f"sender-{i}")
-            for i in range(self._concurrency if self._relabeler else 0)
-        ]
+        if self._relabeler:
+            self._add_senders(self._sizer.target if self._sizer else self._concurrency)
         self._reader = asyncio.create_task(self._read(), name="reader")
         try:
             try:
@@ -140,9 +148,9 @@ class Engine:
             except asyncio.CancelledError:
                 if not self._stopping.is_set():
                     raise
-            for _ in self._senders:
-                await self._put_job(None)
-            await asyncio.gather(*self._senders, return_exceptions=True)
+            await self._put_job(None)  # the end: each sender passes it on to the next
+            while not all(task.done() for task in self._senders):  # senders added meanwhile too
+                await asyncio.gather(*self._senders, return_exceptions=True)
             self._drain_jobs()
         finally:
             if self._grace_timer:
@@ -202,12 +210,29 @@ class Engine:
                 else:
                     await self._put_job(item)  # type: ignore[arg-type]
 
+    def _add_senders(self, count: int) -> None:
+        for _ in range(count):
+            self._active += 1  # counted from now, so two answers in a row do not both add
+            self._senders.append(
+                asyncio.create_task(self._send(), name=f"sender-{len(self._senders)}"))
+        self.summary.concurrency = max(self.summary.concurrency, self._active)
+
     async def _send(self) -> None:
+        try:
+            await self._send_jobs()
+        finally:
+            self._active -= 1
+
+    async def _send_jobs(self) -> None:
         assert self._relabeler is not None
         relabeler = self._relabeler
+        sizer = self._sizer
         while True:
+            if sizer is not None and self._active > sizer.target * 1.25:
+                return  # fewer are enough now (a quarter of slack, so the count does not churn)
             job = await self._jobs.get()
             if job is None:
+                self._jobs.put_nowait(None)
                 return
             if self._stopping.is_set():
                 self._emit(self._stopped_result(job))
@@ -218,6 +243,10 @@ class Engine:
                 self._emit(self._stopped_result(job, "stopped while its request was in flight"))
                 return
             self._emit(result)
+            if sizer is not None and result.latency_ms is not None:
+                sizer.observe(result.latency_ms / 1000)
+                if self._active < sizer.target:
+                    self._add_senders(sizer.target - self._active)
 
     def _drain_jobs(self) -> None:
         while not self._jobs.empty():

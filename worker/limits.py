@@ -9,13 +9,16 @@ Two parts:
   of our own clock, whatever the pacing does. Paced requests never fill it, so its 10 ms polling
   loop does not run.
 Waiters sleep until their slot: nothing spins however many senders wait.
+
+`AdaptiveRateLimiter` (`--rate auto`) finds an unknown quota from the 429s it causes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from typing import Protocol
+from collections import deque
+from typing import Awaitable, Callable, Protocol
 
 from asyncio_throttle import Throttler
 
@@ -58,3 +61,142 @@ class RateLimiter:
 
     def observe(self, status: int | None, retry_after: float | None) -> None:
         """A fixed limit does not adapt."""
+
+
+class AdaptiveRateLimiter:
+    """`--rate auto`: find the server's hidden quota and hold just under it.
+
+    Requests are paced evenly at the current rate, as in RateLimiter. The rate moves in rounds
+    of one second (the server's usual window), in the manner of TCP congestion control:
+
+    - slow start: until the first 429 the rate doubles each round, from START.
+    - multiplicative decrease: a 429 sets the ceiling (the quota's estimate) to the rate the
+      server accepted over the last second, and the rate to BACKOFF times that. Measuring what
+      was accepted, rather than halving what was sent, lands near a quota that dropped tenfold
+      in one step. 429s for requests sent before the decrease (within HOLD) change nothing more.
+    - additive increase: each round without a 429 adds a step: at most STEP (2%) of the
+      ceiling, and at most PER_SUCCESS (1/2000) of it per request accepted in the round. A probe
+      past the quota costs one or two 429s, so each cycle is long enough (at least ~200
+      requests) to keep them near 1%; at a low quota the climb is slower, in seconds.
+    - once past the old ceiling without a 429, the quota has risen: the step doubles each round,
+      so a raised quota is found in a few seconds, not minutes.
+    - the rate only grows while it is what holds the job back (at least USED of the round's
+      slots were taken): a job slowed by latency or by its last rows does not inflate it.
+    - Retry-After: nothing is granted before it passes, for any sender.
+
+    Over a cycle the rate runs between BACKOFF and 1 times the quota: about 95% on average.
+    """
+
+    START = 10.0  # requests per second before anything is known
+    FLOOR = 0.2  # never slower than one request in five seconds
+    MAX = 10_000.0
+    BACKOFF = 0.9
+    STEP = 0.02
+    PER_SUCCESS = 1 / 2000
+    HOLD = 1.0  # seconds after a decrease during which 429s are from requests sent before it
+    ROUND = 1.0
+    USED = 0.8
+
+    def __init__(self, start: float = START, clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self._rate = start
+        self._clock = clock  # default: the running loop's clock (tests pass a fake, and sleep)
+        self._sleep = sleep
+        self.ceiling: float | None = None  # the rate the server accepted when it last said 429
+        self._step = 0.0
+        self._hold_until = -math.inf
+        self._paused_until = -math.inf
+        self._next_slot = 0.0
+        self._epoch = 0  # bumped when the schedule slows or pauses: booked slots are rebooked
+        self._round_end: float | None = None
+        self._granted = 0  # grants in this round
+        self._accepted = 0  # answers that were not 429 in this round
+        self._recent: deque[float] = deque()  # times of accepted answers in the last second
+        self._started: float | None = None  # first answer
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    def _now(self) -> float:
+        return self._clock() if self._clock else asyncio.get_running_loop().time()
+
+    async def acquire(self) -> None:
+        while True:
+            now = self._now()
+            slot = max(now, self._next_slot, self._paused_until)
+            self._next_slot = slot + (1.0 + PACING_MARGIN) / self._rate
+            epoch = self._epoch
+            if slot > now:
+                await self._sleep(slot - now)
+            if epoch == self._epoch:
+                self._granted += 1
+                return
+
+    def observe(self, status: int | None, retry_after: float | None) -> None:
+        now = self._now()
+        if self._round_end is None:
+            self._started = now
+            self._start_round(now)
+        if status == 429:
+            self._throttled(now, retry_after)
+        elif status is not None:
+            self._accepted += 1
+            recent = self._recent
+            recent.append(now)
+            if recent[0] <= now - 2.0:  # keep it short without a pass on every answer
+                while recent[0] <= now - 1.0:
+                    recent.popleft()
+        if now >= self._round_end:
+            self._end_round(now)
+
+    def _throttled(self, now: float, retry_after: float | None) -> None:
+        if retry_after:
+            self._paused_until = max(self._paused_until, now + retry_after)
+            self._reschedule(self._paused_until)
+        if now < self._hold_until:
+            return
+        # What the server took over the last second (early in the job: since the first answer).
+        recent = self._recent
+        while recent and recent[0] <= now - 1.0:
+            recent.popleft()
+        span = min(1.0, now - self._started) if self._started is not None else 1.0
+        accepted = len(recent) / max(span, 0.1)
+        reference = min(self._rate, accepted) if recent else self._rate
+        self.ceiling = max(self.FLOOR, reference)
+        self._rate = max(self.FLOOR, self.BACKOFF * reference)
+        self._step = 0.0
+        self._hold_until = now + self.HOLD
+        interval = (1.0 + PACING_MARGIN) / self._rate
+        self._reschedule(max(self._paused_until, now + interval))
+        self._start_round(now)
+
+    def _end_round(self, now: float) -> None:
+        used = self._granted >= self.USED * self._rate * (now - self._round_end + self.ROUND)
+        if used and now >= self._hold_until:
+            if self.ceiling is None:
+                self._rate = min(self.MAX, self._rate * 2)
+            else:
+                base = min(self.STEP * self.ceiling, self.PER_SUCCESS * self.ceiling * self._accepted)
+                if self._rate > self.ceiling:
+                    self._step = max(2 * self._step, base)  # past the old quota: probe faster
+                else:
+                    self._step = base
+                self._rate = min(self.MAX, self._rate + self._step)
+        self._start_round(now)
+
+    def _start_round(self, now: float) -> None:
+        self._round_end = now + self.ROUND
+        self._granted = self._accepted = 0
+
+    def _reschedule(self, next_slot: float) -> None:
+        """Slower from now on: slots booked at the old pace are booked again at the new one."""
+        self._next_slot = next_slot
+        self._epoch += 1
+
+
+def make_limiter(rate: float | str | None) -> RateLimiter | AdaptiveRateLimiter:
+    """The limiter for a job's `rate` setting: a number (0: none) or "auto"."""
+    if rate == "auto":
+        return AdaptiveRateLimiter()
+    return RateLimiter(float(rate) if rate else None)

@@ -15,7 +15,9 @@ from .api.auth import Auth, NoAuth, StaticToken
 from .api.client import HttpSettings, SnapshotApi, make_session
 from .engine import Engine, Sink, Summary
 from .jobs import LIMITS_PROFILES, JobRules, Validator
-from .limits import RateLimiter
+from .concurrency import MAX as MOST_IN_FLIGHT
+from .concurrency import ConcurrencySizer
+from .limits import Limiter, make_limiter
 from .logs import log
 from .manifest import Manifest, file_digest
 from .progress import Progress
@@ -80,7 +82,7 @@ def retry_policy_from(settings: Settings) -> RetryPolicy:
 
 def http_from(settings: Settings) -> HttpSettings:
     return HttpSettings(
-        concurrency=settings.concurrency,
+        concurrency=MOST_IN_FLIGHT if settings.concurrency == "auto" else settings.concurrency,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         total_timeout=settings.total_timeout,
@@ -140,22 +142,24 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
     progress = Progress(None, on_terminal)
     session = None
     relabeler = None
+    limiter: Limiter | None = None
     if not spec.dry_run:
         assert auth is not None and settings.endpoint
         if not settings.verify_tls:
             log.warning("TLS certificate verification is off (--insecure): the endpoint is not authenticated")
         session = make_session(http_from(settings))
         api = SnapshotApi(session, settings.endpoint, settings.path_family, auth)
-        limiter = RateLimiter(settings.rate)
+        limiter = make_limiter(settings.rate)
         relabeler = Relabeler(api, limiter, retry_policy_from(settings))
     engine = Engine(
         iter(rows),
         validator,
         relabeler,
         [report, *extra_sinks],
-        concurrency=settings.concurrency,
+        concurrency=16 if settings.concurrency == "auto" else settings.concurrency,
         progress=progress,
         log_successes=not on_terminal,
+        sizer=sizer_for(settings, limiter),
     )
     received: list[int] = []
     loop = asyncio.get_running_loop()
@@ -193,6 +197,13 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
     manifest.finish(_status(engine, received), {**summary.as_fields(), "exit_code": code})
     log.info("summary", **summary.as_fields(), report=report.path, exit_code=code)
     return JobResult(summary, code, report.path)
+
+
+def sizer_for(settings: Settings, limiter: Limiter | None) -> ConcurrencySizer | None:
+    """`--concurrency auto`: sized from the limiter's rate of the moment and the latency."""
+    if settings.concurrency != "auto" or limiter is None:
+        return None
+    return ConcurrencySizer(lambda: getattr(limiter, "rate", None))
 
 
 async def _write_manifest_with_digest(manifest: Manifest) -> None:
