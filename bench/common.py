@@ -25,6 +25,9 @@ PY = sys.executable  # the project's environment: snaprelabel, the simulator, th
 PEER_VENV = BENCH / ".venv"  # the peer SDKs and profilers: never the project's environment
 PEER_PY = PEER_VENV / "bin" / "python"
 PROJECT = "0123456789abcdef0123456789abcdef"
+# The snaprelabel code the children run (`python -m worker` from there): this checkout, or
+# another one to compare with (BENCH_CODE=/path/to/a/checkout of the base commit).
+CODE = Path(os.environ.get("BENCH_CODE", ROOT)).resolve()
 
 # Two cores here: the client on one, the target on the other. One core: no pinning.
 _CPUS = sorted(os.sched_getaffinity(0))
@@ -65,7 +68,7 @@ def measure(cmd: Sequence[str], cpu: int | None = CLIENT_CPU, env: dict[str, str
     path = stdout_path or OUT / f"stdout-{os.getpid()}.txt"
     with open(path, "w") as out, open(OUT / f"stderr-{os.getpid()}.txt", "w+") as err:
         started = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT,
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=CODE,
                                 env={**os.environ, **(env or {})}, preexec_fn=pinned(cpu))
         timer = threading.Timer(timeout, proc.kill)
         timer.start()

@@ -55,8 +55,12 @@ def make_session(http: HttpSettings) -> aiohttp.ClientSession:
     request never waits for a pooled connection inside its own timeout."""
     if not http.verify_tls:
         tls: ssl.SSLContext | bool = False
-    else:
+    elif http.ca_bundle:
         tls = ssl.create_default_context(cafile=http.ca_bundle)
+    else:
+        # aiohttp's own verified context (ssl.create_default_context(), made at its import):
+        # loading the system CAs a second time cost 50 ms of start-up (bench/RESULTS.md).
+        tls = True
     connector = aiohttp.TCPConnector(
         limit=http.concurrency, limit_per_host=http.concurrency, ssl=tls, ttl_dns_cache=300
     )
