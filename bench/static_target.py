@@ -44,6 +44,9 @@ def _snapshot(snapshot_id: bytes, name: bytes) -> bytes:
             b'"updated_at":"2024-01-01T00:00:00.000000"}}')
 
 
+PUTS = [0]  # PUTs answered, shown by GET /_stats: proof that a peer really sent its requests
+
+
 class Http(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -77,7 +80,10 @@ class Http(asyncio.Protocol):
 def _answer(request_line: bytes, body: bytes) -> bytes:
     parts = request_line.split(b" ")
     path = parts[1] if len(parts) > 1 else b"/"
+    if path == b"/_stats":
+        return _response(b"200 OK", json.dumps({"puts": PUTS[0]}).encode())
     match = _SNAPSHOT_PATH.search(path)
+    PUTS[0] += parts[0] == b"PUT"
     if match is None:
         return _response(b"300 Multiple Choices" if path.rstrip(b"/").count(b"/") < 1
                          else b"200 OK", _VERSIONS)

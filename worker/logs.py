@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from .fastpath import render_json
 from .redaction import SECRETS
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -46,7 +47,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     stream = stream or sys.stdout
     as_json = wants_json(fmt, stream)
     if as_json:
-        renderer: Any = structlog.processors.JSONRenderer(ensure_ascii=False)
+        renderer: Any = structlog.processors.JSONRenderer(serializer=render_json)
         factory: Any = structlog.PrintLoggerFactory(stream)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())

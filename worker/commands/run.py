@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
+from .. import fastpath
 from ..logs import configure
 from ..runner import JobSpec, run_job
 from ..settings import load_settings
@@ -34,4 +34,4 @@ def main(args: argparse.Namespace) -> int:
     settings = load_settings(options.settings_flags(args), args.config)
     configure(settings.log_level, settings.log_format)
     spec = JobSpec(input_spec(args), args.report, args.dry_run, args.overwrite)
-    return asyncio.run(run_job(settings, spec)).exit_code
+    return fastpath.run(run_job(settings, spec)).exit_code
