@@ -20,10 +20,15 @@ import time
 import aiohttp
 
 
-async def run(jobs_path: str, endpoint: str, concurrency: int) -> dict:
+async def run(jobs_path: str, endpoint: str, concurrency: int, throttle: int | None) -> dict:
     with open(jobs_path, encoding="utf-8", newline="") as f:
         jobs = [(row["snapshot_id"], row["project_id"], row["name"]) for row in csv.DictReader(f)]
     queue = iter(jobs)
+    throttler = None
+    if throttle:  # asyncio-throttle alone, for the rate-fidelity contrast
+        from asyncio_throttle import Throttler
+
+        throttler = Throttler(rate_limit=throttle, period=1.0)
     ok = 0
     connector = aiohttp.TCPConnector(limit=concurrency)
     started = time.monotonic()
@@ -34,6 +39,8 @@ async def run(jobs_path: str, endpoint: str, concurrency: int) -> dict:
             for snapshot_id, project_id, name in queue:
                 body = json.dumps({"snapshot": {"name": name}}, ensure_ascii=False).encode()
                 url = f"{endpoint}/v2/{project_id}/snapshots/{snapshot_id}"
+                if throttler is not None:
+                    await throttler.acquire()
                 async with session.put(url, data=body,
                                        headers={"Content-Type": "application/json"}) as resp:
                     payload = json.loads(await resp.read())
@@ -49,6 +56,7 @@ def main() -> None:
     parser.add_argument("endpoint")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--throttle", type=int, help="requests per second, by asyncio-throttle")
     args = parser.parse_args()
     factory = None
     if args.uvloop:
@@ -56,7 +64,8 @@ def main() -> None:
 
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
-        print(json.dumps(runner.run(run(args.jobs, args.endpoint.rstrip("/"), args.concurrency))))
+        print(json.dumps(runner.run(run(args.jobs, args.endpoint.rstrip("/"), args.concurrency,
+                                   args.throttle))))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,18 @@
 """The request rate limit, shared by every sender of a job.
 
 Two parts:
-- pacing: each request takes the next free slot on a schedule one interval apart, where the
-  interval is a little over 1/rate. A burst of `rate` requests at once would arrive at the
-  server spread by its own queueing, and a window on the server's clock could then hold more
+- pacing (`Pacer`): each request takes the next free slot on a schedule one interval apart,
+  where the interval is a little over 1/rate. A burst of `rate` requests at once would arrive at
+  the server spread by its own queueing, and a window on the server's clock could then hold more
   than `rate` (measured: 43 in one second at a limit of 40). Even spacing leaves room for jitter.
+  Waiters woken late (a busy loop) do not all fire at once to catch up: grants themselves are
+  spaced too, with at most BURST seconds of slack (at 2,000/s, catching up had put 2,099
+  requests into one second on the server's clock).
 - a hard cap: asyncio-throttle's sliding window, at most `rate` grants in any one-second window
   of our own clock, whatever the pacing does. Paced requests never fill it, so its 10 ms polling
   loop does not run.
-Waiters sleep until their slot: nothing spins however many senders wait.
+Waiters sleep until their slot: nothing spins however many senders wait (bench/RESULTS.md:
+asyncio-throttle alone burns 0.9 of a core at 2,000/s with 2,000 waiters, this 0.08).
 
 `AdaptiveRateLimiter` (`--rate auto`) finds an unknown quota from the 429s it causes.
 """
@@ -24,7 +28,10 @@ from asyncio_throttle import Throttler
 
 # Slots are spaced (1 + margin) / rate apart: the server's clock may see our requests shifted by
 # up to margin seconds per second of traffic and still count no more than `rate` in a second.
-PACING_MARGIN = 0.01
+PACING_MARGIN = 0.015
+# Grants may run this far ahead of the even spacing (several in one turn of a busy loop); kept
+# under the margin, so that BURST plus jitter still fit in it.
+BURST = 0.005
 
 
 class Limiter(Protocol):
@@ -35,28 +42,78 @@ class Limiter(Protocol):
         """Told the status of every answer (None: no answer), so a limiter can adapt."""
 
 
+class Pacer:
+    """Even spacing at `rate`, for any number of waiters, none of them polling.
+
+    Each waiter books the next slot and sleeps once until it. On waking it is also checked
+    against the grants actually made (GCRA: a theoretical time of the next grant that advances
+    one interval per grant; a grant may come at most BURST before it), so waiters woken late
+    together are let through one interval apart rather than in a burst. `reschedule` makes booked slots void
+    (the rate fell, or the server asked for a pause): their waiters book again.
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.interval = (1.0 + PACING_MARGIN) / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next_slot = -math.inf
+        self._granted = -math.inf  # the theoretical time of the next grant
+        self._epoch = 0
+
+    def now(self) -> float:
+        return self._clock() if self._clock else asyncio.get_running_loop().time()
+
+    async def wait(self) -> None:
+        while True:
+            now = self.now()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self.interval
+            epoch = self._epoch
+            if slot > now:
+                await self._sleep(slot - now)
+                now = self.now()
+            if epoch != self._epoch:
+                continue  # the schedule changed while this waiter slept
+            # Woken late along with others: take the next grant time, one interval after the
+            # last (each its own, so no herd wakes up together), rather than all go at once.
+            grant = max(now, self._granted - BURST)
+            self._granted = max(self._granted, grant) + self.interval
+            if grant > now:
+                await self._sleep(grant - now)
+                if epoch != self._epoch:
+                    continue
+            return
+
+    def speed_up(self, rate: float) -> None:
+        """Slots booked from now on are closer; those already booked stand."""
+        self.interval = (1.0 + PACING_MARGIN) / rate
+
+    def reschedule(self, rate: float, not_before: float = -math.inf) -> None:
+        """Slower, or paused until `not_before`: every waiter books again."""
+        self.interval = (1.0 + PACING_MARGIN) / rate
+        self._next_slot = max(self.now() + self.interval, not_before)
+        self._granted = max(self._granted, not_before + BURST)
+        self._epoch += 1
+
+
 class RateLimiter:
     def __init__(self, rate: float | None) -> None:
         """`rate` requests per second; None or 0 means unlimited."""
         self.rate = rate or None
-        self._next_slot = 0.0
+        self._pacer: Pacer | None = None
         self._throttler: Throttler | None = None
         if self.rate:
-            self._interval = (1.0 + PACING_MARGIN) / self.rate
+            self._pacer = Pacer(self.rate)
             # Fractional rates above 1/s round down: a one-second window never holds more.
             self._throttler = Throttler(
                 rate_limit=max(1, math.floor(self.rate)), period=max(1.0, 1.0 / self.rate)
             )
 
     async def acquire(self) -> None:
-        if self._throttler is None:
+        if self._pacer is None or self._throttler is None:
             return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        slot = max(now, self._next_slot)
-        self._next_slot = slot + self._interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        await self._pacer.wait()
         await self._throttler.acquire()
 
     def observe(self, status: int | None, retry_after: float | None) -> None:
@@ -66,7 +123,7 @@ class RateLimiter:
 class AdaptiveRateLimiter:
     """`--rate auto`: find the server's hidden quota and hold just under it.
 
-    Requests are paced evenly at the current rate, as in RateLimiter. The rate moves in rounds
+    Requests are paced evenly at the current rate by a Pacer. The rate moves in rounds
     of one second (the server's usual window), in the manner of TCP congestion control:
 
     - slow start: until the first 429 the rate doubles each round, from START.
@@ -100,14 +157,12 @@ class AdaptiveRateLimiter:
     def __init__(self, start: float = START, clock: Callable[[], float] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._rate = start
-        self._clock = clock  # default: the running loop's clock (tests pass a fake, and sleep)
-        self._sleep = sleep
+        # The running loop's clock by default (tests pass a fake one, and its sleep).
+        self._pacer = Pacer(start, clock, sleep)
         self.ceiling: float | None = None  # the rate the server accepted when it last said 429
         self._step = 0.0
         self._hold_until = -math.inf
         self._paused_until = -math.inf
-        self._next_slot = 0.0
-        self._epoch = 0  # bumped when the schedule slows or pauses: booked slots are rebooked
         self._round_end: float | None = None
         self._granted = 0  # grants in this round
         self._accepted = 0  # answers that were not 429 in this round
@@ -118,23 +173,12 @@ class AdaptiveRateLimiter:
     def rate(self) -> float:
         return self._rate
 
-    def _now(self) -> float:
-        return self._clock() if self._clock else asyncio.get_running_loop().time()
-
     async def acquire(self) -> None:
-        while True:
-            now = self._now()
-            slot = max(now, self._next_slot, self._paused_until)
-            self._next_slot = slot + (1.0 + PACING_MARGIN) / self._rate
-            epoch = self._epoch
-            if slot > now:
-                await self._sleep(slot - now)
-            if epoch == self._epoch:
-                self._granted += 1
-                return
+        await self._pacer.wait()
+        self._granted += 1
 
     def observe(self, status: int | None, retry_after: float | None) -> None:
-        now = self._now()
+        now = self._pacer.now()
         if self._round_end is None:
             self._started = now
             self._start_round(now)
@@ -153,7 +197,7 @@ class AdaptiveRateLimiter:
     def _throttled(self, now: float, retry_after: float | None) -> None:
         if retry_after:
             self._paused_until = max(self._paused_until, now + retry_after)
-            self._reschedule(self._paused_until)
+            self._pacer.reschedule(self._rate, self._paused_until)
         if now < self._hold_until:
             return
         # What the server took over the last second (early in the job: since the first answer).
@@ -167,8 +211,7 @@ class AdaptiveRateLimiter:
         self._rate = max(self.FLOOR, self.BACKOFF * reference)
         self._step = 0.0
         self._hold_until = now + self.HOLD
-        interval = (1.0 + PACING_MARGIN) / self._rate
-        self._reschedule(max(self._paused_until, now + interval))
+        self._pacer.reschedule(self._rate, self._paused_until)
         self._start_round(now)
 
     def _end_round(self, now: float) -> None:
@@ -183,16 +226,12 @@ class AdaptiveRateLimiter:
                 else:
                     self._step = base
                 self._rate = min(self.MAX, self._rate + self._step)
+            self._pacer.speed_up(self._rate)
         self._start_round(now)
 
     def _start_round(self, now: float) -> None:
         self._round_end = now + self.ROUND
         self._granted = self._accepted = 0
-
-    def _reschedule(self, next_slot: float) -> None:
-        """Slower from now on: slots booked at the old pace are booked again at the new one."""
-        self._next_slot = next_slot
-        self._epoch += 1
 
 
 def make_limiter(rate: float | str | None) -> RateLimiter | AdaptiveRateLimiter:
