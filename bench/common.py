@@ -26,8 +26,10 @@ PEER_VENV = BENCH / ".venv"  # the peer SDKs and profilers: never the project's 
 PEER_PY = PEER_VENV / "bin" / "python"
 PROJECT = "0123456789abcdef0123456789abcdef"
 # The snaprelabel code the children run (`python -m worker` from there): this checkout, or
-# another one to compare with (BENCH_CODE=/path/to/a/checkout of the base commit).
+# another one (BENCH_CODE=/path/to/a/checkout).
 CODE = Path(os.environ.get("BENCH_CODE", ROOT)).resolve()
+# A checkout of the code before this work, for before/after rows (`python -m bench --before`).
+BEFORE: Path | None = None
 
 # Two cores here: the client on one, the target on the other. One core: no pinning.
 _CPUS = sorted(os.sched_getaffinity(0))
@@ -61,14 +63,15 @@ class Measured:
 
 
 def measure(cmd: Sequence[str], cpu: int | None = CLIENT_CPU, env: dict[str, str] | None = None,
-            stdout_path: Path | None = None, timeout: float = 1800) -> Measured:
+            stdout_path: Path | None = None, timeout: float = 1800,
+            cwd: Path | None = None) -> Measured:
     """Run a child to its end, pinned to `cpu`: its own wall time, CPU time and peak RSS (wait4).
     Its stdout goes to `stdout_path` (kept) or is returned."""
     OUT.mkdir(parents=True, exist_ok=True)
     path = stdout_path or OUT / f"stdout-{os.getpid()}.txt"
     with open(path, "w") as out, open(OUT / f"stderr-{os.getpid()}.txt", "w+") as err:
         started = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=CODE,
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd or CODE,
                                 env={**os.environ, **(env or {})}, preexec_fn=pinned(cpu))
         timer = threading.Timer(timeout, proc.kill)
         timer.start()

@@ -88,8 +88,13 @@ def limiter_grant_us() -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    import sys
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        for name, us in pieces(Path(tmp)).items():
+        costs = pieces(Path(tmp))
+    if "--json" in sys.argv:
+        print(json.dumps(costs))
+    else:
+        for name, us in costs.items():
             print(f"{us:8.2f} µs  {name}")

@@ -6,7 +6,11 @@ It answers every request at once on a keep-alive connection: a PUT or GET on
 sent name, a version document on a path without a snapshot id (the OpenStack SDK and CLI
 discover versions first). It checks nothing: correctness is the simulator's job.
 
-    python bench/static_target.py [--port 0]     # prints "listening on http://127.0.0.1:PORT"
+With --record it notes when each PUT arrived (time.monotonic() as its bytes are read, before
+any other work: the least a server can add to the timing); `GET /_arrivals` returns them and
+starts a new list. `GET /_stats` counts PUTs.
+
+    python bench/static_target.py [--port 0] [--record]   # prints "listening on http://..."
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import json
 import re
 import signal
 import sys
+import time
+from array import array
 
 _SNAPSHOT_PATH = re.compile(rb"/(?:cloud)?snapshots/([0-9a-f-]{36})")
 _NAME = re.compile(rb'"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -45,6 +51,7 @@ def _snapshot(snapshot_id: bytes, name: bytes) -> bytes:
 
 
 PUTS = [0]  # PUTs answered, shown by GET /_stats: proof that a peer really sent its requests
+ARRIVALS: array | None = None  # with --record: arrival time of each PUT
 
 
 class Http(asyncio.Protocol):
@@ -53,6 +60,7 @@ class Http(asyncio.Protocol):
         self.buffer = b""
 
     def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
         buffer = self.buffer + data
         out = []
         while True:
@@ -71,6 +79,8 @@ class Http(asyncio.Protocol):
             body = buffer[end + 4: end + 4 + length]
             buffer = buffer[end + 4 + length:]
             request_line = head[: head.find(b"\r\n")] if b"\r\n" in head else head
+            if ARRIVALS is not None and request_line.startswith(b"PUT "):
+                ARRIVALS.append(now)
             out.append(_answer(request_line, body))
         self.buffer = buffer
         if out:
@@ -82,6 +92,10 @@ def _answer(request_line: bytes, body: bytes) -> bytes:
     path = parts[1] if len(parts) > 1 else b"/"
     if path == b"/_stats":
         return _response(b"200 OK", json.dumps({"puts": PUTS[0]}).encode())
+    if path == b"/_arrivals":
+        global ARRIVALS
+        times, ARRIVALS = ARRIVALS, array("d")
+        return _response(b"200 OK", json.dumps({"arrivals": list(times or [])}).encode())
     match = _SNAPSHOT_PATH.search(path)
     PUTS[0] += parts[0] == b"PUT"
     if match is None:
@@ -107,7 +121,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--record", action="store_true", help="note each PUT's arrival time")
     args = parser.parse_args()
+    if args.record:
+        global ARRIVALS
+        ARRIVALS = array("d")
     try:
         import uvloop  # the target must not be the bottleneck: the fastest loop there is
 

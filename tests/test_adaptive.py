@@ -182,7 +182,7 @@ def test_make_limiter_follows_the_rate_setting():
 
 
 @pytest.mark.parametrize("rate, latency, expected", [
-    (200, 0.25, 77),  # Little's law: 50 in flight, with half again as headroom, plus 2
+    (200, 0.375, 77),  # Little's law: 75 in flight, plus 2 spare
     (20, 0.05, concurrency.MIN),  # never fewer than MIN
     (2000, 1.0, concurrency.MAX),  # never more than MAX
     (None, 0.25, concurrency.UNLIMITED),  # no rate limit: nothing to size from
@@ -192,17 +192,20 @@ def test_size_for(rate, latency, expected):
     assert size_for(rate, latency) == expected
 
 
-def test_the_sizer_follows_latency_and_the_rate_of_the_moment():
+def test_the_sizer_plans_for_slow_answers_and_follows_the_rate_of_the_moment():
     rate = [100.0]
     sizer = ConcurrencySizer(lambda: rate[0])
-    assert sizer.target == size_for(100, concurrency.FIRST_GUESS)
-    sizer.observe(0.4)  # the first answer replaces the guess
-    assert sizer.target == size_for(100, 0.4)
-    for _ in range(100):
+    assert sizer.target == size_for(100, concurrency.FIRST_GUESS * concurrency.HEADROOM)
+    for _ in range(200):  # steady answers: half again the average latency
+        sizer.observe(0.2)
+    assert sizer.target == size_for(100, 0.2 * concurrency.HEADROOM)
+    for _ in range(100):  # answers that swing between 0.1 and 0.5 s: plan for the slow ones
         sizer.observe(0.1)
-    assert sizer.target == size_for(100, sizer.latency) and abs(sizer.latency - 0.1) < 0.01
+        sizer.observe(0.5)
+    assert sizer.planned_latency > 0.45
+    assert sizer.target == size_for(100, sizer.planned_latency) > size_for(100, 0.45)
     rate[0] = 400.0
-    assert sizer.target == size_for(400, sizer.latency)
+    assert sizer.target == size_for(400, sizer.planned_latency)
 
 
 # -- settings and flags ------------------------------------------------------------------------
@@ -273,7 +276,7 @@ async def test_concurrency_auto_keeps_enough_requests_in_flight_for_the_latency(
     result = await run_job(settings, JobSpec(InputSpec(str(jobs)), str(tmp_path / "r.csv")))
     assert result.exit_code == 0 and result.summary.counts["applied"] == 120
     # 100/s at 0.3 s or more each: Little's law wants 30 in flight; 16 would cap it at 53/s.
-    assert result.summary.concurrency >= size_for(100, 0.3)
+    assert result.summary.concurrency >= size_for(100, 0.3 * concurrency.HEADROOM)
     assert result.summary.concurrency <= concurrency.MAX
 
 

@@ -2,10 +2,12 @@
 know Little's law: in flight = throughput × latency.
 
 To send `rate` requests a second when each takes `latency` seconds, rate × latency requests must
-be in flight. Latencies spread, so the sizer keeps HEADROOM times that, plus SPARE, learned from
-an average of the latencies seen, and follows the rate when it changes (`--rate auto`). Bounded:
-at least MIN, at most MAX (sockets and memory). Without a rate limit there is nothing to size
-from: UNLIMITED, where aiohttp on one core does best (32-64 requests in flight, see DESIGN.md).
+be in flight. Latencies spread, and a spike would starve the rate, so the latency used is the
+larger of HEADROOM times its average and the average plus four mean deviations (TCP's
+retransmission-timeout estimator, RFC 6298), plus SPARE requests. It follows the rate when that
+changes (`--rate auto`). Bounded: at least MIN, at most MAX (sockets and memory). Without a rate
+limit there is nothing to size from: UNLIMITED, where aiohttp on one core does best (32-64
+requests in flight, see DESIGN.md).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ MAX = 512
 UNLIMITED = 64
 HEADROOM = 1.5
 SPARE = 2
-SMOOTHING = 0.1  # weight of each new latency in the moving average
 FIRST_GUESS = 0.1  # seconds of latency assumed before the first answer
 
 
@@ -26,7 +27,7 @@ def size_for(rate: float | None, latency: float) -> int:
     """Requests in flight that let `rate` per second through at `latency` seconds each."""
     if not rate:
         return UNLIMITED
-    return max(MIN, min(MAX, math.ceil(rate * latency * HEADROOM) + SPARE))
+    return max(MIN, min(MAX, math.ceil(rate * latency) + SPARE))
 
 
 class ConcurrencySizer:
@@ -34,14 +35,22 @@ class ConcurrencySizer:
 
     def __init__(self, rate: Callable[[], float | None]) -> None:
         self._rate = rate
-        self.latency: float | None = None  # moving average, seconds
+        self.latency: float | None = None  # smoothed average, seconds (RFC 6298's SRTT)
+        self.deviation = 0.0  # smoothed mean deviation (RTTVAR)
 
     def observe(self, latency: float) -> None:
         if self.latency is None:
-            self.latency = latency
+            self.latency, self.deviation = latency, latency / 2
         else:
-            self.latency += SMOOTHING * (latency - self.latency)
+            self.deviation += (abs(self.latency - latency) - self.deviation) / 4
+            self.latency += (latency - self.latency) / 8
+
+    @property
+    def planned_latency(self) -> float:
+        if self.latency is None:
+            return FIRST_GUESS * HEADROOM
+        return max(self.latency * HEADROOM, self.latency + 4 * self.deviation)
 
     @property
     def target(self) -> int:
-        return size_for(self._rate(), FIRST_GUESS if self.latency is None else self.latency)
+        return size_for(self._rate(), self.planned_latency)

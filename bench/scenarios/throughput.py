@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from .. import common
 from ..common import (BENCH, OUT, PEER_PY, PEER_VENV, PROJECT, PY, Measured, Target, measure,
                       median, snaprelabel, synthetic_ids, write_jobs)
 from ..report import Section, table
@@ -28,6 +29,9 @@ def _contenders(jobs: Path, sdk_jobs: Path, url: str) -> dict[str, tuple[list[st
         "bare aiohttp loop (uvloop)": (
             [PY, str(BENCH / "bare_loop.py"), str(jobs), url, "--uvloop"], {}, jobs),
         "snaprelabel (lean install)": (snaprelabel(jobs, url, "--rate", "0"), LEAN, jobs),
+        **({"snaprelabel before this work (lean)": (
+            snaprelabel(jobs, url, "--rate", "0", "--concurrency", "64"), LEAN, jobs)}
+           if common.BEFORE else {}),
         "snaprelabel[fast] (uvloop, orjson)": (snaprelabel(jobs, url, "--rate", "0"), {}, jobs),
         "huaweicloudsdkevs, 32 threads": (
             [peer[0], f"{peer[1]}/huawei_evs.py", str(sdk_jobs), url, "--threads", "32"], {},
@@ -74,7 +78,8 @@ def run(quick: bool) -> Section:
         for _ in range(repeats):
             for name, (cmd, env, their_jobs) in contenders.items():
                 before = target.control("/_stats")["puts"]
-                done = measure(cmd, env=env, stdout_path=OUT / "throughput.out")
+                done = measure(cmd, env=env, stdout_path=OUT / "throughput.out",
+                               cwd=common.BEFORE if "before" in name else None)
                 sent = target.control("/_stats")["puts"] - before
                 rows[name] = _rows(their_jobs)
                 if done.rc != 0 or sent != rows[name]:
