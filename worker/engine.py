@@ -31,6 +31,7 @@ from .results import Outcome, Result, from_job, from_rejection
 
 BATCH = 256  # rows read and validated per hop to the reader thread
 RESULTS_HIGH_WATER = 4096  # the reader waits while this many results await the writer
+RESIZE_EVERY = 0.05  # seconds between checks of the number of senders (--concurrency auto)
 
 
 class Sink(Protocol):
@@ -139,8 +140,11 @@ class Engine:
     async def run(self) -> Summary:
         started = time.monotonic()
         writer = asyncio.create_task(self._write(), name="writer")
+        resizer = None
         if self._relabeler:
             self._add_senders(self._sizer.target if self._sizer else self._concurrency)
+            if self._sizer:
+                resizer = asyncio.create_task(self._resize(), name="resizer")
         self._reader = asyncio.create_task(self._read(), name="reader")
         try:
             try:
@@ -153,6 +157,8 @@ class Engine:
                 await asyncio.gather(*self._senders, return_exceptions=True)
             self._drain_jobs()
         finally:
+            if resizer:
+                resizer.cancel()
             if self._grace_timer:
                 self._grace_timer.cancel()
             self._results.put_nowait(None)
@@ -217,6 +223,18 @@ class Engine:
                 asyncio.create_task(self._send(), name=f"sender-{len(self._senders)}"))
         self.summary.concurrency = max(self.summary.concurrency, self._active)
 
+    async def _resize(self) -> None:
+        """--concurrency auto: enough senders ready to send, checked every RESIZE_EVERY seconds.
+        Senders waiting out a retry's backoff send nothing, so they do not count: when every
+        sender is backing off after a burst of 429s, new ones keep the others' rows moving."""
+        assert self._sizer is not None and self._relabeler is not None
+        counters = self._relabeler.counters
+        while True:
+            ready = self._active - counters.backing_off
+            if ready < self._sizer.target:
+                self._add_senders(self._sizer.target - ready)
+            await asyncio.sleep(RESIZE_EVERY)
+
     async def _send(self) -> None:
         try:
             await self._send_jobs()
@@ -227,8 +245,10 @@ class Engine:
         assert self._relabeler is not None
         relabeler = self._relabeler
         sizer = self._sizer
+        counters = relabeler.counters
         while True:
-            if sizer is not None and self._active > sizer.target * 1.25:
+            # Senders waiting out a retry's backoff send nothing: they do not count.
+            if sizer is not None and self._active - counters.backing_off > sizer.target * 1.25:
                 return  # fewer are enough now (a quarter of slack, so the count does not churn)
             job = await self._jobs.get()
             if job is None:
@@ -245,8 +265,6 @@ class Engine:
             self._emit(result)
             if sizer is not None and result.latency_ms is not None:
                 sizer.observe(result.latency_ms / 1000)
-                if self._active < sizer.target:
-                    self._add_senders(sizer.target - self._active)
 
     def _drain_jobs(self) -> None:
         while not self._jobs.empty():

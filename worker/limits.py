@@ -127,10 +127,11 @@ class AdaptiveRateLimiter:
     of one second (the server's usual window), in the manner of TCP congestion control:
 
     - slow start: until the first 429 the rate doubles each round, from START.
-    - multiplicative decrease: a 429 sets the ceiling (the quota's estimate) to the rate the
-      server accepted over the last second, and the rate to BACKOFF times that. Measuring what
-      was accepted, rather than halving what was sent, lands near a quota that dropped tenfold
-      in one step. 429s for requests sent before the decrease (within HOLD) change nothing more.
+    - multiplicative decrease: a 429 sets the ceiling (the quota's estimate) and cuts the rate
+      to BACKOFF times it. The ceiling is the rate when the server still accepted nearly all of
+      it (a probe just past the quota), else what it accepted over the last second: measuring
+      that, rather than halving what was sent, lands near a quota that dropped tenfold in one
+      step. 429s for requests sent before the decrease (within HOLD) change nothing more.
     - additive increase: each round without a 429 adds a step: at most STEP (2%) of the
       ceiling, and at most PER_SUCCESS (1/2000) of it per request accepted in the round. A probe
       past the quota costs one or two 429s, so each cycle is long enough (at least ~200
@@ -153,6 +154,7 @@ class AdaptiveRateLimiter:
     HOLD = 1.0  # seconds after a decrease during which 429s are from requests sent before it
     ROUND = 1.0
     USED = 0.8
+    NEAR = 0.85  # a 429 with at least this share of the rate accepted is a probe's, not a drop's
 
     def __init__(self, start: float = START, clock: Callable[[], float] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
@@ -206,7 +208,10 @@ class AdaptiveRateLimiter:
             recent.popleft()
         span = min(1.0, now - self._started) if self._started is not None else 1.0
         accepted = len(recent) / max(span, 0.1)
-        reference = min(self._rate, accepted) if recent else self._rate
+        # Near the rate, this is a probe just past the quota: cut from the rate, which a count
+        # over one second (off by one either way: a tenth at 10/s) would only blur. Far below
+        # it, the quota fell: cut from what was accepted.
+        reference = self._rate if accepted >= self.NEAR * self._rate else accepted
         self.ceiling = max(self.FLOOR, reference)
         self._rate = max(self.FLOOR, self.BACKOFF * reference)
         self._step = 0.0

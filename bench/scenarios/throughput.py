@@ -33,6 +33,7 @@ def _contenders(jobs: Path, sdk_jobs: Path, url: str) -> dict[str, tuple[list[st
             snaprelabel(jobs, url, "--rate", "0", "--concurrency", "64"), LEAN, jobs)}
            if common.BEFORE else {}),
         "snaprelabel[fast] (uvloop, orjson)": (snaprelabel(jobs, url, "--rate", "0"), {}, jobs),
+        "snaprelabel[fast] --fsync": (snaprelabel(jobs, url, "--rate", "0", "--fsync"), {}, jobs),
         "huaweicloudsdkevs, 32 threads": (
             [peer[0], f"{peer[1]}/huawei_evs.py", str(sdk_jobs), url, "--threads", "32"], {},
             sdk_jobs),
@@ -64,6 +65,12 @@ def _cli_loop(url: str, jobs: list[tuple[str, str]]) -> tuple[float, int]:
                                "--name", name, snapshot_id], env=env, capture_output=True)
         ok += done.returncode == 0
     return (time.monotonic() - started) / len(jobs), ok
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def run(quick: bool) -> Section:
@@ -107,10 +114,10 @@ def run(quick: bool) -> Section:
             f"{cpu[name]:.3f}" if name in cpu else "–",
             f"{rate[name] / bare:.2f}", f"{fast / rate[name]:.1f}×",
             f"{load.get(name, float('nan')):.2f}",
-            f"{n / rate[name] / 60:.1f} min" if "CLI" in name else "",
+            _duration(n / rate[name]),
         ])
     body = table(["contender", "jobs", "jobs/s (median)", "CPU s / 1,000 jobs",
-                  "÷ bare asyncio", "snaprelabel[fast] is", "load", "50,000 jobs take"], lines)
+                  "÷ bare asyncio", "snaprelabel[fast] is", "load", f"{n:,} jobs take"], lines)
     lean = rate["snaprelabel (lean install)"]
     like = rate["snaprelabel[fast] (uvloop, orjson)"] / rate["bare aiohttp loop (uvloop)"]
     body += (
