@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from helpers import sim_config
@@ -33,3 +35,11 @@ def sim_thread():
     yield start
     for handle in handles:
         handle.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_credentials(monkeypatch):
+    """The machine's own OS_* / HUAWEICLOUD_SDK_* variables must not leak into a test."""
+    for name in list(os.environ):
+        if name.startswith(("OS_", "HUAWEICLOUD_SDK_", "SNAPRELABEL_")):
+            monkeypatch.delenv(name)

@@ -46,7 +46,8 @@ def read_report(path: Path) -> list[dict[str, str]]:
 def run_cli(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """`snaprelabel ARGS` in a child process, as a user runs it (not a terminal: JSON logs)."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPRELABEL_")}
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("SNAPRELABEL_", "OS_", "HUAWEICLOUD_SDK_"))}
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "worker", *args], input=stdin, capture_output=True, timeout=timeout,

@@ -9,7 +9,7 @@ import pytest
 
 from worker.results import Outcome
 from worker.runner import JobSpec, run_job
-from worker.settings import load_settings
+from worker.settings import ConfigError, load_settings
 from worker.simulator import Fault
 from worker.sources import InputSpec
 
@@ -116,8 +116,9 @@ async def test_the_rate_limit_holds_on_the_servers_clock(sim, tmp_path):
     targets = relabel_targets(sim.snapshots, 150)
     result, _ = await run(sim, tmp_path, targets, rate=rate, concurrency=32)
 
+    # Every request counts, the credential check before the first PUT included.
     arrivals = sorted(r.t_mono for r in sim.requests)
-    assert len(arrivals) == 150
+    assert len(arrivals) == 151 and len(puts(sim)) == 150
     # Every one-second window starting at an arrival: an upper bound, so a slow machine only
     # makes it easier to pass.
     busiest = max(bisect.bisect_left(arrivals, t + 1.0) - i for i, t in enumerate(arrivals))
@@ -156,8 +157,11 @@ async def test_requests_name_the_tool_and_carry_the_token(sim, tmp_path):
     assert puts(sim)[0].status == 200
 
 
-async def test_a_wrong_token_fails_every_row_with_401(sim, tmp_path):
-    result, rows = await run(sim, tmp_path, relabel_targets(sim.snapshots, 3), token="wrong-token")
-    assert {(r["outcome"], r["http_status"]) for r in rows} == {("failed", "401")}
-    assert len(puts(sim)) == 3  # a static token cannot be renewed: no retry
-    assert result.exit_code == 1
+async def test_a_wrong_token_stops_the_job_before_any_put(sim, tmp_path):
+    # Was: every row failed with 401. The credentials are now proven first (one GET of the
+    # snapshot list): a wrong token is one clear error, and no row is sent or reported.
+    with pytest.raises(ConfigError, match=r"credentials \(token\) were refused .* HTTP 401"):
+        await run(sim, tmp_path, relabel_targets(sim.snapshots, 3), token="wrong-token")
+    assert puts(sim) == []
+    assert [(r.method, r.status) for r in sim.requests] == [("GET", 401)]
+    assert not (tmp_path / "report.csv").exists()

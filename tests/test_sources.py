@@ -78,7 +78,7 @@ def test_unusable_headers_name_the_problem(tmp_path, content, expected):
 def test_an_oversized_field_rejects_its_row_only(tmp_path):
     content = f'snapshot_id,name\n{SID},"{"x" * (2 << 20)}"\n{SID2},ok\n'.encode()
     rows = read(tmp_path, content)
-    assert isinstance(rows[0], Rejection) and "field larger than field limit" in rows[0].message
+    assert isinstance(rows[0], Rejection) and "a field is longer than 1,048,576 characters" in rows[0].message
     assert isinstance(rows[-1], RawRow) and rows[-1].fields["name"] == "ok"
 
 

@@ -5,25 +5,39 @@
 
 Every input row ends as exactly one result. The writer drains results in batches, hands each
 batch to the sinks (report, then whatever must wait for durability, such as queue acks), and only
-then counts the rows as done.
+then counts the rows as done. A sink may be async: the next batch waits for it. A sender takes its
+next row only once the result of its last one is written: at any moment at most `concurrency` rows
+are sent but not yet in the report, which bounds what a kill -9 can make --resume send twice.
+
+Resume: rows whose line is in `skip` (final in the report already) are validated, so duplicate
+detection still sees them, and then dropped.
+
+The rows come from a file (an iterator, read and validated in a thread) or from a queue (an async
+iterator, unbounded: it ends when the engine stops, and what it has not delivered stays queued).
+A source may also hand over a finished Result (a queue's dead letter): it goes straight to the
+writer.
 
 Stopping: `stop()` stops taking rows, lets the requests in flight finish within a grace period and
 records every row that did not finish with the stop's outcome (`interrupted`), including the rows
-not yet read. `stop_now()` (a second signal, or the grace running out) cancels what is in flight.
+not yet read. When the grace runs out, what is in flight is cancelled; `stop_now()` (a second
+signal) also stops recording the rows not yet read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import concurrency as auto
 from .concurrency import ConcurrencySizer
 from .jobs import Job, RawRow, Rejection, Validator
+from .live import LiveState
 from .logs import log
 from .progress import Progress
 from .relabel import Relabeler
@@ -35,8 +49,12 @@ RESIZE_EVERY = 0.05  # seconds between checks of the number of senders (--concur
 
 
 class Sink(Protocol):
-    def write_batch(self, results: list[Result]) -> None:
-        """Called by the single writer task, in order. Raising stops the job."""
+    """A sink may also have `sync()` (make what was written durable): the writer runs it in a
+    thread after write_batch, before the next sink sees the batch."""
+
+    def write_batch(self, results: list[Result]) -> None | Awaitable[None]:
+        """Called by the single writer task, in order, and awaited when it returns an awaitable.
+        Raising stops the job."""
 
 
 @dataclass
@@ -48,6 +66,7 @@ class Summary:
     throttled: int = 0
     concurrency: int = 0  # the most senders at once (what --concurrency auto chose)
     stopped: str | None = None  # why the job stopped early, if it did
+    skipped: int = 0  # rows already final in the report (--resume): not run again
 
     @property
     def rows(self) -> int:
@@ -64,6 +83,7 @@ class Summary:
             "requests": self.requests,
             "retries": self.retries,
             "throttled": self.throttled,
+            **({"skipped": self.skipped} if self.skipped else {}),
             **({"concurrency": self.concurrency} if self.concurrency else {}),
             "elapsed_s": round(self.elapsed, 3),
             "requests_per_s": round(self.requests_per_s, 2),
@@ -74,18 +94,25 @@ class Summary:
 class Engine:
     def __init__(
         self,
-        rows: Iterator[RawRow | Rejection],
+        rows: Iterator[RawRow | Rejection] | AsyncIterator[Job | RawRow | Rejection | Result],
         validator: Validator,
         relabeler: Relabeler | None,
         sinks: list[Sink],
         concurrency: int = 16,
         progress: Progress | None = None,
         log_successes: bool = True,
+        on_result: Callable[[Result], None] | None = None,
+        gate: Callable[[Job], Awaitable[None]] | None = None,
+        skip: Container[int] | None = None,
+        live: LiveState | None = None,
         sizer: ConcurrencySizer | None = None,
     ) -> None:
-        """`relabeler` None means a dry run: valid rows are reported, nothing is sent. With a
-        `sizer`, the number of senders follows it (`--concurrency auto`) instead of being
-        `concurrency`."""
+        """`relabeler` None means a dry run: valid rows are reported, nothing is sent.
+        `on_result` sees every result once it is recorded (worker.safety may stop the job from
+        it); `gate` is awaited before each valid job is queued (the canary holds the reader).
+        `skip`: input lines not to run again (--resume); `live`: checked before each PUT
+        (--skip-unchanged). With a `sizer`, the number of senders follows it (`--concurrency
+        auto`) instead of being `concurrency`."""
         self._rows = rows
         self._validator = validator
         self._relabeler = relabeler
@@ -93,6 +120,10 @@ class Engine:
         self._concurrency = max(1, concurrency)
         self._progress = progress
         self._log_successes = log_successes
+        self._on_result = on_result
+        self._gate = gate
+        self._skip = skip
+        self._live = live
         self._sizer = sizer
         self._active = 0  # senders running
         most = auto.MAX if sizer else self._concurrency
@@ -100,6 +131,9 @@ class Engine:
         self._results: asyncio.Queue[Result | None] = asyncio.Queue()
         self._room = asyncio.Event()  # set while the results queue is below its high water
         self._room.set()
+        self._emitted = 0  # results put on the queue so far
+        self._written = 0  # results the writer is done with (FIFO: the first _written emitted)
+        self._batch_written = asyncio.Event()  # replaced by a fresh one after each batch
         self._stopping = relabeler.stopping if relabeler else asyncio.Event()
         self._stop_outcome = Outcome.INTERRUPTED
         self._stop_message = ""
@@ -121,14 +155,17 @@ class Engine:
         self._stop_message = message or f"the job stopped ({reason}) before this row finished"
         self._stopping.set()
         log.warning("stopping", reason=reason, grace_s=grace)
-        self._grace_timer = asyncio.get_running_loop().call_later(grace, self.stop_now)
+        # The grace is for requests in flight; the rows not yet read are recorded however long
+        # that takes (local work, no request), unless a second stop says "at once".
+        self._grace_timer = asyncio.get_running_loop().call_later(
+            grace, self.stop_now, False)
 
-    def stop_now(self) -> None:
+    def stop_now(self, reader_too: bool = True) -> None:
         if not self._stopping.is_set():
             self._stopping.set()
             self.summary.stopped = self.summary.stopped or "stopped"
         log.warning("stopping now: cancelling requests in flight")
-        for task in (*self._senders, *([self._reader] if self._reader else [])):
+        for task in (*self._senders, *([self._reader] if self._reader and reader_too else [])):
             task.cancel()
 
     @property
@@ -140,6 +177,7 @@ class Engine:
     async def run(self) -> Summary:
         started = time.monotonic()
         writer = asyncio.create_task(self._write(), name="writer")
+        writer.add_done_callback(self._writer_ended)
         resizer = None
         if self._relabeler:
             self._add_senders(self._sizer.target if self._sizer else self._concurrency)
@@ -180,41 +218,83 @@ class Engine:
                 self._jobs.put_nowait(job)
                 return
             except asyncio.QueueFull:
+                if job is not None and self._stopping.is_set():
+                    # Record it now: the senders may be busy until the grace runs out.
+                    self._emit(self._stopped_result(job))
+                    return
                 if all(t.done() for t in self._senders):
                     return
                 await asyncio.sleep(0.01)
 
-    def _emit(self, result: Result) -> None:
+    def _emit(self, result: Result) -> int:
+        """Queue the result for the writer; returns its sequence number."""
         self._results.put_nowait(result)
         if self._results.qsize() >= RESULTS_HIGH_WATER:
             self._room.clear()
+        self._emitted += 1
+        return self._emitted - 1
+
+    def _writer_ended(self, _: asyncio.Task[None]) -> None:
+        """However the writer ended (a bug included), no sender may wait for it any longer."""
+        self._written = sys.maxsize
+        self._batch_written.set()
+
+    async def _record(self, result: Result) -> None:
+        """Queue the result and wait until the writer has written it."""
+        seq = self._emit(result)
+        while self._written <= seq:
+            await self._batch_written.wait()
 
     async def _read(self) -> None:
         rows = self._rows
         validator = self._validator
+        skip = self._skip
+        summary = self.summary
 
         def next_batch(validate: bool) -> list[Job | Rejection | RawRow]:
             batch: list[Job | Rejection | RawRow] = []
             for item in rows:
                 if isinstance(item, RawRow) and validate:
-                    batch.append(validator.validate(item))
-                else:
-                    batch.append(item)
+                    item = validator.validate(item)
+                if skip is not None and item.line in skip:
+                    summary.skipped += 1
+                    continue
+                batch.append(item)
                 if len(batch) >= BATCH:
                     break
             return batch
 
-        while batch := await asyncio.to_thread(next_batch, not self._stopping.is_set()):
+        async for batch in self._batches(next_batch):
             await self._room.wait()
             for item in batch:
-                if isinstance(item, Rejection):
+                if isinstance(item, Result):  # decided by the source (a queue's dead letter)
+                    self._emit(item)
+                elif isinstance(item, Rejection):
                     self._emit(from_rejection(item, validator.rules.default_project_id))
                 elif self._stopping.is_set():
                     self._emit(self._stopped_result(item))
                 elif self._relabeler is None:
                     self._emit(from_job(item, Outcome.DRY_RUN))  # type: ignore[arg-type]
                 else:
-                    await self._put_job(item)  # type: ignore[arg-type]
+                    if self._gate is not None:
+                        await self._gate(item)  # type: ignore[arg-type]
+                    if self._stopping.is_set():
+                        self._emit(self._stopped_result(item))
+                    else:
+                        await self._put_job(item)  # type: ignore[arg-type]
+
+    async def _batches(self, next_batch: Callable[[bool], list]) -> AsyncIterator[list]:
+        """Batches from a file source (read and validated in a thread), or one item at a time
+        from an async source (a queue, which hands over what it has read)."""
+        rows = self._rows
+        if isinstance(rows, AsyncIterator):
+            async for item in rows:
+                if isinstance(item, RawRow) and not self._stopping.is_set():
+                    item = self._validator.validate(item)
+                yield [item]
+            return
+        while batch := await asyncio.to_thread(next_batch, not self._stopping.is_set()):
+            yield batch
 
     def _add_senders(self, count: int) -> None:
         for _ in range(count):
@@ -258,13 +338,24 @@ class Engine:
                 self._emit(self._stopped_result(job))
                 continue
             try:
-                result = await relabeler.apply(job)
+                result = await self._apply(job, relabeler)
             except asyncio.CancelledError:
                 self._emit(self._stopped_result(job, "stopped while its request was in flight"))
                 return
-            self._emit(result)
+            if result.outcome is Outcome.INTERRUPTED and not result.attempts:
+                result = self._stopped_result(job)  # never sent: the stop's outcome and reason
             if sizer is not None and result.latency_ms is not None:
                 sizer.observe(result.latency_ms / 1000)
+            await self._record(result)
+
+    async def _apply(self, job: Job, relabeler: Relabeler) -> Result:
+        if self._live is not None:
+            result = await self._live.check(job)
+            if result is not None:
+                return result
+            if self._stopping.is_set():
+                return self._stopped_result(job)
+        return await relabeler.apply(job)
 
     def _drain_jobs(self) -> None:
         while not self._jobs.empty():
@@ -293,7 +384,11 @@ class Engine:
             if batch and self.fatal is None:
                 try:
                     for sink in self._sinks:
-                        sink.write_batch(batch)
+                        written = sink.write_batch(batch)
+                        if inspect.isawaitable(written):
+                            await written
+                        if (sync := getattr(sink, "sync", None)) is not None:
+                            await asyncio.to_thread(sync)  # a slow disk must not stall the loop
                 except Exception as exc:  # noqa: BLE001 - any sink failure ends the job
                     self.fatal = exc
                     log.error("cannot record results: stopping", error=str(exc))
@@ -302,14 +397,21 @@ class Engine:
                     for result in batch:
                         counts[result.outcome] += 1
                         self._log(result)
+                        if self._on_result is not None:
+                            self._on_result(result)
                     if progress:
                         progress.advance(counts, len(batch))
+            self._written += len(batch)
+            written_event, self._batch_written = self._batch_written, asyncio.Event()
+            written_event.set()
             if self._results.qsize() < RESULTS_HIGH_WATER // 2:
                 self._room.set()
             if done:
                 return
 
     def _log(self, result: Result) -> None:
+        if result.error_message == self._stop_message and self._stopping.is_set():
+            return  # never sent because of the stop: the summary counts them, not a line each
         if result.outcome.success:
             if not self._log_successes:
                 return

@@ -1,5 +1,9 @@
 """The optional `fast` extra (`pip install 'snaprelabel[fast]'`): uvloop and orjson, used when
-installed, the standard library otherwise. bench/RESULTS.md has what each buys."""
+installed, the standard library otherwise. bench/RESULTS.md has what each buys.
+
+orjson encodes request bodies and decodes answers, byte for byte what the standard library
+would send; log lines stay with the standard library, so their format does not depend on
+what is installed."""
 
 from __future__ import annotations
 
@@ -32,16 +36,6 @@ def dumps(obj: Any) -> bytes:
 
 
 loads: Callable[[bytes | str], Any] = orjson.loads if orjson is not None else json.loads
-
-
-def render_json(obj: Any, **kwargs: Any) -> str:
-    """A serializer for structlog's JSONRenderer."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(obj, default=kwargs.get("default")).decode()
-        except TypeError:
-            pass
-    return json.dumps(obj, ensure_ascii=False, **kwargs)
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

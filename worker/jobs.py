@@ -195,7 +195,12 @@ class JobFields(BaseModel):
 
 
 def _preview(value: str, limit: int = 60) -> str:
-    return value if len(value) <= limit else value[:limit] + "…"
+    """The value as it can be shown: invisible characters (NUL, BOM, ...) escaped."""
+    value = value if len(value) <= limit else value[:limit] + "…"
+    if value.isprintable():
+        return value
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in value)
 
 
 def _pick(fields: dict[str, Any], primary: str, alias: str) -> Any:

@@ -10,7 +10,6 @@ from typing import Any, TextIO
 
 import structlog
 
-from .fastpath import render_json
 from .redaction import SECRETS
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -47,7 +46,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     stream = stream or sys.stdout
     as_json = wants_json(fmt, stream)
     if as_json:
-        renderer: Any = structlog.processors.JSONRenderer(serializer=render_json)
+        renderer: Any = structlog.processors.JSONRenderer(ensure_ascii=False)
         factory: Any = structlog.PrintLoggerFactory(stream)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())

@@ -8,10 +8,13 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .results import now_iso
+from .results import Outcome, now_iso
+
+if TYPE_CHECKING:
+    from .engine import Summary
 
 FORMAT_VERSION = 1
 
@@ -33,6 +36,28 @@ def file_digest(path: str) -> tuple[int, str] | None:
     return size, digest.hexdigest()
 
 
+def read_manifest(report_path: str) -> dict[str, Any] | None:
+    """The manifest beside a report, or None when it is missing or unreadable."""
+    try:
+        with open(manifest_path(report_path), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def job_figures(summary: Summary, exit_code: int) -> dict[str, Any]:
+    """What the manifest records of a job that ended: the summary's figures, every outcome's
+    count (zeros included, so a reader need not know the outcomes), why it stopped early."""
+    return {
+        **summary.as_fields(),
+        "counts": {str(outcome): summary.counts[outcome] for outcome in Outcome},
+        "rows_per_s": round(summary.rows / summary.elapsed, 2) if summary.elapsed > 0 else 0.0,
+        "stop_reason": summary.stopped,
+        "exit_code": exit_code,
+    }
+
+
 @dataclass
 class Manifest:
     report_path: str
@@ -43,6 +68,7 @@ class Manifest:
     started_at: str = field(default_factory=now_iso)
     input_digest: tuple[int, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # summary figures once the job ends
+    resumed: dict[str, Any] | None = None  # --resume: the runs so far and what was skipped
 
     def as_dict(self) -> dict[str, Any]:
         size, sha = self.input_digest or (None, None)
@@ -56,6 +82,7 @@ class Manifest:
             "report": {"path": self.report_path, "format": self.report_format},
             "settings": self.settings,
             "started_at": self.started_at,
+            **({"resumed": self.resumed} if self.resumed else {}),
             **self.extra,
         }
 

@@ -24,7 +24,8 @@ class ReportWriter:
         self.path = path
         self.fmt = fmt
         self._redact = redact
-        self._fsync = fsync
+        # With fsync on, the engine runs sync() in a thread after each batch (see engine.Sink).
+        self.sync = self._fsync_file if fsync else None
         exists = append and os.path.exists(path) and os.path.getsize(path) > 0
         self._file: IO[str] = open(path, "a" if append else "w", encoding="utf-8", newline="")
         self._csv = csv.writer(self._file) if fmt == "csv" else None
@@ -33,8 +34,8 @@ class ReportWriter:
             self._file.flush()
 
     def write_batch(self, results: list[Result]) -> None:
-        """Rows that finished together are flushed (and fsynced) together: one flush a row when
-        the job is slow, one a batch when it is fast."""
+        """Rows that finished together are flushed together: one flush a row when the job is
+        slow, one a batch when it is fast."""
         for result in results:
             row = [_cell(getattr(result, name), self._redact) for name in COLUMNS]
             if self._csv is not None:
@@ -42,8 +43,9 @@ class ReportWriter:
             else:
                 self._file.write(json.dumps(dict(zip(COLUMNS, row)), ensure_ascii=False) + "\n")
         self._file.flush()
-        if self._fsync:
-            os.fsync(self._file.fileno())
+
+    def _fsync_file(self) -> None:
+        os.fsync(self._file.fileno())
 
     def close(self) -> None:
         if not self._file.closed:

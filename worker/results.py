@@ -18,11 +18,12 @@ class Outcome(StrEnum):
     FAILED = "failed"  # sent, and the server refused it or retries ran out
     INTERRUPTED = "interrupted"  # the job stopped before this row finished: resume retries it
     DRY_RUN = "dry_run"  # valid, and would have been sent
+    NOT_ATTEMPTED = "not_attempted"  # a safety stop or --limit came first: resume sends it
 
     @property
     def final(self) -> bool:
         """A final row is never sent again by --resume."""
-        return self not in (Outcome.INTERRUPTED, Outcome.DRY_RUN)
+        return self not in (Outcome.INTERRUPTED, Outcome.DRY_RUN, Outcome.NOT_ATTEMPTED)
 
     @property
     def success(self) -> bool:
@@ -70,6 +71,8 @@ def from_job(job: Job, outcome: Outcome, **fields: Any) -> Result:
 def from_answer(job: Job, answer: Answer, outcome: Outcome, attempts: int) -> Result:
     snapshot = answer.snapshot or {}
     error = answer.error
+    if outcome is Outcome.APPLIED and _nothing_changed(job, snapshot):
+        outcome = Outcome.UNCHANGED
     return from_job(
         job,
         outcome,
@@ -81,6 +84,15 @@ def from_answer(job: Job, answer: Answer, outcome: Outcome, attempts: int) -> Re
         request_id=answer.request_id,
         server_name=snapshot.get("name"),
         server_description=snapshot.get("description"),
+    )
+
+
+def _nothing_changed(job: Job, snapshot: dict[str, Any]) -> bool:
+    """The previous values are known and equal to the targets, and the server answered them."""
+    return all(
+        target is None or (previous == target and snapshot.get(key) == target)
+        for key, target, previous in (("name", job.name, job.previous_name),
+                                      ("description", job.description, job.previous_description))
     )
 
 

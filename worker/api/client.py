@@ -15,7 +15,7 @@ import aiohttp
 
 from .. import USER_AGENT
 from ..fastpath import dumps, loads
-from .auth import Auth
+from .auth import Auth, AuthError
 from .errors import TRANSIENT_STATUSES, ApiError, describe_error, parse_retry_after
 from .paths import collection_path, snapshot_path
 
@@ -111,14 +111,19 @@ class SnapshotApi:
         query = {"limit": str(limit), **({"marker": marker} if marker else {}), **filters}
         url = f"{self.endpoint}{collection_path(self.family, project_id)}/detail?{urlencode(query)}"
         answer = await self._exchange("GET", url, b"", key="snapshots")
+        if answer.ok and not isinstance(answer.snapshot, list):
+            # A 2xx without a readable list must not pass for an empty (last) page.
+            answer.error = ApiError("unreadable_response", "the answer had no snapshots list")
+            answer.transient = True
         return answer, (answer.snapshot or []) if answer.ok else []  # type: ignore[return-value]
 
     async def iter_snapshots(
-        self, project_id: str, acquire: Any = None, limit: int = 1000, **filters: str
+        self, project_id: str, acquire: Any = None, limit: int = 1000, marker: str | None = None,
+        **filters: str
     ) -> AsyncIterator[dict[str, Any]]:
-        """Every snapshot of the project, page by page (limit/marker). `acquire` is awaited
-        before each page so listing shares the job's rate limit. Raises ListingError."""
-        marker = None
+        """Every snapshot of the project (after `marker`, to go on where a listing stopped), page
+        by page. `acquire` is awaited before each page so listing shares the job's rate limit.
+        Raises ListingError."""
         while True:
             if acquire is not None:
                 await acquire()
@@ -150,6 +155,9 @@ class SnapshotApi:
                 sent_at=sent_at,
                 latency=time.monotonic() - sent_at,
             )
+        except AuthError as exc:  # no credentials to send (the identity service failed)
+            return Answer(None, error=ApiError("auth_failed", str(exc)), transient=exc.transient,
+                          sent_at=sent_at, latency=time.monotonic() - sent_at)
         latency = time.monotonic() - sent_at
         if 200 <= status < 300:
             try:

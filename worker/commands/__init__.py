@@ -1,5 +1,5 @@
 """The commands of `snaprelabel`; each module registers its own sub-parser."""
 
-from . import demo, run, simulate, validate
+from . import auth, consume, demo, enqueue, plan, queue, run, simulate, undo, validate
 
-COMMANDS = (run, validate, demo, simulate)
+COMMANDS = (run, validate, plan, undo, auth, demo, simulate, enqueue, consume, queue)

@@ -14,9 +14,9 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from . import faults as brk
+from .identity import Identity
 from .records import MALFORMED, RequestRecord, body_for_record, parse_body, redact_headers
 from .responses import (
-    UNAUTHORIZED,
     bad_request,
     encode,
     fault_response,
@@ -77,6 +77,8 @@ class Handler:
         path = request.path
         if path.startswith("/_sim/"):
             return await self.sim.control.handle(request)
+        if path.startswith("/v3/auth/"):  # the identity service: no faults, limit or API log
+            return await self.sim.identity.handle(request)
         sim = self.sim
         now = time.monotonic()
         method = request.method
@@ -150,9 +152,11 @@ class Handler:
     def _serve(self, request, family, project_id, snapshot_id, raw, parsed) -> tuple[int, bytes]:
         """The service proper (auth, then the snapshot API): (status, JSON body)."""
         sim = self.sim
-        tokens = sim.tokens
-        if tokens and request.headers.get("X-Auth-Token") not in tokens:
-            return 401, UNAUTHORIZED
+        identity: Identity = sim.identity
+        if identity.required:
+            refused = identity.refuse(request, raw)
+            if refused is not None:
+                return refused
         if family is None:
             return not_found()
         method = request.method

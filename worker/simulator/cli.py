@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .config import DEFAULT_PROJECT_ID, Fault, SimulatorConfig
+from .identity import AccessKeyPair, User
 
 
 def _type(convert, check, what):
@@ -50,6 +51,17 @@ def _always_fail(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _parsed(cls):
+    def parse(text: str):
+        try:
+            return cls.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = cls.__name__
+    return parse
+
+
 def _existing_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
@@ -70,6 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--token", action="append", metavar="TOKEN", help="accepted X-Auth-Token (repeatable; default sim-token)"
     )
     auth.add_argument("--no-auth", action="store_true", help="accept requests without a token")
+    add("--user", action="append", type=_parsed(User), default=[], metavar="NAME:PASSWORD",
+        help="a Keystone user (domain Default) for POST /v3/auth/tokens (repeatable)")
+    add("--access-key", action="append", type=_parsed(AccessKeyPair), default=[], metavar="AK:SK",
+        help="an access key accepted with AK/SK signing (repeatable)")
+    add("--token-lifetime", type=_seconds, default=3600.0, metavar="SECONDS",
+        help="how long issued tokens live (default 3600)")
     add(
         "--fault", action="append", type=_fault, default=[], metavar="KIND:FRACTION",
         help="inject a fault, e.g. 503:0.05, reset:0.01, 429-retry-after:0.1 (repeatable)",
@@ -104,6 +122,9 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         always_fail=dict(args.always_fail),
         autobk_fraction=args.autobk_fraction,
         hang_seconds=args.hang_seconds,
+        users=() if args.no_auth else tuple(args.user),
+        access_keys=() if args.no_auth else tuple(args.access_key),
+        token_lifetime=args.token_lifetime,
     )
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .identity import DEFAULT_CATALOG, AccessKeyPair, CatalogEntry, User
+
 DEFAULT_PROJECT_ID = "0123456789abcdef0123456789abcdef"
 
 # Kinds that are not a plain status code; any 4xx/5xx code ("500", "418") is a kind as well.
@@ -116,6 +118,13 @@ class SimulatorConfig:
     always_fail: dict[str, str] = field(default_factory=dict)
     autobk_fraction: float = 0.02
     hang_seconds: float = 30.0
+    # Identity (simulator/identity.py): Keystone users, AK/SK pairs, how long issued tokens live,
+    # the catalog they carry, and how far the server's clock is ahead (AK/SK dates are checked).
+    users: tuple[User, ...] = ()
+    access_keys: tuple[AccessKeyPair, ...] = ()
+    token_lifetime: float = 3600.0
+    catalog: tuple[CatalogEntry, ...] = DEFAULT_CATALOG
+    clock_offset: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.snapshots, bool) or not isinstance(self.snapshots, int) or self.snapshots < 0:
@@ -137,3 +146,11 @@ class SimulatorConfig:
         if not 0.0 <= self.autobk_fraction <= 1.0:
             raise ValueError(f"autobk_fraction must be within 0..1, got {self.autobk_fraction!r}")
         self.always_fail = {str(k): check_fault_kind(v) for k, v in dict(self.always_fail).items()}
+        self.users = tuple(u if isinstance(u, User) else User.parse(u) for u in self.users)
+        self.access_keys = tuple(k if isinstance(k, AccessKeyPair) else AccessKeyPair.parse(k)
+                                 for k in self.access_keys)
+        self.catalog = tuple(self.catalog)
+        if float(self.token_lifetime) <= 0:
+            raise ValueError("token_lifetime must be positive")
+        self.token_lifetime = float(self.token_lifetime)
+        self.clock_offset = float(self.clock_offset)

@@ -9,7 +9,7 @@ from typing import Any
 
 from multidict import CIMultiDictProxy
 
-SECRET_HEADERS = frozenset({"x-auth-token"})
+SECRET_HEADERS = frozenset({"x-auth-token", "x-security-token"})
 REDACTED = "***"
 MALFORMED = object()  # a body that is not JSON
 

@@ -13,6 +13,7 @@ from .app import Handler
 from .config import Fault, SimulatorConfig, check_fault_kind, check_rate, check_retry_after, to_faults
 from .control import Control
 from .faults import FaultPicker, SlidingWindowLimiter
+from .identity import Identity
 from .records import RequestRecord
 from .seeding import generate, load_csv
 from .store import SnapshotStore
@@ -42,7 +43,7 @@ class Simulator:
         self.method_counts: Counter[str] = Counter()
         self.fault_counts: Counter[str] = Counter()
         self.record = cfg.record
-        self.tokens = cfg.tokens
+        self.identity = Identity(cfg)
         self.picker = FaultPicker(cfg.seed, cfg.faults)
         self._retry_after = cfg.rate_limit_retry_after
         self.limiter = SlidingWindowLimiter(cfg.rate_limit, self._retry_after) if cfg.rate_limit else None
@@ -76,6 +77,7 @@ class Simulator:
 
     def reset_records(self) -> None:
         self.requests.clear()
+        self.identity.token_requests.clear()
         for counter in (self.put_counts, self.apply_counts, self.status_counts, self.method_counts, self.fault_counts):
             counter.clear()
 
@@ -91,6 +93,7 @@ class Simulator:
             "snapshots": len(self.snapshots),
             "faults": [f.to_dict() for f in self.picker.faults],
             "rate_limit": self.limiter.rate if self.limiter else None,
+            "token_requests": len(self.identity.token_requests),
         }
 
     # -- lifecycle --

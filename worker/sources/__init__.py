@@ -1,4 +1,4 @@
-"""Where jobs come from: a CSV or JSON Lines file, or stdin. Every source streams its rows."""
+"""Where jobs come from: CSV, TSV, JSON Lines or a JSON array, an .xlsx workbook, or stdin. Every source streams its rows."""
 
 from __future__ import annotations
 
@@ -8,14 +8,19 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ..jobs import RawRow, Rejection
 from .columns import HeaderError, parse_overrides
 from .csv_source import read_csv
+from .json_source import read_json_array
 from .jsonl_source import read_jsonl
+from .xlsx_source import read_xlsx
 
-FORMATS = ("csv", "tsv", "jsonl")
-_BY_EXTENSION = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+# json and jsonl are read alike: a JSON array when the input starts with '[', else JSON Lines.
+FORMATS = ("csv", "tsv", "jsonl", "json", "xlsx")
+_BY_EXTENSION = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+                 ".json": "json", ".xlsx": "xlsx"}
 
 __all__ = ["HeaderError", "InputSpec", "Rows", "count_rows", "detect_format", "open_rows", "parse_overrides"]
 
@@ -26,6 +31,7 @@ class InputSpec:
     format: str | None = None
     columns: tuple[str, ...] = ()
     delimiter: str | None = None
+    sheet: str | None = None  # of an .xlsx workbook; default: the first
 
     @property
     def display_name(self) -> str:
@@ -67,14 +73,20 @@ def open_rows(spec: InputSpec) -> Rows:
     or OSError."""
     fmt = detect_format(spec)
     overrides = parse_overrides(list(spec.columns))
+    if fmt == "xlsx":
+        if spec.path == "-":
+            raise HeaderError("an .xlsx workbook cannot be read from stdin: give its path")
+        rows, fields, close_workbook = read_xlsx(spec.path, spec.display_name, overrides, spec.sheet)
+        return Rows(rows, fields, close_workbook)
     binary = sys.stdin.buffer if spec.path == "-" else open(spec.path, "rb")  # noqa: SIM115
     # utf-8-sig drops a leading BOM; surrogateescape keeps undecodable bytes so that the row
     # holding them is rejected on its own instead of the whole file failing to decode.
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
     close = text.detach if spec.path == "-" else text.close
     try:
-        if fmt == "jsonl":
-            return Rows(read_jsonl(text, spec.display_name, overrides), None, close)
+        if fmt in ("jsonl", "json"):
+            read = read_json_array if _starts_array(binary) else read_jsonl
+            return Rows(read(text, spec.display_name, overrides), None, close)
         delimiter = spec.delimiter or ("\t" if fmt == "tsv" else ",")
         rows, fields = read_csv(text, spec.display_name, overrides, delimiter)
         return Rows(rows, fields, close)
@@ -83,12 +95,24 @@ def open_rows(spec: InputSpec) -> Rows:
         raise
 
 
+def _starts_array(binary: IO[bytes]) -> bool:
+    """Whether the input's first character (past a BOM and white space) is '[', read without
+    consuming it. Leading white space longer than the peek (or a stream that cannot peek) is
+    taken as JSON Lines."""
+    peek = getattr(binary, "peek", None)
+    return peek is not None and peek(4096).removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[")
+
+
 def count_rows(spec: InputSpec) -> int | None:
     """About how many rows a regular file holds (physical lines, less the header), for progress
-    and ETA; None for stdin or a pipe."""
-    lines = count_lines(spec.path)
-    if lines is None or detect_format(spec) == "jsonl":
-        return lines
+    and ETA; None for stdin or a pipe, a workbook or a JSON array (lines are not rows there)."""
+    fmt = detect_format(spec)
+    lines = None if fmt == "xlsx" else count_lines(spec.path)
+    if lines is None:
+        return None
+    if fmt in ("jsonl", "json"):
+        with open(spec.path, "rb") as f:
+            return None if _starts_array(f) else lines
     return max(0, lines - 1)
 
 

@@ -2,31 +2,51 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass
 
-# Job fields and the header names that mean them, most specific first (compared case-insensitively).
+from ..jobs import UUID_ANY_CASE_RE
+
+# Header names as exported by openstack CLI (ID, Name, Description, ...) and by the cloud
+# consoles, in English and Chinese. Compared by header_key: "Snapshot ID" is snapshot_id.
+NEW_NAME = ("new_name", "新名称", "新快照名称")
+NEW_DESCRIPTION = ("new_description", "新描述", "新快照描述")
+CURRENT_NAME = ("name", "snapshot_name", "名称", "快照名称")
+CURRENT_DESCRIPTION = ("description", "snapshot_description", "描述", "快照描述")
+
+# Job fields and the header names that mean them, most specific first.
 ALIASES: dict[str, tuple[str, ...]] = {
-    "snapshot_id": ("snapshot_id", "id"),
-    "project_id": ("project_id", "tenant_id"),
-    "name": ("new_name", "name"),
+    "snapshot_id": ("snapshot_id", "id", "快照id"),
+    "project_id": ("project_id", "tenant_id", "项目id"),
+    "name": (*NEW_NAME, *CURRENT_NAME),
     "display_name": ("display_name",),
-    "description": ("new_description", "description"),
+    "description": (*NEW_DESCRIPTION, *CURRENT_DESCRIPTION),
     "display_description": ("display_description",),
-    "previous_name": ("previous_name", "old_name"),
-    "previous_description": ("previous_description", "old_description"),
+    "previous_name": ("previous_name", "old_name", "原名称", "旧名称"),
+    "previous_description": ("previous_description", "old_description", "原描述", "旧描述"),
 }
 FIELDS = tuple(ALIASES)
 INVENTORY_ALIASES: dict[str, tuple[str, ...]] = {
     **ALIASES,
-    "name": ("new_name",),
+    "name": NEW_NAME,
     "display_name": (),
-    "description": ("new_description",),
+    "description": NEW_DESCRIPTION,
     "display_description": (),
-    "previous_name": ("previous_name", "old_name", "name", "display_name"),
+    "previous_name": (*ALIASES["previous_name"], *CURRENT_NAME, "display_name"),
     "previous_description": (
-        "previous_description", "old_description", "description", "display_description"
+        *ALIASES["previous_description"], *CURRENT_DESCRIPTION, "display_description"
     ),
 }
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+def header_key(header: str) -> str:
+    """How headers compare: case, a BOM, spaces, '_' and '-' do not matter."""
+    return _SEPARATORS.sub("", header.strip().lstrip("\ufeff").casefold())
+
+
+_NEW_VALUE_KEYS = frozenset(header_key(h) for h in (*NEW_NAME, *NEW_DESCRIPTION))
 
 
 class HeaderError(ValueError):
@@ -57,23 +77,25 @@ def parse_overrides(specs: list[str] | None) -> dict[str, str]:
     return overrides
 
 
-def resolve(headers: list[str], overrides: dict[str, str], source: str) -> ColumnMap:
-    normalised = [h.strip().lstrip("\ufeff").lower() for h in headers]
+def resolve(headers: list[str], overrides: dict[str, str], source: str, line: int = 1) -> ColumnMap:
+    """`line`: where the header is (a workbook's header row need not be the first)."""
+    where = f"{source}: line {line}"
     first: dict[str, int] = {}
-    for index, header in enumerate(normalised):
-        if header and header in first:
-            raise HeaderError(f"{source}: line 1: the column {headers[index]!r} appears twice")
-        first.setdefault(header, index)
+    for index, header in enumerate(headers):
+        key = header_key(header)
+        if key and key in first:
+            raise HeaderError(f"{where}: the column {headers[index]!r} appears twice")
+        first.setdefault(key, index)
 
     # An exported inventory with added new_name/new_description columns: its plain Name and
     # Description columns hold the current values, never targets (they may be stale).
-    aliases = INVENTORY_ALIASES if {"new_name", "new_description"} & first.keys() else ALIASES
+    aliases = INVENTORY_ALIASES if _NEW_VALUE_KEYS & first.keys() else ALIASES
     positions: dict[str, int] = {}
     for target, source_header in overrides.items():
-        index = first.get(source_header.lower())
+        index = first.get(header_key(source_header))
         if index is None:
             raise HeaderError(
-                f"{source}: line 1: --column {target}={source_header}: no such column; "
+                f"{where}: --column {target}={source_header}: no such column; "
                 f"found {_list(headers)}"
             )
         positions[target] = index
@@ -82,24 +104,36 @@ def resolve(headers: list[str], overrides: dict[str, str], source: str) -> Colum
         if target in positions:
             continue
         for alias in names:
-            index = first.get(alias)
+            index = first.get(header_key(alias))
             if index is not None and index not in taken:
                 positions[target] = index
                 taken.add(index)
                 break
 
+    unmapped = [h for i, h in enumerate(headers) if i not in positions.values() and h.strip()]
     if "snapshot_id" not in positions:
+        if any(UUID_ANY_CASE_RE.fullmatch(h.strip()) for h in headers):
+            raise HeaderError(f"{where} is a row, not a header (it holds a snapshot id): add a "
+                              "header line such as snapshot_id,name")
         raise HeaderError(
-            f"{source}: line 1: no snapshot id column; found {_list(headers)}. "
-            "Name one with --column snapshot_id=HEADER"
+            f"{where}: no snapshot id column; found {_list(headers)}. "
+            f"Map one with {_suggest('snapshot_id', unmapped, ('id', 'uuid'))}"
             + _delimiter_hint(headers)
         )
     if not {"name", "display_name", "description", "display_description"} & positions.keys():
         raise HeaderError(
-            f"{source}: line 1: no name or description column; found {_list(headers)}. "
-            "Name one with --column name=HEADER or --column description=HEADER"
+            f"{where}: no name or description column; found {_list(headers)}. "
+            f"Map one with {_suggest('name', unmapped, ('name', 'label', '名'))} "
+            "or --column description=HEADER"
         )
     return ColumnMap(positions, tuple(headers))
+
+
+def _suggest(target: str, candidates: list[str], hints: tuple[str, ...]) -> str:
+    """The --column flag for the likeliest unmapped header, quoted for a shell."""
+    likely = [h for h in candidates if any(hint in header_key(h) for hint in hints)]
+    header = (likely or candidates or ["HEADER"])[0]
+    return f"--column {shlex.quote(f'{target}={header}')}"
 
 
 def _list(headers: list[str]) -> str:

@@ -1,0 +1,122 @@
+"""The manifest beside the report: its fields, checksums that match the files, and a status that
+tells how the job ended (finished, stopped by a safety rail, interrupted) without reading the
+report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from worker import __version__
+from worker.runner import JobSpec, run_job
+from worker.settings import load_settings
+from worker.sources import InputSpec
+
+from helpers import FAST, PROJECT, ROOT, TOKEN, read_report, relabel_targets, write_jobs
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_manifest(report: Path) -> dict:
+    return json.loads(Path(f"{report}.manifest.json").read_text(encoding="utf-8"))
+
+
+def assert_matches_files(manifest: dict, jobs: Path, report: Path) -> None:
+    assert manifest["input"] == {"path": str(jobs), "name": jobs.name,
+                                 "size": jobs.stat().st_size, "sha256": sha256(jobs)}
+    assert manifest["report"]["path"] == str(report)
+    assert manifest["report_sha256"] == sha256(report)
+    assert manifest["report_size"] == report.stat().st_size
+    rows = read_report(report)
+    counted = Counter(r["outcome"] for r in rows)
+    assert {k: v for k, v in manifest["counts"].items() if v} == counted
+    assert manifest["rows"] == len(rows)
+
+
+async def run(sim, tmp_path, targets, **overrides):
+    jobs = write_jobs(tmp_path / "jobs.csv", targets, [["not-a-uuid", "x"]])
+    report = tmp_path / "report.csv"
+    settings = load_settings({"endpoint": sim.url, "project_id": PROJECT, "token": TOKEN,
+                              "rate": 0, "concurrency": 8, **FAST, **overrides})
+    result = await run_job(settings, JobSpec(InputSpec(str(jobs)), str(report)),
+                           on_terminal=False)
+    return result, jobs, report
+
+
+async def test_a_finished_job_records_every_field_and_checksums_of_both_files(sim, tmp_path):
+    result, jobs, report = await run(sim, tmp_path, relabel_targets(sim.snapshots, 30), rate=500)
+    manifest = load_manifest(report)
+
+    assert (manifest["status"], manifest["exit_code"], manifest["stop_reason"]) == ("finished", 1, None)
+    assert manifest["format_version"] == 1 and manifest["tool_version"] == __version__
+    assert_matches_files(manifest, jobs, report)
+    assert manifest["counts"]["applied"] == 30 and manifest["counts"]["rejected"] == 1
+    assert set(manifest["counts"]) >= {"applied", "failed", "rejected", "not_attempted", "interrupted"}
+    assert manifest["started_at"] <= manifest["finished_at"]
+    assert manifest["requests"] == 30 and 0 < manifest["requests_per_s"] <= 500 * 1.05
+    assert manifest["settings"]["rate"] == 500 and manifest["settings"]["max_failure_rate"] == 0.5
+    assert "token" not in manifest["settings"]
+    assert TOKEN not in Path(f"{report}.manifest.json").read_text()
+
+
+async def test_a_safety_stop_is_status_stopped_with_its_reason(sim, tmp_path):
+    targets = relabel_targets(sim.snapshots, 200)
+    sim.set_always_fail({sid: "401" for sid in targets})  # the token expired: every PUT refused
+    result, jobs, report = await run(sim, tmp_path, targets)
+    manifest = load_manifest(report)
+
+    assert (manifest["status"], manifest["exit_code"]) == ("stopped", 3)
+    assert manifest["stop_reason"] == "auth_failures"
+    assert manifest["counts"]["not_attempted"] > 100
+    assert_matches_files(manifest, jobs, report)
+
+
+async def test_a_limit_is_a_finished_job_that_says_it_stopped_at_the_limit(sim, tmp_path):
+    result, jobs, report = await run(sim, tmp_path, relabel_targets(sim.snapshots, 20), limit=5)
+    manifest = load_manifest(report)
+
+    assert (manifest["status"], manifest["stop_reason"]) == ("finished", "limit")
+    assert manifest["counts"]["applied"] == 5 and manifest["counts"]["not_attempted"] == 15
+    assert_matches_files(manifest, jobs, report)
+
+
+def test_running_then_interrupted_by_sigterm(sim_thread, tmp_path):
+    sim = sim_thread(snapshots=400)
+    jobs = write_jobs(tmp_path / "jobs.csv", relabel_targets(sim.sim.snapshots, 400))
+    report = tmp_path / "r.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker", "run", str(jobs), "--endpoint", sim.url,
+         "--project-id", PROJECT, "--rate", "100", "--report", str(report)],
+        cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+                       "SNAPRELABEL_TOKEN": TOKEN},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:  # wait until rows are being applied
+            if json.loads(line)["event"] == "job":
+                break
+        deadline = time.monotonic() + 10
+        while not Path(f"{report}.manifest.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        running = load_manifest(report)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert running["status"] == "running" and "finished_at" not in running
+    assert proc.returncode == 143
+    manifest = load_manifest(report)
+    assert (manifest["status"], manifest["exit_code"]) == ("interrupted", 143)
+    assert manifest["stop_reason"] == "SIGTERM"
+    assert 0 < manifest["counts"]["applied"] < 400
+    assert manifest["counts"]["interrupted"] == 400 - manifest["counts"]["applied"]
+    assert_matches_files(manifest, jobs, report)

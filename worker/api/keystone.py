@@ -1,0 +1,261 @@
+"""Password authentication against Keystone v3 (OpenStack) or Huawei IAM, which speaks the same
+protocol: `POST {auth_url}/v3/auth/tokens` gives a project-scoped token in the X-Subject-Token
+header, its expiry and the service catalog.
+
+The token is renewed ahead of its expiry in the background (senders keep the current one
+meanwhile), and at once after a 401. Renewal is single-flight: one token request, however many
+senders are waiting. A refused password is remembered and never sent again: identity services
+lock accounts after a few failed logins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import aiohttp
+
+from ..logs import log
+from ..redaction import SECRETS
+from .auth import AuthError
+from .client import _network_error
+from .errors import TRANSIENT_STATUSES, ApiError, describe_error
+
+_VERSION_SUFFIX = re.compile(r"/v(?:3|2\.0)/?$")
+# Renew in the background once this much of the token's life is left (keystoneauth renews
+# within 120 s of expiry; a quarter of the life, for short-lived tokens)...
+RENEW_AHEAD = 300.0
+# ...and stop sending a token this close to its expiry, whatever the clocks say.
+STALE_AHEAD = 120.0
+
+
+def answer_text(status: int | None, error: ApiError | None) -> str:
+    """'HTTP 401: message', with the error code when the body named one."""
+    head = f"HTTP {status}" if status else "no answer"
+    if error is None:
+        return head
+    code = "" if error.code == f"http_{status}" else f" {error.code}"
+    return f"{head}{code}: {error.message}"
+
+
+def identity_url(auth_url: str, path: str) -> str:
+    """`auth_url` as users give it (with or without /v3, as OS_AUTH_URL usually has it)."""
+    base = _VERSION_SUFFIX.sub("", auth_url.rstrip("/"))
+    return f"{base}/v3/{path}"
+
+
+def _domain(domain_id: str | None, name: str | None) -> dict[str, str]:
+    if domain_id:
+        return {"id": domain_id}
+    return {"name": name} if name else {"id": "default"}
+
+
+@dataclass(frozen=True)
+class PasswordLogin:
+    auth_url: str
+    password: str = field(repr=False)
+    username: str | None = None
+    user_id: str | None = None
+    user_domain_name: str | None = None
+    user_domain_id: str | None = None
+    project_id: str | None = None
+    project_name: str | None = None
+    project_domain_name: str | None = None
+    project_domain_id: str | None = None
+
+    @property
+    def tokens_url(self) -> str:
+        return identity_url(self.auth_url, "auth/tokens")
+
+    def request_body(self) -> dict[str, Any]:
+        user_domain = _domain(self.user_domain_id, self.user_domain_name)
+        user: dict[str, Any] = (
+            {"id": self.user_id} if self.user_id else {"name": self.username, "domain": user_domain}
+        )
+        user["password"] = self.password
+        if self.project_id:
+            project: dict[str, Any] = {"id": self.project_id}
+        else:
+            project_domain = (_domain(self.project_domain_id, self.project_domain_name)
+                              if self.project_domain_id or self.project_domain_name else user_domain)
+            project = {"name": self.project_name, "domain": project_domain}
+        return {"auth": {"identity": {"methods": ["password"], "password": {"user": user}},
+                         "scope": {"project": project}}}
+
+    def describe(self) -> str:
+        if self.user_id:
+            who = f"user id {self.user_id}"
+        else:
+            who = f"user {self.username!r} (domain {self.user_domain_id or self.user_domain_name or 'default'})"
+        scope = f"project id {self.project_id}" if self.project_id else f"project {self.project_name!r}"
+        return f"{who}, {scope}"
+
+
+@dataclass(frozen=True)
+class Token:
+    value: str = field(repr=False)
+    expires_at: datetime
+    lifetime: float  # seconds, by the server's own clock (expires_at - issued_at)
+    requested: float  # time.monotonic() when it was asked for: its life counts from there
+    received: float  # time.monotonic() when it arrived
+    project_id: str | None = None
+    catalog: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def renew_at(self) -> float:
+        return self.requested + self.lifetime - min(RENEW_AHEAD, self.lifetime / 4)
+
+    @property
+    def stale_at(self) -> float:
+        return self.requested + self.lifetime - min(STALE_AHEAD, self.lifetime / 10)
+
+
+async def request_token(session: aiohttp.ClientSession, login: PasswordLogin) -> Token:
+    """One token request. Raises AuthError (transient for network trouble, 429 and 5xx)."""
+    url = login.tokens_url
+    requested = time.monotonic()
+    body = json.dumps(login.request_body()).encode()
+    status, raw, subject = await _call(session, "POST", url, body, {"Content-Type": "application/json"})
+    if status not in (200, 201):
+        hint = " (check the user, its domain, the password and the project)" if status == 401 else ""
+        raise AuthError(
+            f"the identity service {url} refused {login.describe()}: "
+            f"{answer_text(status, describe_error(status, raw))}{hint}",
+            transient=status in TRANSIENT_STATUSES)
+    if not subject:
+        raise AuthError(f"the identity service {url} answered without a token (no X-Subject-Token)")
+    SECRETS.add(subject)
+    try:
+        data = json.loads(raw)["token"]
+        expires = _parse_time(data["expires_at"])
+        issued = _parse_time(data["issued_at"]) if data.get("issued_at") else datetime.now(timezone.utc)
+    except (ValueError, KeyError, TypeError):
+        raise AuthError(f"the identity service {url} answered with an unreadable token body") from None
+    project = data.get("project") if isinstance(data.get("project"), dict) else {}
+    catalog = data.get("catalog") if isinstance(data.get("catalog"), list) else []
+    return Token(subject, expires, max(0.0, (expires - issued).total_seconds()), requested,
+                 time.monotonic(), project.get("id"), catalog)
+
+
+async def fetch_catalog(session: aiohttp.ClientSession, auth_url: str, token: str) -> list[dict[str, Any]]:
+    """The service catalog of a token the user already has (`GET /v3/auth/catalog`)."""
+    url = identity_url(auth_url, "auth/catalog")
+    status, raw, _ = await _call(session, "GET", url, b"", {"X-Auth-Token": token})
+    if status != 200:
+        raise AuthError(f"the identity service {url} refused the token: "
+                        f"{answer_text(status, describe_error(status, raw))}",
+                        transient=status in TRANSIENT_STATUSES)
+    try:
+        catalog = json.loads(raw)["catalog"]
+    except (ValueError, KeyError, TypeError):
+        catalog = None
+    if not isinstance(catalog, list):
+        raise AuthError(f"the identity service {url} answered with an unreadable catalog")
+    return catalog
+
+
+async def _call(session: aiohttp.ClientSession, method: str, url: str, body: bytes,
+                headers: dict[str, str]) -> tuple[int, bytes, str | None]:
+    try:
+        async with session.request(method, url, data=body or None, headers=headers) as resp:
+            return resp.status, await resp.read(), resp.headers.get("X-Subject-Token")
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        # The message is ours: aiohttp's own can quote request details.
+        raise AuthError(f"cannot reach the identity service {url}: {_network_error(exc).message}",
+                        transient=True) from None
+
+
+def _parse_time(text: str) -> datetime:
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+class KeystoneAuth:
+    name = "password"
+
+    def __init__(self, session: aiohttp.ClientSession, login: PasswordLogin,
+                 token: Token | None = None) -> None:
+        self.session = session
+        self.login = login
+        self.on_refused: Callable[[str], None] | None = None
+        self.token_requests = 0
+        self._token = token
+        self._pending: asyncio.Task[Token] | None = None
+        self._refused: str | None = None
+        self._quiet_until = 0.0  # after a failed background renewal, wait before the next
+
+    @property
+    def token(self) -> Token | None:
+        return self._token
+
+    async def current(self) -> Token:
+        """A token fit to send now; waits for a renewal only when the current one is stale."""
+        if self._refused is not None:
+            raise AuthError(self._refused)
+        token, now = self._token, time.monotonic()
+        if token is not None and now < token.stale_at:
+            if now >= token.renew_at and self._pending is None and now >= self._quiet_until:
+                self._renew().add_done_callback(self._background_done)
+            return token
+        return await asyncio.shield(self._renew())
+
+    async def headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
+        return {"X-Auth-Token": (await self.current()).value}
+
+    async def refresh_after_401(self, sent_at: float) -> bool:
+        if self._refused is not None:
+            return False
+        token = self._token
+        if token is not None and token.received > sent_at:
+            return True  # renewed since that request left: just retry
+        if token is not None and self._pending is None:
+            self._token = None  # the server no longer takes it (revoked): never send it again
+        try:
+            await asyncio.shield(self._renew())
+        except AuthError as exc:
+            return exc.transient
+        return True
+
+    async def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, AuthError):
+                await self._pending
+
+    def _renew(self) -> asyncio.Task[Token]:
+        if self._pending is None:
+            self._pending = asyncio.get_running_loop().create_task(self._fetch())
+        return self._pending
+
+    async def _fetch(self) -> Token:
+        self.token_requests += 1
+        try:
+            token = await request_token(self.session, self.login)
+        except AuthError as exc:
+            if not exc.transient:
+                self._refused = str(exc)
+                if self.on_refused is not None:
+                    self.on_refused(self._refused)
+            raise
+        finally:
+            self._pending = None
+        self._token = token
+        log.debug("token obtained", expires_at=token.expires_at.isoformat(),
+                  lifetime_s=round(token.lifetime, 1))
+        return token
+
+    def _background_done(self, task: asyncio.Task[Token]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            token = self._token
+            self._quiet_until = time.monotonic() + min(30.0, token.lifetime / 20 if token else 1.0)
+            log.warning("token renewal failed; the current token stays in use", error=str(exc))

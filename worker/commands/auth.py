@@ -1,0 +1,69 @@
+"""`snaprelabel auth check`: prove the credentials work, the way a job would before its first PUT,
+and say which method and endpoint were used. Never prints a secret."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from .. import exitcodes
+from ..api.keystone import KeystoneAuth
+from ..connection import Connection, connect
+from ..credentials import Credentials, resolve
+from ..limits import make_limiter
+from ..logs import configure
+from ..runner import http_from, retry_policy_from
+from ..settings import Settings, load_settings
+from . import options
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("auth", help="check credentials",
+                            description="Credentials: see `snaprelabel auth check --help`.")
+    actions = parser.add_subparsers(dest="auth_action", metavar="ACTION",
+                                    parser_class=type(parser))
+    check = actions.add_parser(
+        "check", help="prove the credentials work",
+        description="Authenticate as a job would (get a token, or sign a request), find the "
+                    "endpoint, and GET one page of the snapshot list; print the method and "
+                    "endpoint used. Exit 0: the credentials work; 2: they do not (one line).")
+    check.add_argument("--project-id", dest="project_id", default=options.S,
+                       help="the project to list (env SNAPRELABEL_PROJECT_ID, OS_PROJECT_ID)")
+    options.add_api(check)
+    options.add_config(check)
+    check.set_defaults(handler=main)
+    parser.set_defaults(handler=lambda args: parser.print_help(sys.stderr) or exitcodes.USAGE)
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = load_settings(options.settings_flags(args), args.config)
+    configure(settings.log_level, settings.log_format, stream=sys.stderr)
+    creds = resolve(settings)
+    for line in asyncio.run(_check(settings, creds)):
+        print(line)
+    return exitcodes.OK
+
+
+async def _check(settings: Settings, creds: Credentials) -> list[str]:
+    async with connect(creds, http_from(settings), make_limiter(settings.rate),
+                       retry_policy_from(settings)) as conn:
+        return report(creds, conn)
+
+
+def report(creds: Credentials, conn: Connection) -> list[str]:
+    lines = [
+        "credentials: ok",
+        f"method: {creds.describe()}",
+        f"chosen because: {creds.why}",
+        f"settings from: {creds.origin}",
+    ]
+    if isinstance(conn.auth, KeystoneAuth) and conn.auth.token is not None:
+        lines.append(f"token: expires {conn.auth.token.expires_at.isoformat()}")
+    lines += [
+        f"endpoint: {conn.endpoint} ({conn.endpoint_origin})",
+        f"path family: {conn.family}",
+        f"checked: GET {conn.checked} -> 200" if conn.checked else
+        "checked: no snapshot list (no project id: give --project-id)",
+    ]
+    return lines

@@ -1,0 +1,68 @@
+"""`snaprelabel enqueue JOBS`: validate a jobs file and queue its valid rows in a Redis stream."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+
+from ..jobs import Validator
+from ..logs import configure
+from ..queue.connection import RedisLink
+from ..queue.enqueue import enqueue_file
+from ..queue.service import redis_url_from
+from ..queue.streams import QueueNames
+from ..report import ReportWriter
+from ..runner import default_report_path, open_input, rules_from
+from ..redaction import SECRETS
+from ..settings import ConfigError, load_settings
+from . import options
+from .queue import add_redis
+from .run import input_spec
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("enqueue", help="queue a jobs file in a Redis stream",
+                            description="Validate every row of JOBS with the rules of run (rejected "
+                                        "rows go to the report), then add the valid jobs to the "
+                                        "stream for `snaprelabel consume`. Exit 0: all queued; "
+                                        "1: some rows rejected; 2: unusable input or settings; "
+                                        "4: Redis unreachable.")
+    options.add_input(parser)
+    options.add_rules(parser)
+    add_redis(parser)
+    parser.add_argument("--maxlen", type=int, metavar="N",
+                        help="never let the stream hold more than N jobs: wait for consumers "
+                             "to make room")
+    group = parser.add_argument_group("report")
+    group.add_argument("--report", metavar="FILE",
+                       help="report of the rejected rows (default: snaprelabel-report-<UTC time>.csv)")
+    group.add_argument("--report-format", dest="report_format", default=options.S,
+                       choices=("csv", "jsonl"))
+    group.add_argument("--overwrite", action="store_true", help="replace an existing report file")
+    options.add_config(parser)
+    parser.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = load_settings(options.settings_flags(args), args.config)
+    configure(settings.log_level, settings.log_format)
+    if args.maxlen is not None and args.maxlen < 1:
+        raise ConfigError("--maxlen must be at least 1")
+    url = redis_url_from(settings)
+    spec = input_spec(args)
+    report_path = args.report or default_report_path(settings.report_format)
+    if os.path.exists(report_path) and not args.overwrite:
+        raise ConfigError(f"report {report_path} already exists: pass --overwrite to replace it")
+    with open_input(spec, settings) as rows:
+        try:
+            report = ReportWriter(report_path, settings.report_format, SECRETS.redact)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the report {report_path}: {exc.strerror or exc}") from None
+        try:
+            names = QueueNames(settings.stream, settings.group)
+            return asyncio.run(enqueue_file(
+                RedisLink(url, settings.redis_wait), names, rows, Validator(rules_from(settings)),
+                spec.display_name, report, args.maxlen))
+        finally:
+            report.close()

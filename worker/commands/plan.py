@@ -1,0 +1,153 @@
+"""`snaprelabel plan`: a jobs file (or an old → new table) from the live snapshot list."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+from typing import IO
+
+from .. import exitcodes
+from ..api.client import ListingError
+from ..connection import connect
+from ..credentials import Credentials
+from ..credentials import resolve as resolve_credentials
+from ..jobs import Validator
+from ..limits import make_limiter
+from ..logs import configure
+from ..plan import (DiffPrinter, JobsWriter, PlanCounts, Planned, Selection, Template,
+                    describe_refusal, list_snapshots, parse_time, plan)
+from ..runner import http_from, retry_policy_from, rules_from
+from ..settings import ConfigError, Settings, load_settings
+from . import options
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "plan", help="write a jobs file from the live snapshot list",
+        description="Page through the live snapshot list, select snapshots whose current name "
+                    "matches REGEX, render new values from templates (Python format syntax over "
+                    "the regex's named groups and the snapshot's fields: {name}, {id}, "
+                    "{volume_id}, {size}, {status}, {description}, {created_at:%Y%m%d}, ...), "
+                    "check them with the rules of run, and write the jobs (with the current "
+                    "values as previous_name/previous_description, for undo). Backup-owned "
+                    "snapshots are never selected unless --allow-autobk-prefix. "
+                    "Exit 0: every render valid; 1: some renders rejected (listed on stderr); "
+                    "2: bad template, regex or setting; 4: the listing failed.")
+    select = parser.add_argument_group("selection")
+    select.add_argument("--match", required=True, metavar="REGEX",
+                        help="select snapshots whose current name matches (a search, anchor it "
+                             "with ^...$); named groups (?P<env>...) feed the templates")
+    select.add_argument("--status", help="only snapshots in this status, e.g. available")
+    select.add_argument("--volume-id", dest="volume_id", help="only snapshots of this volume")
+    select.add_argument("--created-after", metavar="TIME",
+                        help="only snapshots created at or after TIME (2024-06-01, UTC unless given)")
+    select.add_argument("--created-before", metavar="TIME",
+                        help="only snapshots created before TIME")
+    render = parser.add_argument_group("new values")
+    render.add_argument("--name", metavar="TEMPLATE", help="the new name, e.g. 'prod-{env}-{id:.8}'")
+    render.add_argument("--description", metavar="TEMPLATE", help="the new description")
+    out = parser.add_argument_group("output")
+    shown = out.add_mutually_exclusive_group()
+    shown.add_argument("--output", "-o", metavar="FILE",
+                       help="write the jobs to FILE (atomically) instead of stdout")
+    shown.add_argument("--diff", action="store_true",
+                       help="print the first changes as old → new, and the totals, instead of jobs")
+    out.add_argument("--output-format", choices=("csv", "jsonl"), default="csv",
+                     help="jobs file format (default csv; jsonl can also restore an empty value)")
+    options.add_rules(parser)
+    options.add_api(parser)
+    options.add_config(parser)
+    parser.set_defaults(handler=main)
+
+
+def selection_from(args: argparse.Namespace, settings: Settings) -> Selection:
+    try:
+        pattern = re.compile(args.match)
+    except re.error as exc:
+        raise ConfigError(f"--match {args.match!r}: {exc}") from None
+    return Selection(
+        pattern, args.status, args.volume_id,
+        parse_time(args.created_after, "--created-after") if args.created_after else None,
+        parse_time(args.created_before, "--created-before") if args.created_before else None,
+        include_backup_owned=settings.allow_autobk_prefix,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = load_settings(options.settings_flags(args), args.config)
+    configure(settings.log_level, settings.log_format, stream=sys.stderr)  # stdout is the plan
+    if args.name is None and args.description is None:
+        raise ConfigError("give --name TEMPLATE, --description TEMPLATE or both")
+    selection = selection_from(args, settings)
+    name = Template("--name", args.name, selection.pattern) if args.name is not None else None
+    description = (Template("--description", args.description, selection.pattern)
+                   if args.description is not None else None)
+    if not settings.project_id:
+        raise ConfigError("no project: give --project-id (or OS_PROJECT_ID, SNAPRELABEL_PROJECT_ID)")
+    creds = resolve_credentials(settings)
+    return asyncio.run(_plan(args, settings, creds, selection, name, description))
+
+
+async def _plan(args: argparse.Namespace, settings: Settings, creds: Credentials,
+                selection: Selection, name: Template | None, description: Template | None) -> int:
+    counts = PlanCounts()
+    validator = Validator(rules_from(settings))
+    limiter = make_limiter(settings.rate)
+    policy = retry_policy_from(settings)
+    # The same check as run's before the first request: wrong credentials are one line, exit 2.
+    async with connect(creds, http_from(settings), limiter, policy) as conn:
+        snapshots = list_snapshots(conn.api, limiter, policy, settings.project_id or "",
+                                   selection.server_filters())
+        target = _Output(args.output)
+        try:
+            writer = DiffPrinter(sys.stdout) if args.diff else JobsWriter(target.stream,
+                                                                          args.output_format)
+            async for item in plan(snapshots, selection, name, description, validator, counts):
+                if isinstance(item, Planned):
+                    writer.write(item.job)
+                else:
+                    print(f"plan: {describe_refusal(item)}", file=sys.stderr)
+        except ListingError as exc:
+            target.abandon()
+            print(f"snaprelabel plan: error: {exc}"
+                  + ("; the jobs written so far are incomplete" if not args.output and not args.diff
+                     else "; nothing written"), file=sys.stderr)
+            return exitcodes.FATAL
+        except BaseException:
+            target.abandon()
+            raise
+        writer.close(counts.counts["planned"])
+        target.commit()
+    if args.diff:
+        print(counts.describe())
+    else:
+        print(f"plan: {counts.describe()}", file=sys.stderr)
+    return exitcodes.PROBLEMS if counts.counts["rejected"] else exitcodes.OK
+
+
+class _Output:
+    """stdout, or a file that appears whole (written beside it, renamed at the end)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.stream: IO[str] = sys.stdout
+        if path is not None:
+            try:
+                self.stream = open(f"{path}.tmp", "w", encoding="utf-8", newline="")  # noqa: SIM115
+            except OSError as exc:
+                raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+    def commit(self) -> None:
+        if self.path is not None:
+            self.stream.close()
+            os.replace(f"{self.path}.tmp", self.path)
+        else:
+            self.stream.flush()
+
+    def abandon(self) -> None:
+        if self.path is not None:
+            self.stream.close()
+            os.unlink(f"{self.path}.tmp")

@@ -1,0 +1,65 @@
+"""`snaprelabel queue status`: how far the queue is; and the Redis flags of the queue commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from .. import exitcodes
+from ..queue.connection import RedisLink, RedisLost, RedisUnavailable
+from ..queue.service import redis_url_from
+from ..queue.status import read_status, render
+from ..queue.streams import QueueNames
+from ..settings import load_settings
+from . import options
+
+S = argparse.SUPPRESS
+
+
+def add_redis(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("queue")
+    group.add_argument("--redis", dest="redis_url", default=S, metavar="URL",
+                       help="redis://[:PASSWORD@]HOST:6379/0, or rediss:// for TLS (prefer the "
+                            "env var SNAPRELABEL_REDIS_URL when it holds a password)")
+    group.add_argument("--stream", default=S,
+                       help="the jobs stream (default relabel:jobs; its results go to "
+                            "relabel:results, dead letters to relabel:dead)")
+    group.add_argument("--group", default=S, help="the consumer group (default relabel)")
+    group.add_argument("--redis-wait", dest="redis_wait", type=float, default=S,
+                       help="seconds to keep reconnecting to an unreachable Redis before giving "
+                            "up with exit code 4 (default 300)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("queue", help="inspect a job queue",
+                            description="Inspect a Redis job queue.")
+    commands = parser.add_subparsers(dest="queue_command", metavar="COMMAND", required=True)
+    status = commands.add_parser("status", help="length, pending per consumer, dead letters, results",
+                                 description="Print the queue's length (waiting and pending "
+                                             "jobs), pending jobs per consumer, and the number of "
+                                             "dead-letter and result entries.")
+    add_redis(status)
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument("--config", metavar="FILE.toml", help="settings file")
+    status.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = load_settings(options.settings_flags(args), args.config)
+    link = RedisLink(redis_url_from(settings), min(settings.redis_wait, 10.0))
+    names = QueueNames(settings.stream, settings.group)
+
+    async def status() -> int:
+        try:
+            found = await link.call("read the queue status", lambda r: read_status(r, names))
+        except (RedisUnavailable, RedisLost) as exc:
+            print(f"snaprelabel queue status: error: {exc}", file=sys.stderr)
+            return exitcodes.FATAL
+        finally:
+            await link.close()
+        print(json.dumps(found.as_dict()) if args.json else render(found))
+        return exitcodes.OK
+
+    return asyncio.run(status())

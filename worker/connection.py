@@ -1,0 +1,144 @@
+"""A job's connection to the snapshot API, proven before any snapshot is changed: the HTTP
+session, the credentials (a token from the identity service when needed), the endpoint (given,
+or found in the service catalog), then one GET of the snapshot list under the job's rate limit.
+Wrong credentials, endpoint, path family or project end here as one line (exit 2), with no PUT
+sent and no lockout risked: a refused credential is never tried twice."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+
+from .api.aksk import AkSkAuth
+from .api.auth import Auth, AuthError, NoAuth, StaticToken
+from .api.catalog import CatalogError, find_endpoint
+from .api.client import HttpSettings, SnapshotApi, make_session
+from .api.keystone import KeystoneAuth, answer_text, fetch_catalog
+from .api.paths import collection_path
+from .credentials import Credentials
+from .limits import Limiter
+from .logs import log
+from .retry import RetryPolicy
+from .settings import ConfigError
+
+T = TypeVar("T")
+REFUSED_HINTS = {
+    "aksk": " (check the access key, the secret key and this machine's clock)",
+    "token": " (the token is wrong or expired)",
+    "none": " (the endpoint wants credentials)",
+}
+STATUS_HINTS = {
+    403: " (the credentials may not list this project's snapshots)",
+    404: " (check --endpoint, --path-family and the project id)",
+}
+
+
+@dataclass
+class Connection:
+    api: SnapshotApi
+    auth: Auth
+    credentials: Credentials
+    endpoint_origin: str  # "--endpoint", "--region cn-north-4", "service catalog: volumev3, ..."
+    checked: str | None  # the URL of the proving GET; None when no project was known
+
+    @property
+    def endpoint(self) -> str:
+        return self.api.endpoint
+
+    @property
+    def family(self) -> str:
+        return self.api.family
+
+
+@asynccontextmanager
+async def connect(creds: Credentials, http: HttpSettings, limiter: Limiter,
+                  policy: RetryPolicy) -> AsyncIterator[Connection]:
+    """Raises ConfigError for anything that makes the job impossible."""
+    if not http.verify_tls:
+        log.warning("TLS certificate verification is off (--insecure): the endpoint is not authenticated")
+    session = make_session(http)
+    auth: Auth | None = None
+    try:
+        auth, catalog, project_id = await _authenticate(session, creds, policy)
+        endpoint, family, origin = _locate(creds, catalog)
+        api = SnapshotApi(session, endpoint, family, auth)
+        checked = await _prove(api, creds.method, project_id, limiter, policy)
+        yield Connection(api, auth, creds, origin, checked)
+    finally:
+        if auth is not None:
+            await auth.close()
+        await session.close()
+
+
+async def _authenticate(session: aiohttp.ClientSession, creds: Credentials, policy: RetryPolicy
+                        ) -> tuple[Auth, list[dict[str, Any]] | None, str | None]:
+    if creds.method == "none":
+        return NoAuth(), None, creds.project_id
+    if creds.method == "aksk":
+        assert creds.key is not None
+        return AkSkAuth(creds.key), None, creds.project_id
+    if creds.method == "token":
+        assert creds.token is not None
+        catalog = None
+        if creds.endpoint is None:
+            assert creds.auth_url is not None
+            token, auth_url = creds.token, creds.auth_url
+            catalog = await _retrying(lambda: fetch_catalog(session, auth_url, token), policy)
+        return StaticToken(creds.token), catalog, creds.project_id
+    assert creds.login is not None
+    keystone = KeystoneAuth(session, creds.login)
+    first = await _retrying(keystone.current, policy)
+    return keystone, first.catalog, creds.project_id or first.project_id
+
+
+async def _retrying(call: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
+    """The identity service's transient failures are retried like the API's; a refusal is not."""
+    for attempt in itertools.count(1):
+        try:
+            return await call()
+        except AuthError as exc:
+            if not exc.transient or attempt >= policy.max_attempts:
+                raise ConfigError(str(exc)) from None
+            await asyncio.sleep(policy.delay(attempt, None, None))
+    raise AssertionError("unreachable")
+
+
+def _locate(creds: Credentials, catalog: list[dict[str, Any]] | None) -> tuple[str, str, str]:
+    if creds.endpoint:
+        return creds.endpoint, creds.path_family or "v2", creds.endpoint_origin
+    try:
+        found = find_endpoint(catalog or [], creds.region, creds.interface)
+    except CatalogError as exc:
+        raise ConfigError(str(exc)) from None
+    origin = f"service catalog: {found.service_type}, {found.interface}, region {found.region}"
+    return found.url, creds.path_family or found.family, origin
+
+
+async def _prove(api: SnapshotApi, method: str, project_id: str | None, limiter: Limiter,
+                 policy: RetryPolicy) -> str | None:
+    if project_id is None:
+        log.info("no project known before the job (rows carry their own): the credentials are "
+                 "checked by the first request")
+        return None
+    url = f"{api.endpoint}{collection_path(api.family, project_id)}/detail?limit=1"
+    for attempt in itertools.count(1):
+        await limiter.acquire()
+        answer, _ = await api.list_page(project_id, limit=1)
+        limiter.observe(answer.status, answer.retry_after)
+        if answer.ok:
+            return url
+        detail = answer_text(answer.status, answer.error)
+        if answer.status == 401:
+            raise ConfigError(f"the credentials ({method}) were refused by {api.endpoint}: "
+                              f"{detail}{REFUSED_HINTS.get(method, '')}")
+        if not answer.transient or attempt >= policy.max_attempts:
+            raise ConfigError(f"the credential check GET {url} failed: {detail}"
+                              f"{STATUS_HINTS.get(answer.status or 0, '')}")
+        await asyncio.sleep(policy.delay(attempt, answer.status, answer.retry_after))
+    raise AssertionError("unreachable")

@@ -1,0 +1,181 @@
+"""Which credentials a job uses, decided from its settings before anything is sent.
+
+One method, chosen deterministically: --auth-method (or OS_AUTH_TYPE, or the cloud's auth_type)
+when given; else --no-auth; else a token; else an access key (AK/SK); else a password. A
+password or a secret key read from a file (--password-file, --sk-file) wins over one given
+directly. The endpoint is --endpoint when given; else, with an identity service, the service
+catalog's; else the Huawei Cloud endpoint of --region.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from .api.aksk import AccessKey
+from .api.keystone import PasswordLogin
+from .redaction import SECRETS
+from .settings import ConfigError, Settings
+
+_REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+NO_CREDENTIALS = (
+    "no credentials: set a token (SNAPRELABEL_TOKEN or OS_TOKEN), a password (OS_AUTH_URL, "
+    "OS_USERNAME, OS_PASSWORD or --password-file, OS_PROJECT_ID or OS_PROJECT_NAME), an access "
+    "key (HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK or --sk-file), --os-cloud NAME, or --no-auth "
+    "for an endpoint that needs none"
+)
+
+
+def huawei_endpoint(service: str, region: str) -> str:
+    return f"https://{service}.{region}.myhuaweicloud.com"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    method: str  # token | password | aksk | none
+    why: str  # what chose the method, for `auth check`
+    origin: str  # where the settings came from
+    token: str | None = field(default=None, repr=False)
+    login: PasswordLogin | None = None
+    key: AccessKey | None = field(default=None, repr=False)
+    auth_url: str | None = None  # the identity service, for a token or the catalog
+    endpoint: str | None = None  # None: look it up in the service catalog
+    endpoint_origin: str = "--endpoint"
+    region: str | None = None
+    interface: str = "public"
+    path_family: str | None = None  # None: follow the catalog's service type, else v2
+    project_id: str | None = None  # the project the credentials act for
+
+    def describe(self) -> str:
+        """One line naming the method and the identity, never a secret."""
+        if self.method == "password":
+            assert self.login is not None
+            return f"password (Keystone v3 at {self.login.tokens_url}, {self.login.describe()})"
+        if self.method == "aksk":
+            assert self.key is not None
+            temporary = ", temporary (security token)" if self.key.security_token else ""
+            return f"AK/SK (SDK-HMAC-SHA256, access key {self.key.access_key}{temporary}, project {self.key.project_id})"
+        if self.method == "token":
+            return "token (X-Auth-Token)"
+        return "none (no credentials sent)"
+
+
+def resolve(settings: Settings) -> Credentials:
+    """Raises ConfigError (one line, exit 2) when the chosen method lacks something."""
+    method, why = choose_method(settings)
+    common = {
+        "method": method,
+        "why": why,
+        "origin": (f"clouds.yaml cloud {settings.os_cloud!r} ({settings.cloud_file}) under flags and environment"
+                   if settings.cloud_file else "flags, environment and config file"),
+        "region": settings.region,
+        "interface": settings.interface,
+        "path_family": settings.path_family if "path_family" in settings.model_fields_set else None,
+        "project_id": settings.project_id,
+    }
+    if method == "none":
+        return Credentials(**common, endpoint=_require_endpoint(settings.endpoint))
+    if method == "token":
+        if settings.token is None:
+            raise ConfigError("--auth-method token: no token (SNAPRELABEL_TOKEN, OS_TOKEN or --token)")
+        return Credentials(**common, token=settings.token.get_secret_value(),
+                           auth_url=settings.auth_url, **_endpoint(settings, catalog=bool(settings.auth_url)))
+    if method == "aksk":
+        return Credentials(**common, key=_access_key(settings), **_endpoint(settings, catalog=False))
+    login = _password_login(settings)
+    return Credentials(**common, login=login, auth_url=login.auth_url, **_endpoint(settings, catalog=True))
+
+
+def choose_method(settings: Settings) -> tuple[str, str]:
+    if settings.auth_method != "auto":
+        return settings.auth_method, f"auth_method is {settings.auth_method}"
+    if settings.no_auth:
+        return "none", "--no-auth"
+    if settings.token is not None:
+        return "token", "a token is set (it comes before an access key and a password)"
+    if settings.access_key or settings.secret_key or settings.sk_file:
+        return "aksk", "an access key is set (it comes before a password)"
+    if settings.password or settings.password_file or settings.username or settings.user_id:
+        return "password", "a user and password are set"
+    raise ConfigError(NO_CREDENTIALS)
+
+
+def read_secret_file(path: Path, what: str) -> str:
+    try:
+        value = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the {what} file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not value:
+        raise ConfigError(f"the {what} file {path} is empty")
+    SECRETS.add(value)
+    return value
+
+
+def _secret(path: Path | None, value: SecretStr | None, what: str) -> str | None:
+    """A file wins over a value given directly."""
+    if path is not None:
+        return read_secret_file(path, what)
+    return value.get_secret_value() if value is not None else None
+
+
+def _access_key(settings: Settings) -> AccessKey:
+    secret = _secret(settings.sk_file, settings.secret_key, "secret key")
+    if secret is None:
+        raise ConfigError("AK/SK: no secret key (HUAWEICLOUD_SDK_SK or --sk-file)")
+    if not settings.access_key:
+        raise ConfigError("AK/SK: no access key (HUAWEICLOUD_SDK_AK or --access-key)")
+    if not settings.project_id:
+        raise ConfigError("AK/SK: no project (HUAWEICLOUD_SDK_PROJECT_ID or --project-id): "
+                          "requests are signed for one project")
+    token = settings.security_token.get_secret_value() if settings.security_token else None
+    return AccessKey(settings.access_key, secret, settings.project_id, token)
+
+
+def _password_login(settings: Settings) -> PasswordLogin:
+    password = _secret(settings.password_file, settings.password, "password")
+    if password is None:
+        raise ConfigError("password authentication: no password (OS_PASSWORD or --password-file)")
+    if not (settings.username or settings.user_id):
+        raise ConfigError("password authentication: no user (OS_USERNAME or OS_USER_ID)")
+    if not (settings.project_id or settings.project_name):
+        raise ConfigError("password authentication: no project to scope the token to "
+                          "(OS_PROJECT_ID, OS_PROJECT_NAME or --project-id)")
+    auth_url = settings.auth_url
+    if auth_url is None:
+        if not settings.region:
+            raise ConfigError("password authentication: no identity service (OS_AUTH_URL, or "
+                              "--region for Huawei Cloud IAM)")
+        auth_url = huawei_endpoint("iam", _region(settings.region)) + "/v3"
+    return PasswordLogin(
+        auth_url=auth_url, password=password, username=settings.username, user_id=settings.user_id,
+        user_domain_name=settings.user_domain_name, user_domain_id=settings.user_domain_id,
+        project_id=settings.project_id, project_name=None if settings.project_id else settings.project_name,
+        project_domain_name=settings.project_domain_name, project_domain_id=settings.project_domain_id,
+    )
+
+
+def _endpoint(settings: Settings, catalog: bool) -> dict[str, str | None]:
+    if settings.endpoint:
+        return {"endpoint": settings.endpoint, "endpoint_origin": "--endpoint"}
+    if catalog:
+        return {"endpoint": None, "endpoint_origin": "service catalog"}
+    if settings.region:
+        return {"endpoint": huawei_endpoint("evs", _region(settings.region)),
+                "endpoint_origin": f"--region {settings.region}"}
+    return {"endpoint": _require_endpoint(None)}
+
+
+def _require_endpoint(endpoint: str | None) -> str:
+    if not endpoint:
+        raise ConfigError("no endpoint: give --endpoint (or SNAPRELABEL_ENDPOINT), or --region for "
+                          "Huawei Cloud")
+    return endpoint
+
+
+def _region(region: str) -> str:
+    if not _REGION_RE.fullmatch(region):
+        raise ConfigError(f"region {region!r} is not a region name such as cn-north-4")
+    return region

@@ -1,0 +1,249 @@
+"""The report read back as the job's journal: which input lines already have a final row.
+
+The rule every reader follows (--resume, `undo`, anyone parsing a report): rows are appended in
+the order they finish, and a line's answer is its *final* row (applied, unchanged, rejected,
+failed) when it has one, else its last row. `--resume` never runs a line that has a final row, so
+a line has at most one; an `interrupted` row of an earlier run stays in the report, superseded.
+
+A crash can leave the last record half written (a "torn tail"). CSV fields may hold newlines, so
+the tail is found by parsing whole records, not by looking for the last newline: everything after
+the last complete, well-formed record is cut off before anything is appended.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from .report import COLUMNS
+from .results import Outcome
+
+_OUTCOMES = {str(o): o for o in Outcome}
+
+
+class JournalError(Exception):
+    """The report cannot serve as a journal (not a report, or damaged before its last record)."""
+
+
+class LineSet:
+    """A set of input line numbers as a bitmap: 1 bit a line, 125 kB for a million lines."""
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+        self._count = 0
+
+    def add(self, line: int) -> None:
+        index, mask = line >> 3, 1 << (line & 7)
+        bits = self._bits
+        if index >= len(bits):
+            bits.extend(bytes(max(index + 1 - len(bits), len(bits))))  # grow geometrically
+        if not bits[index] & mask:
+            bits[index] |= mask
+            self._count += 1
+
+    def __contains__(self, line: object) -> bool:
+        if not isinstance(line, int) or line < 0:
+            return False
+        index = line >> 3
+        return index < len(self._bits) and bool(self._bits[index] & (1 << (line & 7)))
+
+    def __len__(self) -> int:
+        return self._count
+
+
+@dataclass
+class Journal:
+    path: str
+    fmt: str
+    final: LineSet = field(default_factory=LineSet)  # lines that have their final row
+    counts: Counter[Outcome] = field(default_factory=Counter)  # final rows by outcome
+    records: int = 0  # complete records, final or not
+    complete_size: int = 0  # bytes up to the end of the last complete record
+    torn_bytes: int = 0  # bytes after it: a record cut by a crash
+
+    def repair(self) -> None:
+        """Cut the torn tail off, so the next record starts on a line of its own."""
+        if self.torn_bytes:
+            with open(self.path, "r+b") as f:
+                f.truncate(self.complete_size)
+                f.flush()
+                os.fsync(f.fileno())
+            self.torn_bytes = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One complete report row: its fields as written (text; JSON Lines keep their types)."""
+
+    fields: dict[str, Any]
+    line: int
+    outcome: Outcome
+
+
+def detect_format(path: str) -> str:
+    """A report's format from its first byte: JSON Lines start with '{'."""
+    with open(path, "rb") as f:
+        head = f.read(1)
+    return "jsonl" if head == b"{" else "csv"
+
+
+def read_journal(path: str, fmt: str) -> Journal:
+    """Reads the whole report (streamed). Raises JournalError, OSError."""
+    journal = Journal(path, fmt)
+    for record, end in _records(path, fmt, journal):
+        journal.records += 1
+        journal.complete_size = end
+        if record.outcome.final:
+            if record.line in journal.final:
+                raise JournalError(
+                    f"{path}: line {record.line} of the input has two final rows: "
+                    "this report was not written by --resume alone"
+                )
+            journal.final.add(record.line)
+            journal.counts[record.outcome] += 1
+    journal.torn_bytes = os.path.getsize(path) - journal.complete_size
+    return journal
+
+
+def iter_records(path: str, fmt: str) -> Iterator[Record]:
+    """The complete records of a report, in file order (a torn tail is left out)."""
+    for record, _ in _records(path, fmt, Journal(path, fmt)):
+        yield record
+
+
+def _records(path: str, fmt: str, journal: Journal) -> Iterator[tuple[Record, int]]:
+    """(record, byte offset of its end) for each complete record; sets journal.complete_size
+    past the CSV header. A malformed record is a torn tail when nothing valid follows it, else
+    damage (JournalError)."""
+    with open(path, "rb") as f:
+        parse = _csv_records if fmt == "csv" else _jsonl_records
+        bad: str | None = None
+        for item in parse(f, path, journal):
+            if isinstance(item, str):
+                bad = bad or item
+                continue
+            if bad is not None:
+                raise JournalError(f"{path}: {bad}, and complete records follow it: the report "
+                                   "is damaged, not just cut off")
+            yield item
+
+
+def _csv_records(f: IO[bytes], path: str, journal: Journal) -> Iterator[tuple[Record, int] | str]:
+    offset = 0
+    last_line_ended = True
+
+    def lines() -> Iterator[str]:
+        nonlocal offset, last_line_ended
+        for raw in f:
+            offset += len(raw)
+            last_line_ended = raw.endswith(b"\n")
+            yield raw.decode("utf-8", "surrogateescape")
+
+    reader = csv.reader(lines(), strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error:
+        yield "the header is unreadable"
+        return
+    if not last_line_ended:
+        yield "the header is cut off"  # a crash right after the report was created
+        return
+    if header != list(COLUMNS):
+        raise JournalError(
+            f"{path}: its header is not the one this version of snaprelabel writes "
+            f"({', '.join(header[:6])}…): not a snaprelabel report, or from another version"
+        )
+    journal.complete_size = offset
+    width = len(header)
+    where = 1
+    while True:
+        where = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield f"the record at line {where} is unreadable ({exc})"
+            continue  # the reader starts afresh on the next line
+        record = _record(dict(zip(header, row))) if len(row) == width and last_line_ended else None
+        yield (record, offset) if record else f"the record at line {where} is incomplete"
+
+
+def _jsonl_records(f: IO[bytes], path: str, journal: Journal) -> Iterator[tuple[Record, int] | str]:
+    offset = 0
+    for number, raw in enumerate(f, start=1):
+        offset += len(raw)
+        record = None
+        if raw.endswith(b"\n"):
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                obj = None
+            if isinstance(obj, dict):
+                record = _record(obj)
+        yield (record, offset) if record else f"the record at line {number} is incomplete"
+
+
+def _record(fields: dict[str, Any]) -> Record | None:
+    """A well-formed row, or None (cut off, or not a report row)."""
+    outcome = _OUTCOMES.get(fields.get("outcome"))  # type: ignore[arg-type]
+    line = fields.get("line")
+    try:
+        line = int(line)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if outcome is None or line < 0 or not fields.get("finished_at"):
+        return None
+    return Record(fields, line, outcome)
+
+
+def lock_report(path: str) -> int | None:
+    """An exclusive lock on the report for the life of the job, so that two runs never append to
+    the same report. The kernel drops it when the process dies, kill -9 included. Returns the
+    locked file descriptor (close it to unlock); None where flock does not exist."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JournalError(f"{path}: another snaprelabel process is writing this report") from None
+    return fd
+
+
+def check_fingerprint(report_path: str, manifest: dict[str, Any] | None, input_path: str,
+                      digest: tuple[int, str] | None, report_format: str) -> None:
+    """Refuse (JournalError) to resume a report that does not belong to this jobs file."""
+    if manifest is None:
+        raise JournalError(
+            f"{report_path}: its manifest ({report_path}.manifest.json) is missing or unreadable, "
+            f"so nothing shows that it belongs to {input_path}; restore it, or start a new "
+            "report (another --report, or --overwrite)"
+        )
+    recorded = manifest.get("input") or {}
+    fmt = (manifest.get("report") or {}).get("format")
+    if not recorded.get("sha256"):
+        raise JournalError(
+            f"{report_path} was written from stdin, which cannot be fingerprinted: it cannot be "
+            "resumed (save the jobs to a file to use --resume)"
+        )
+    if digest is None or (recorded.get("size"), recorded.get("sha256")) != digest:
+        now = f"sha256 {digest[1][:12]}…, {digest[0]} bytes" if digest else "not a regular file"
+        raise JournalError(
+            f"{report_path} belongs to another jobs file: it was written for "
+            f"{recorded.get('path')} (sha256 {recorded['sha256'][:12]}…, {recorded.get('size')} "
+            f"bytes), and {input_path} is {now}. Resume with the same, unchanged jobs file, "
+            "or write a new report"
+        )
+    if fmt and fmt != report_format:
+        raise JournalError(f"{report_path} is a {fmt} report: pass --report-format {fmt} to resume it")

@@ -1,0 +1,229 @@
+"""The live state behind --skip-unchanged: each project's snapshots, listed once (limit/marker
+pages under the job's rate limit, transient errors retried), then consulted before every PUT.
+
+A row is not sent when its snapshot is missing (`failed`), backup-owned (`rejected`, unless
+--allow-autobk-prefix) or already at its target (`unchanged`); otherwise the listed values become
+the row's previous values, for undo.
+
+The listing is packed, because a project may hold a million snapshots: 16 bytes of id, a 4-byte
+offset, a 9-byte header and the name and description in UTF-8 per snapshot, plus a hash table of
+4-byte slots at most half full: about 40 bytes plus the two texts. Measured on the simulator's
+snapshots (19 bytes of text on average): 5.8 MB per 100,000, where a dict of id -> (name,
+description) strings takes 27 MB; 4.5 us to add one, 3 us to look one up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import struct
+import time
+from array import array
+from dataclasses import dataclass
+from typing import Any
+
+from .api.client import Answer, ListingError, SnapshotApi
+from .api.errors import ApiError
+from .jobs import AUTOBK_PREFIX, Job
+from .limits import Limiter
+from .logs import log
+from .results import Outcome, Result, from_job
+from .retry import RetryPolicy
+
+BACKUP_METADATA_KEY = "__system__enableActive"  # set on snapshots created by a server backup
+PAGE_SIZE = 1000  # the API's largest page
+_HEADER = struct.Struct("<BII")  # flags, name length, description length
+_NAME_NONE, _DESCRIPTION_NONE, _BACKUP_OWNED = 1, 2, 4
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSnapshot:
+    name: str | None
+    description: str | None
+    backup_owned: bool
+
+
+def is_backup_owned(snapshot: dict[str, Any]) -> bool:
+    metadata = snapshot.get("metadata")
+    name = snapshot.get("name")
+    return (isinstance(name, str) and name.startswith(AUTOBK_PREFIX)) or (
+        isinstance(metadata, dict) and BACKUP_METADATA_KEY in metadata
+    )
+
+
+def _key(snapshot_id: str) -> bytes:
+    """16 bytes: the UUID itself, or a digest of an id that is not one."""
+    try:
+        key = bytes.fromhex(snapshot_id.replace("-", ""))
+    except ValueError:
+        key = b""
+    return key if len(key) == 16 else hashlib.blake2b(snapshot_id.encode(), digest_size=16).digest()
+
+
+def _utf8(text: str | None) -> bytes:
+    return text.encode("utf-8", "surrogatepass") if text is not None else b""
+
+
+class SnapshotTable:
+    """id -> LiveSnapshot for one project, packed (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._ids = bytearray()
+        self._offsets = array("I")
+        self._values = bytearray()
+        self._slots = array("I", [0])  # open addressing, linear probing; index + 1, 0 = empty
+        self._used = 0
+
+    def __len__(self) -> int:
+        return self._used
+
+    @property
+    def nbytes(self) -> int:
+        return (len(self._ids) + len(self._values) + self._offsets.itemsize * len(self._offsets)
+                + self._slots.itemsize * len(self._slots))
+
+    def add(self, snapshot: dict[str, Any]) -> None:
+        sid = snapshot.get("id")
+        if not isinstance(sid, str):
+            return
+        name, description = snapshot.get("name"), snapshot.get("description")
+        name = name if isinstance(name, str) else None
+        description = description if isinstance(description, str) else None
+        flags = ((_NAME_NONE if name is None else 0) | (_DESCRIPTION_NONE if description is None else 0)
+                 | (_BACKUP_OWNED if is_backup_owned(snapshot) else 0))
+        name_bytes, description_bytes = _utf8(name), _utf8(description)
+        key = _key(sid)
+        slot = self._find(key)
+        index = self._slots[slot] - 1
+        if index < 0:  # a new id; a repeated one (pages shifted while listing) is updated
+            index = len(self._offsets)
+            self._ids += key
+            self._offsets.append(0)
+            self._slots[slot] = index + 1
+            self._used += 1
+        self._offsets[index] = len(self._values)
+        self._values += _HEADER.pack(flags, len(name_bytes), len(description_bytes))
+        self._values += name_bytes + description_bytes
+        if 2 * self._used > len(self._slots):
+            self._grow()
+
+    def get(self, snapshot_id: str) -> LiveSnapshot | None:
+        index = self._slots[self._find(_key(snapshot_id))] - 1
+        if index < 0:
+            return None
+        start = self._offsets[index]
+        flags, name_len, description_len = _HEADER.unpack_from(self._values, start)
+        start += _HEADER.size
+        name = bytes(self._values[start:start + name_len]).decode("utf-8", "surrogatepass")
+        start += name_len
+        description = bytes(self._values[start:start + description_len]).decode("utf-8", "surrogatepass")
+        return LiveSnapshot(
+            None if flags & _NAME_NONE else name,
+            None if flags & _DESCRIPTION_NONE else description,
+            bool(flags & _BACKUP_OWNED),
+        )
+
+    def _find(self, key: bytes) -> int:
+        """The slot holding `key`, or the empty slot where it would go."""
+        slots, ids = self._slots, self._ids
+        mask = len(slots) - 1
+        slot = hash(key) & mask
+        while True:
+            index = slots[slot] - 1
+            if index < 0 or ids[16 * index:16 * index + 16] == key:
+                return slot
+            slot = (slot + 1) & mask
+
+    def _grow(self) -> None:
+        self._slots = array("I", [0]) * (2 * len(self._slots))
+        for index in range(len(self._offsets)):
+            key = bytes(self._ids[16 * index:16 * index + 16])
+            self._slots[self._find(key)] = index + 1
+
+
+class LiveState:
+    """Each project's table, listed the first time a row needs it and shared by all senders."""
+
+    def __init__(self, api: SnapshotApi, limiter: Limiter, policy: RetryPolicy,
+                 allow_autobk_prefix: bool = False) -> None:
+        self.api = api
+        self.limiter = limiter
+        self.policy = policy
+        self.allow_autobk_prefix = allow_autobk_prefix
+        self._tables: dict[str, asyncio.Task[SnapshotTable]] = {}
+
+    async def table(self, project_id: str) -> SnapshotTable:
+        """Raises ListingError when the listing fails for good."""
+        task = self._tables.get(project_id)
+        if task is None:
+            task = asyncio.create_task(self._list(project_id), name=f"list-{project_id}")
+            self._tables[project_id] = task
+        return await asyncio.shield(task)  # a cancelled sender must not cancel the listing
+
+    def close(self) -> None:
+        for task in self._tables.values():
+            task.cancel()
+
+    async def check(self, job: Job) -> Result | None:
+        """The row's result when it must not be sent; else None, with its previous values set
+        from the listing."""
+        try:
+            table = await self.table(job.project_id)
+        except ListingError as exc:
+            return _not_sent(job, Outcome.FAILED, "listing_failed",
+                             f"cannot check the live state ({exc}): not sent")
+        live = table.get(job.snapshot_id)
+        if live is None:
+            return _not_sent(job, Outcome.FAILED, "not_found",
+                             f"no snapshot {job.snapshot_id} in project {job.project_id} "
+                             "(live listing at start): not sent")
+        job.previous_name, job.previous_description = live.name, live.description
+        if live.backup_owned and not self.allow_autobk_prefix:
+            return _not_sent(job, Outcome.REJECTED, "backup_owned",
+                             "the snapshot belongs to a backup (autobk_snapshot_ name or "
+                             f"{BACKUP_METADATA_KEY} metadata): not sent; pass "
+                             "--allow-autobk-prefix to change it")
+        if ((job.name is None or job.name == live.name)
+                and (job.description is None or job.description == live.description)):
+            return from_job(job, Outcome.UNCHANGED)
+        return None
+
+    async def _list(self, project_id: str) -> SnapshotTable:
+        started = time.monotonic()
+        table = SnapshotTable()
+        marker: str | None = None
+        pages = 0
+        while True:
+            page = await self._page(project_id, marker)
+            pages += 1
+            # Stop on an empty page, not a short one: a server may cap pages below our limit.
+            if not page:
+                break
+            last = page[-1].get("id") if isinstance(page[-1], dict) else None
+            if not isinstance(last, str) or last == marker:
+                raise ListingError(Answer(200, error=ApiError(
+                    "bad_listing", "the listing pages do not advance (marker ignored?)")))
+            for item in page:
+                if isinstance(item, dict):
+                    table.add(item)
+            marker = last
+        log.info("listed", project_id=project_id, snapshots=len(table), pages=pages,
+                 memory_bytes=table.nbytes, elapsed_s=round(time.monotonic() - started, 3))
+        return table
+
+    async def _page(self, project_id: str, marker: str | None) -> list[Any]:
+        attempts = 0
+        while True:
+            await self.limiter.acquire()
+            attempts += 1
+            answer, page = await self.api.list_page(project_id, PAGE_SIZE, marker)
+            self.limiter.observe(answer.status, answer.retry_after)
+            if answer.ok:
+                return page
+            if not answer.transient or attempts >= self.policy.max_attempts:
+                raise ListingError(answer)
+            await asyncio.sleep(self.policy.delay(attempts, answer.status, answer.retry_after))
+
+
+def _not_sent(job: Job, outcome: Outcome, code: str, message: str) -> Result:
+    return from_job(job, outcome, error_code=code, error_message=message)

@@ -1,0 +1,148 @@
+"""One Redis client per process, and the one place that rides out an outage.
+
+redis-py's own retries are off: every command runs once per `RedisLink.call`, which retries
+connection failures with capped, jittered backoff until Redis has been unreachable for `wait`
+seconds (one outage clock for every caller), then raises RedisUnavailable. Commands that could
+double a write when retried blindly are Lua scripts that check before they write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    BusyLoadingError,
+    ConnectionError,
+    ReadOnlyError,
+    ResponseError,
+    TimeoutError,
+)
+
+from ..logs import log
+from ..redaction import SECRETS
+from ..settings import ConfigError
+
+T = TypeVar("T")
+# A blocking read waits this long at most, so the socket timeout must be longer.
+BLOCK_MS = 1000
+SOCKET_TIMEOUT = 10.0
+BACKOFF_FIRST, BACKOFF_CAP = 0.1, 5.0
+REPORT_EVERY = 30.0  # seconds between "still unreachable" lines
+
+# Transient: the server is down, restarting, loading its data, or failing over (READONLY).
+OUTAGE_ERRORS = (ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError, OSError)
+
+
+class RedisUnavailable(Exception):
+    """Redis stayed unreachable for longer than the configured wait (exit code 4)."""
+
+
+class RedisLost(Exception):
+    """Redis answered, but the stream's consumer group is gone: its data was lost (a restart
+    without persistence, or someone deleted the stream). Exit code 4."""
+
+
+def display_url(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username + ':' if parts.username else ':'}***@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def client_for(url: str) -> aioredis.Redis:
+    parts = urlsplit(url)
+    SECRETS.add(parts.password)
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        # A message with bytes that are not UTF-8 is still read, then rejected by validation.
+        encoding_errors="surrogateescape",
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=5.0,
+        health_check_interval=15,
+        retry=Retry(NoBackoff(), 0),  # ours alone: see RedisLink.call
+        client_name="snaprelabel",
+    )
+
+
+class RedisLink:
+    def __init__(self, url: str, wait: float) -> None:
+        self.url = display_url(url)
+        self.wait = wait
+        self.client = client_for(url)
+        self.down_since: float | None = None  # monotonic start of the current outage
+        self.give_up_at: float | None = None  # a stopping process waits no longer than this
+        self._next_report = 0.0
+        self._answered = False
+
+    @property
+    def up(self) -> bool:
+        return self.down_since is None
+
+    async def call(self, what: str, command: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+        """Run `command(client)`; on an outage retry until Redis has been gone `wait` seconds."""
+        delay = BACKOFF_FIRST
+        while True:
+            try:
+                result = await command(self.client)
+            except (AuthenticationError, AuthorizationError) as exc:
+                message = f"Redis at {self.url} refused our credentials: {exc}"
+                if not self._answered:  # at start: a setting to fix (exit 2), not an outage
+                    raise ConfigError(message) from None
+                raise RedisUnavailable(message) from None
+            except OUTAGE_ERRORS as exc:
+                remaining = self._outage(what, exc)
+                await asyncio.sleep(min(delay * random.uniform(0.5, 1.0), remaining))
+                delay = min(delay * 2, BACKOFF_CAP)
+                continue
+            except ResponseError as exc:
+                if str(exc).startswith("NOGROUP"):
+                    raise RedisLost(
+                        f"Redis at {self.url} no longer has the consumer group ({what}): it lost "
+                        "its data (restarted without persistence?) or the stream was deleted"
+                    ) from None
+                raise
+            self._answered = True
+            if self.down_since is not None:
+                log.warning("redis reconnected", redis=self.url,
+                            outage_s=round(time.monotonic() - self.down_since, 1))
+                self.down_since = None
+            return result
+
+    def _outage(self, what: str, exc: BaseException) -> float:
+        """Seconds left before giving up; raises RedisUnavailable when there are none."""
+        now = time.monotonic()
+        if self.down_since is None:
+            self.down_since = now
+            self._next_report = now
+        deadline = self.down_since + self.wait
+        if self.give_up_at is not None:
+            deadline = min(deadline, self.give_up_at)
+        if now >= deadline:
+            raise RedisUnavailable(
+                f"Redis at {self.url} unreachable for {now - self.down_since:.0f} s "
+                f"(while trying to {what}): giving up; last error: {type(exc).__name__}: {exc}"
+            )
+        if now >= self._next_report:
+            self._next_report = now + REPORT_EVERY
+            log.warning("redis unreachable: reconnecting", redis=self.url, action=what,
+                        error=f"{type(exc).__name__}: {exc}", give_up_in_s=round(deadline - now))
+        return deadline - now
+
+    async def close(self) -> None:
+        await self.client.aclose()

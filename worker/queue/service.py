@@ -1,0 +1,219 @@
+"""One consumer process, from settings to exit code: the credentials, connection check, engine
+and sending side of `run`, fed by the consumer group, with the shared rate limit, a heartbeat for
+the jobs it holds, metrics, and the stop of `run` on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+
+from .. import exitcodes
+from ..connection import Connection, connect
+from ..credentials import Credentials
+from ..credentials import resolve as resolve_credentials
+from ..engine import Engine
+from ..jobs import Validator
+from ..limits import Limiter, make_limiter
+from ..logs import log
+from ..progress import Progress
+from ..redaction import SECRETS
+from ..relabel import Relabeler
+from ..report import ReportWriter
+from ..runner import http_from, retry_policy_from, rules_from, sizer_for
+from ..settings import ConfigError, Settings
+from .connection import RedisLink, RedisLost, RedisUnavailable
+from .consumer import QueueConsumer, QueueOptions, create_group
+from .metrics import MeteredApi, Metrics
+from .shared_limit import Combined, SharedLimiter, limit_key
+from .status import read_status
+from .streams import QueueNames
+
+UPKEEP_EVERY = 5.0  # seconds between metric updates of the queue's figures
+SWEEP_EVERY, SWEEP_IDLE = 300.0, 3600.0  # forget consumers that hold nothing, idle an hour
+
+
+def default_consumer_name() -> str:
+    """Unique per container: a pod's hostname is its name; the pid tells processes apart."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class ConsumeSpec:
+    consumer: str
+    until_empty: bool = False
+    report: str | None = None
+
+
+def redis_url_from(settings: Settings) -> str:
+    if settings.redis_url is None:
+        raise ConfigError("no Redis: give --redis redis://HOST:6379/0 or set SNAPRELABEL_REDIS_URL")
+    return settings.redis_url.get_secret_value()
+
+
+async def run_consumer(settings: Settings, spec: ConsumeSpec, on_terminal: bool | None = None) -> int:
+    """Raises ConfigError for anything that stops the consumer before it starts."""
+    if on_terminal is None:
+        on_terminal = sys.stderr.isatty()
+    url = redis_url_from(settings)
+    creds = resolve_credentials(settings)
+    report = None
+    if spec.report:
+        try:  # appended: a consumer restarted on the same volume goes on with the same report
+            report = ReportWriter(spec.report, settings.report_format, SECRETS.redact,
+                                  append=True, fsync=settings.fsync)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the report {spec.report}: {exc.strerror or exc}") from None
+    link = RedisLink(url, settings.redis_wait)
+    try:
+        return await _consume(settings, spec, link, creds, report, on_terminal)
+    except (RedisUnavailable, RedisLost) as exc:  # before the engine started
+        return _fatal(exc)
+    finally:
+        if report is not None:
+            report.close()
+        await link.close()
+
+
+async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, creds: Credentials,
+                   report: ReportWriter | None, on_terminal: bool) -> int:
+    names = QueueNames(settings.stream, settings.group)
+    await link.call("connect", lambda r: r.ping())
+    await create_group(link, names)
+    local = make_limiter(settings.rate)
+    # The credentials and the endpoint are proven (one GET) before any job is taken.
+    async with connect(creds, http_from(settings), local, retry_policy_from(settings)) as conn:
+        return await _work(settings, spec, link, names, conn, local, report, on_terminal)
+
+
+async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: QueueNames,
+                conn: Connection, local: Limiter, report: ReportWriter | None,
+                on_terminal: bool) -> int:
+    relabeler = Relabeler(conn.api, local, retry_policy_from(settings))
+    shared_rate = settings.shared_rate
+    if shared_rate is None and settings.rate != "auto":
+        shared_rate = settings.rate  # --rate auto: each replica finds its share from the 429s
+    shared = None
+    if shared_rate:
+        key = limit_key(conn.endpoint, conn.credentials.project_id)
+        shared = SharedLimiter(link.client, key, shared_rate, spec.consumer,
+                               settings.throttled_backoff)
+        relabeler.limiter = Combined(local, shared)
+    metrics = metrics_port = None
+    if settings.metrics_port is not None:
+        metrics = Metrics(relabeler.counters)
+        relabeler.api = MeteredApi(relabeler.api, metrics)  # type: ignore[assignment]
+        try:
+            metrics_port = metrics.serve(settings.metrics_port)
+        except OSError as exc:
+            raise ConfigError(f"cannot serve metrics on port {settings.metrics_port}: "
+                              f"{exc.strerror or exc}") from None
+    engine: Engine | None = None
+
+    def source_failed(exc: Exception) -> None:
+        if engine is not None and not engine.stopping:  # a second stop() would cancel at once
+            engine.stop("redis", settings.grace, message=str(exc))
+
+    consumer = QueueConsumer(
+        link, names,
+        QueueOptions(spec.consumer, settings.claim_idle, settings.max_deliveries,
+                     # auto: the old default of 16 a read, so replicas share a small queue
+                     batch=16 if settings.concurrency == "auto" else settings.concurrency,
+                     until_empty=spec.until_empty),
+        rules_from(settings), relabeler.stopping, report, on_failure=source_failed,
+        count=metrics.job if metrics else None,
+    )
+    engine = Engine(consumer.rows(), Validator(rules_from(settings)), relabeler, [consumer],
+                    concurrency=16 if settings.concurrency == "auto" else settings.concurrency,
+                    progress=Progress(None, on_terminal), log_successes=not on_terminal,
+                    sizer=sizer_for(settings, local))
+    received: list[int] = []
+    loop = asyncio.get_running_loop()
+
+    def credentials_refused(reason: str) -> None:
+        # Every further request would be refused too (and count toward an AK/SK lockout): stop,
+        # and hand the unfinished jobs back.
+        if not engine.stopping:
+            engine.stop(f"credentials refused: {reason}", settings.grace)
+
+    conn.auth.on_refused = credentials_refused
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        # Stopping: Redis gets the grace period to come back, not the whole --redis-wait.
+        link.give_up_at = time.monotonic() + settings.grace
+        engine.stop(signal.Signals(signum).name, settings.grace)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    upkeep = [asyncio.create_task(_heartbeat(consumer, settings.claim_idle))]
+    if metrics:
+        upkeep.append(asyncio.create_task(_update_metrics(metrics, link, names, shared)))
+    log.info("consumer start", redis=link.url, stream=names.stream, group=names.group,
+             consumer=spec.consumer, results=names.results, dead=names.dead,
+             until_empty=spec.until_empty, endpoint=conn.endpoint,
+             endpoint_from=conn.endpoint_origin, path_family=conn.family, rate=settings.rate,
+             shared_rate=shared_rate, concurrency=settings.concurrency,
+             claim_idle_s=settings.claim_idle, max_deliveries=settings.max_deliveries,
+             metrics_port=metrics_port, report=spec.report, auth=conn.auth.name)
+    try:
+        summary = await engine.run()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        for task in upkeep:
+            task.cancel()
+        await asyncio.gather(*upkeep, return_exceptions=True)
+        await consumer.leave()
+    failure = consumer.failure or engine.fatal
+    if failure is not None:
+        code = _fatal(failure)
+    elif received:
+        code = exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
+    elif summary.stopped:  # its credentials were refused mid-run
+        code = exitcodes.STOPPED
+    else:
+        code = exitcodes.OK
+    log.info("summary", **summary.as_fields(), consumer=spec.consumer, exit_code=code)
+    return code
+
+
+def _fatal(exc: BaseException) -> int:
+    if isinstance(exc, RedisUnavailable):
+        message = (f"{exc}; the jobs held here were not acknowledged: another consumer takes "
+                   "them over after --claim-idle")
+    elif isinstance(exc, RedisLost):
+        message = (f"{exc}; the jobs held here cannot be acknowledged (the local report, if "
+                   "any, says what was done): queue them again")
+    else:
+        message = f"cannot record results: {exc}"
+    log.error("consumer stopped", error=message)
+    print(f"snaprelabel consume: error: {SECRETS.redact(message)}", file=sys.stderr)
+    return exitcodes.FATAL
+
+
+async def _heartbeat(consumer: QueueConsumer, claim_idle: float) -> None:
+    next_sweep = time.monotonic()
+    while True:
+        await asyncio.sleep(claim_idle / 4)
+        with suppress(Exception):  # Redis down: the link's callers report it; try again later
+            await consumer.heartbeat()
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + SWEEP_EVERY
+                await consumer.sweep(max(SWEEP_IDLE, 10 * claim_idle))
+
+
+async def _update_metrics(metrics: Metrics, link: RedisLink, names: QueueNames,
+                          shared: SharedLimiter | None) -> None:
+    while True:
+        status = None
+        with suppress(Exception):
+            status = await read_status(link.client, names)
+        metrics.update(status, status is not None and link.up,
+                       shared is not None and shared.fallback is not None)
+        await asyncio.sleep(UPKEEP_EVERY)

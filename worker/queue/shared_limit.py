@@ -1,0 +1,185 @@
+"""One rate limit for every replica that sends to the same endpoint and project, kept in Redis.
+
+GCRA as a reservation, in one Lua script on the Redis clock (`TIME`), so replicas on hosts with
+different clocks agree. The key holds the theoretical arrival time (TAT) of the next request:
+
+    slot = max(now, TAT, pause_until);  TAT = slot + interval;  reply: now, slot
+
+Each request costs one round trip; nobody polls: the caller sleeps until its own slot, whatever
+the number of waiters, mapping the slot to its own clock (RedisClock) so that the time a reply
+took does not shift the request. Slots are `interval = (1 + margin) / rate` apart: replicas on different
+hosts reach the API with different delays, and an even schedule with a 5 % margin tolerates up to
+50 ms of difference in delay before a one-second window on the server's clock could hold more
+than `rate` requests.
+
+A 429 seen by any replica sets a shared pause-until key (its Retry-After, or the throttled
+backoff): every later slot starts after it. Each call also registers the replica in a sorted set,
+so every replica knows how many share the limit. When Redis cannot be reached the limiter falls
+back to a local limit of rate / replicas (the last count seen) and tries Redis again a second
+later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from ..limits import Limiter, RateLimiter
+from ..logs import log
+from .connection import OUTAGE_ERRORS
+
+SHARED_PACING_MARGIN = 0.05
+REPLICA_TTL_MS = 30_000  # a replica that asked for no slot for this long no longer counts
+RETRY_REDIS_AFTER = 1.0  # seconds on the local fallback before asking Redis again
+
+# KEYS: tat, pause-until, replicas. ARGV: interval µs, replica name, replica ttl µs.
+# Times are integer microseconds of the Redis clock; '%.0f' keeps them exact (Lua numbers are
+# doubles: exact to 2^53 µs, and tostring would round them).
+RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
+local pause = tonumber(redis.call('GET', KEYS[2]) or 0)
+local slot = math.max(now, tat, pause)
+local ttl_ms = math.floor((slot + interval - now) / 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%.0f', slot + interval), 'PX', ttl_ms)
+redis.call('ZADD', KEYS[3], string.format('%.0f', now), ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', string.format('%.0f', now - tonumber(ARGV[3])))
+redis.call('PEXPIRE', KEYS[3], math.floor(tonumber(ARGV[3]) / 1000))
+return {string.format('%.0f', now), string.format('%.0f', slot), redis.call('ZCARD', KEYS[3]),
+        string.format('%.0f', pause)}
+"""
+
+# KEYS: pause-until. ARGV: pause µs. Only ever lengthens the pause.
+PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local untl = now + tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or 0)
+if untl > current then
+  redis.call('SET', KEYS[1], string.format('%.0f', untl), 'PX', math.floor(tonumber(ARGV[1]) / 1000) + 1)
+end
+return 0
+"""
+
+
+def limit_key(endpoint: str, project_id: str | None) -> str:
+    """The shared limit's key prefix; the hash tag keeps its keys in one Redis Cluster slot."""
+    return f"snaprelabel:limit:{{{endpoint}|{project_id or '*'}}}"
+
+
+class SharedLimiter:
+    def __init__(self, client: Redis, key: str, rate: float, replica: str,
+                 throttled_backoff: float) -> None:
+        self.rate = rate
+        self.replica = replica
+        self.throttled_backoff = throttled_backoff
+        self.replicas = 1  # replicas sharing the limit, as last counted by Redis
+        self.fallback: RateLimiter | None = None  # set while Redis is unreachable
+        self._keys = [f"{key}:tat", f"{key}:pause", f"{key}:replicas"]
+        self._interval_us = round((1.0 + SHARED_PACING_MARGIN) / rate * 1_000_000)
+        self._reserve = client.register_script(RESERVE)
+        self._pause = client.register_script(PAUSE)
+        self.clock = RedisClock()
+        self._paused_until = 0.0  # loop time: a pause this replica knows of
+        self._retry_redis_at = 0.0
+        self._pauses: set[asyncio.Task[None]] = set()
+
+    async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if loop.time() < self._paused_until:
+                await asyncio.sleep(self._paused_until - loop.time())
+            if self.fallback is not None and loop.time() < self._retry_redis_at:
+                await self.fallback.acquire()
+            else:
+                if self.fallback is not None:  # one caller probes Redis, the others stay local
+                    self._retry_redis_at = loop.time() + RETRY_REDIS_AFTER
+                sent = loop.time()
+                try:
+                    now, slot, self.replicas, pause = await self._reserve(
+                        keys=self._keys,
+                        args=[self._interval_us, self.replica, REPLICA_TTL_MS * 1000],
+                    )
+                except OUTAGE_ERRORS as exc:
+                    self._fall_back(loop.time(), exc)
+                    continue
+                if self.fallback is not None:
+                    log.warning("shared rate limit: back on Redis", rate=self.rate,
+                                replicas=self.replicas)
+                    self.fallback = None
+                self.clock.sample(int(now) / 1e6, sent, loop.time())
+                self._paused_until = max(self._paused_until, self.clock.local(int(pause) / 1e6))
+                delay = self.clock.local(int(slot) / 1e6) - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            # A pause learnt while this caller slept voids its slot: take a new one after it.
+            if loop.time() >= self._paused_until:
+                return
+
+    def observe(self, status: int | None, retry_after: float | None) -> None:
+        if status != 429:
+            return
+        pause = retry_after if retry_after is not None else self.throttled_backoff
+        loop = asyncio.get_running_loop()
+        self._paused_until = max(self._paused_until, loop.time() + pause)
+        task = loop.create_task(self._share_pause(pause))
+        self._pauses.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._pauses.discard)
+
+    async def _share_pause(self, seconds: float) -> None:
+        try:
+            await self._pause(keys=self._keys[1:2], args=[round(seconds * 1_000_000)])
+        except OUTAGE_ERRORS:
+            pass  # Redis is down: this replica pauses on its own, the others see their own 429s
+
+    def _fall_back(self, now: float, exc: BaseException) -> None:
+        self._retry_redis_at = now + RETRY_REDIS_AFTER
+        if self.fallback is None:
+            local_rate = self.rate / max(1, self.replicas)
+            log.warning("shared rate limit: Redis unreachable, falling back to a local share",
+                        rate=round(local_rate, 3), replicas=self.replicas,
+                        error=f"{type(exc).__name__}: {exc}")
+            self.fallback = RateLimiter(local_rate)
+
+
+class RedisClock:
+    """Maps Redis' clock to the event loop's. Each reply carries Redis' `now`; the estimate of the
+    offset comes from the quickest recent round trip, so a reply that was slow to send or to read
+    does not move the schedule: every replica sends at its slot, whatever its round trips."""
+
+    KEEP = 5.0  # seconds a best sample is trusted before a newer one replaces it
+
+    def __init__(self) -> None:
+        self._offset: float | None = None  # Redis time minus loop time
+        self._rtt = 0.0
+        self._at = 0.0
+
+    def sample(self, redis_now: float, sent: float, received: float) -> None:
+        rtt = received - sent
+        if self._offset is None or rtt <= self._rtt or received - self._at > self.KEEP:
+            self._offset = redis_now - (sent + received) / 2
+            self._rtt, self._at = rtt, received
+
+    def local(self, redis_time: float) -> float:
+        assert self._offset is not None
+        return redis_time - self._offset
+
+
+class Combined:
+    """Two limits in turn: the local per-replica cap first, then the shared slot, so the request
+    leaves at the time the shared schedule gave it."""
+
+    def __init__(self, local: Limiter, shared: Limiter) -> None:
+        self.local = local
+        self.shared = shared
+
+    async def acquire(self) -> None:
+        await self.local.acquire()
+        await self.shared.acquire()
+
+    def observe(self, status: int | None, retry_after: float | None) -> None:
+        self.local.observe(status, retry_after)
+        self.shared.observe(status, retry_after)

@@ -1,0 +1,77 @@
+"""`snaprelabel queue status`, and the queue figures a consumer exports as metrics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from .streams import QueueNames
+
+
+@dataclass
+class ConsumerStatus:
+    name: str
+    pending: int
+    idle_s: float
+
+
+@dataclass
+class QueueStatus:
+    stream: str
+    group: str
+    group_exists: bool
+    length: int  # entries in the stream: waiting + pending (finished ones are deleted)
+    waiting: int  # not yet delivered to any consumer
+    pending: int  # delivered, not yet finished
+    consumers: list[ConsumerStatus] = field(default_factory=list)
+    oldest_age_s: float | None = None  # age of the oldest unfinished job
+    results_stream: str = ""
+    results: int = 0
+    dead_stream: str = ""
+    dead: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def read_status(client: Redis, names: QueueNames) -> QueueStatus:
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.xlen(names.stream).xlen(names.results).xlen(names.dead)
+        pipe.xrange(names.stream, count=1).time()
+        length, results, dead, oldest, (seconds, micros) = await pipe.execute()
+    status = QueueStatus(
+        names.stream, names.group, group_exists=False, length=length, waiting=length, pending=0,
+        results_stream=names.results, results=results, dead_stream=names.dead, dead=dead,
+    )
+    if oldest:
+        queued_ms = int(oldest[0][0].split("-")[0])
+        status.oldest_age_s = round(max(0.0, seconds + micros / 1e6 - queued_ms / 1000), 3)
+    try:
+        consumers = await client.xinfo_consumers(names.stream, names.group)
+    except ResponseError:  # no such stream or group
+        return status
+    status.group_exists = True
+    status.consumers = [ConsumerStatus(c["name"], c["pending"], round(c["idle"] / 1000, 1))
+                        for c in consumers]
+    status.pending = sum(c.pending for c in status.consumers)
+    status.waiting = max(0, length - status.pending)
+    return status
+
+
+def render(status: QueueStatus) -> str:
+    lines = [f"stream {status.stream}: {status.length} jobs ({status.waiting} waiting, "
+             f"{status.pending} pending)"]
+    if status.oldest_age_s is not None:
+        lines.append(f"  oldest unfinished job queued {status.oldest_age_s:.0f} s ago")
+    if not status.group_exists:
+        lines.append(f"group {status.group}: does not exist yet (no consumer has started)")
+    else:
+        lines.append(f"group {status.group}: {len(status.consumers)} consumers")
+        for c in sorted(status.consumers, key=lambda c: c.name):
+            lines.append(f"  {c.name}: {c.pending} pending, idle {c.idle_s:.1f} s")
+    lines.append(f"results {status.results_stream}: {status.results} entries")
+    lines.append(f"dead letters {status.dead_stream}: {status.dead} entries")
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""Safety rails for a mass change: a job that fails for every row stops itself instead of sending
+200,000 requests that all fail for the same reason.
+
+- Failure rate: once `min_tasks` rows have been sent and are final, a failed fraction above
+  `max_failure_rate` stops the job. Only rows that reached the API count (applied, unchanged,
+  failed, with at least one attempt): a rejected row is a validation matter and never trips it.
+  A row counts once, with its final outcome: a row applied on its third attempt is one success,
+  a row that failed after six attempts is one failure.
+- Auth failures: `max_consecutive_auth_failures` rows in a row whose final answer is 401 or 403
+  stop the job at once, before `min_tasks`: the credentials or the permissions are wrong for every
+  row. Any other HTTP answer ends the run; a row without an answer (a network error) neither
+  extends nor ends it.
+- Canary: the first `canary` valid rows are sent alone. The reader waits at the engine's gate
+  until they are all final; any of them failing stops the job.
+- Limit: only the first `limit` valid rows are sent; once they are final the job stops.
+
+Every stop goes through `Engine.stop(..., outcome=NOT_ATTEMPTED)`: requests in flight finish
+within the grace period, every other row is recorded `not_attempted`, and `--resume` sends them
+later. A safety stop (not a limit) ends with exit code 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .jobs import Job
+from .logs import log
+from .results import Outcome, Result
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .settings import Settings
+
+AUTH_STATUSES = frozenset({401, 403})
+SENT_OUTCOMES = frozenset({Outcome.APPLIED, Outcome.UNCHANGED, Outcome.FAILED})
+LIMIT = "limit"  # the stop reason of --limit: the user's choice, not a safety stop
+
+
+@dataclass(frozen=True)
+class SafetyRules:
+    max_failure_rate: float = 0.5
+    min_tasks: int = 100
+    max_consecutive_auth_failures: int = 10  # 0: off
+    canary: int = 0  # 0: no canary
+    limit: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SafetyRules:
+        return cls(settings.max_failure_rate, settings.min_tasks,
+                   settings.max_consecutive_auth_failures, settings.canary, settings.limit)
+
+
+class SafetyPolicy:
+    """Plugged into the engine: `observe` is its per-result hook (called by the writer, once per
+    final row), `admit` its gate (awaited by the reader before each valid row is queued)."""
+
+    def __init__(self, rules: SafetyRules, grace: float) -> None:
+        self.rules = rules
+        self.grace = grace
+        self.sent = 0  # rows sent and final
+        self.failed = 0
+        self.auth_run = 0  # consecutive rows refused with 401/403
+        self._engine: Engine | None = None
+        self._admitted = 0
+        # Gated rows (the canary, the limit) not final yet: bounded by the engine's queues.
+        self._gate_size = max(rules.canary, rules.limit or 0)
+        self._pending: set[int] = set()
+        self._all_final = asyncio.Event()
+        self._in_canary = rules.canary > 0
+
+    def bind(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def _stopping(self) -> bool:
+        return self._engine is not None and self._engine.stopping
+
+    # -- the gate (reader side) ----------------------------------------------------------------
+
+    async def admit(self, job: Job) -> None:
+        """Returns when `job` may be queued; the engine checks whether the job is stopping after."""
+        rules = self.rules
+        if self._in_canary and self._admitted == rules.canary:
+            await self._wait_pending()
+            if self._stopping:
+                return
+            self._in_canary = False
+            log.info("canary_passed", rows=rules.canary)
+        if rules.limit is not None and self._admitted == rules.limit:
+            await self._wait_pending()
+            if not self._stopping:
+                self._stop(LIMIT, f"not attempted: --limit {rules.limit} was reached")
+            return
+        self._admitted += 1
+        if self._admitted <= self._gate_size:
+            self._pending.add(job.line)
+
+    async def _wait_pending(self) -> None:
+        while self._pending:
+            self._all_final.clear()
+            await self._all_final.wait()
+
+    # -- the hook (writer side) ----------------------------------------------------------------
+
+    def observe(self, result: Result) -> None:
+        if self._pending:
+            self._pending.discard(result.line)
+            if not self._pending:
+                self._all_final.set()
+        if result.outcome not in SENT_OUTCOMES or not result.attempts:
+            return
+        failed = result.outcome is Outcome.FAILED
+        self.sent += 1
+        self.failed += failed
+        if failed and result.http_status in AUTH_STATUSES:
+            self.auth_run += 1
+        elif result.http_status is not None:
+            self.auth_run = 0
+        if not failed or self._stopping:
+            return
+        rules = self.rules
+        if self._in_canary:
+            self._trip("canary", f"canary row at line {result.line} failed ({_answer(result)})")
+        elif rules.max_consecutive_auth_failures and self.auth_run >= rules.max_consecutive_auth_failures:
+            self._trip("auth_failures",
+                       f"{self.auth_run} rows in a row were refused with 401/403 (last: "
+                       f"{_answer(result)}): the credentials or permissions are wrong")
+        elif self.sent >= rules.min_tasks and self.failed > rules.max_failure_rate * self.sent:
+            self._trip("failure_rate",
+                       f"{self.failed} of {self.sent} rows sent failed, more than "
+                       f"--max-failure-rate {rules.max_failure_rate:g}")
+
+    def _trip(self, reason: str, why: str) -> None:
+        log.error("safety_stop", reason=reason, why=why, sent=self.sent, failed=self.failed)
+        self._stop(reason, f"not attempted: the job stopped itself: {why}")
+
+    def _stop(self, reason: str, message: str) -> None:
+        assert self._engine is not None, "bind() the policy to its engine first"
+        self._engine.stop(reason, self.grace, outcome=Outcome.NOT_ATTEMPTED, message=message)
+
+
+def _answer(result: Result) -> str:
+    status = f"HTTP {result.http_status}" if result.http_status else "no answer"
+    return f"{status} {result.error_code}" if result.error_code else status

@@ -1,0 +1,294 @@
+"""Who may call the simulator: a Keystone-compatible token service and the check every API request
+passes.
+
+- `POST /v3/auth/tokens`: password identity (user name + domain, or user id) scoped to a project
+  (id, or name + domain); the token comes in X-Subject-Token and expires after
+  `token_lifetime`; the body carries the service catalog, pointing at the simulator itself.
+- `GET /v3/auth/catalog`: the catalog, for a token the caller already has.
+- An API request passes with a static token (config.tokens), an issued token that has not
+  expired, or an AK/SK signature recomputed here: a wrong one is 401 (APIGW.0301), one dated
+  more than 15 minutes off the server's clock is 401 (APIGW.0303), and five failures in a row
+  lock the access key for five minutes, as Huawei's gateway does.
+
+Token requests are logged in `token_requests`, not in the API's request log.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from aiohttp import web
+
+from ..api.aksk import ALGORITHM, DATE_FORMAT, canonical_request, query_pairs, signature
+from .responses import UNAUTHORIZED, encode, json_response
+
+MAX_CLOCK_SKEW = 15 * 60.0
+LOCKOUT_FAILURES = 5
+LOCKOUT_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    password: str = field(repr=False)
+    domain: str = "Default"
+    domain_id: str = "default"
+    project_id: str | None = None  # None: the simulator's project
+    project_name: str = "sim-project"
+    id: str = ""  # empty: derived from the name
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", hashlib.md5(self.name.encode()).hexdigest())
+
+    @classmethod
+    def parse(cls, spec: str) -> User:
+        return cls(*_pair(spec, "a user must look like NAME:PASSWORD"))
+
+
+@dataclass(frozen=True)
+class AccessKeyPair:
+    access_key: str
+    secret_key: str = field(repr=False)
+    security_token: str | None = field(default=None, repr=False)  # temporary credentials
+
+    @classmethod
+    def parse(cls, spec: str) -> AccessKeyPair:
+        return cls(*_pair(spec, "an access key must look like AK:SK"))
+
+
+def _pair(spec: str, shape: str) -> tuple[str, str]:
+    """'NAME:SECRET'; the error names only what comes before the colon."""
+    name, sep, secret = spec.partition(":")
+    if not sep or not name or not secret:
+        raise ValueError(f"{shape}, got {name!r}...")
+    return name, secret
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    type: str
+    interface: str
+    region: str
+    url: str  # "{self}": the simulator's base URL; "{project_id}": the token's project
+
+
+_ELSEWHERE = "http://volume.{region}.sim.invalid"  # never resolves (RFC 2606)
+DEFAULT_CATALOG: tuple[CatalogEntry, ...] = (
+    CatalogEntry("identity", "public", "sim-1", "{self}/v3"),
+    CatalogEntry("volumev3", "public", "sim-1", "{self}/v3/{project_id}"),
+    CatalogEntry("volumev3", "internal", "sim-1", _ELSEWHERE.format(region="internal") + "/v3/{project_id}"),
+    CatalogEntry("volumev3", "public", "sim-2", _ELSEWHERE.format(region="sim-2") + "/v3/{project_id}"),
+    CatalogEntry("volumev2", "public", "sim-1", "{self}/v2/{project_id}"),
+    CatalogEntry("volumev2", "public", "sim-2", _ELSEWHERE.format(region="sim-2") + "/v2/{project_id}"),
+    CatalogEntry("evs", "public", "sim-1", "{self}/v2/{project_id}"),
+)
+
+
+@dataclass(slots=True)
+class TokenRequest:
+    t_mono: float
+    user: str | None
+    status: int
+    token: str | None = field(default=None, repr=False)  # the token issued, for tests
+
+
+def _keystone_error(status: int, title: str, message: str) -> web.Response:
+    return json_response(status, encode({"error": {"code": status, "title": title, "message": message}}))
+
+
+def _gateway_401(code: str, message: str) -> tuple[int, bytes]:
+    return 401, encode({"error_code": code, "error_msg": message, "request_id": uuid.uuid4().hex})
+
+
+_UNAUTHORIZED = (401, UNAUTHORIZED)
+
+
+def _iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Identity:
+    def __init__(self, config: Any) -> None:
+        self.static_tokens: frozenset[str] = config.tokens
+        self.users: tuple[User, ...] = tuple(config.users)
+        self.keys = {k.access_key: k for k in config.access_keys}
+        self.token_lifetime: float = config.token_lifetime
+        self.catalog: tuple[CatalogEntry, ...] = tuple(config.catalog)
+        self.project_id: str = config.project_id
+        self.clock_offset: float = config.clock_offset  # seconds the server's clock is ahead
+        self.required = bool(self.static_tokens or self.users or self.keys)
+        self.issued: dict[str, tuple[float, str | None]] = {}  # token -> (expiry, project id)
+        self.token_requests: list[TokenRequest] = []
+        self.signature_failures: Counter[str] = Counter()
+        self.locked_until: dict[str, float] = {}
+
+    # -- the check on every API request ----------------------------------------------------------
+
+    def refuse(self, request: web.BaseRequest, body: bytes | None) -> tuple[int, bytes] | None:
+        """None when the request may pass, else the 401 answer."""
+        authorization = request.headers.get("Authorization")
+        if authorization is not None and authorization.startswith(ALGORITHM) and self.keys:
+            return self._check_signature(request, body or b"", authorization)
+        token = request.headers.get("X-Auth-Token")
+        if token is None:
+            return _UNAUTHORIZED
+        if token in self.static_tokens:
+            return None
+        issued = self.issued.get(token)
+        if issued is not None and issued[0] > time.monotonic():
+            return None
+        return _UNAUTHORIZED
+
+    def revoke_all(self) -> None:
+        """Every issued token stops working at once (static tokens stay)."""
+        self.issued.clear()
+
+    def _check_signature(self, request: web.BaseRequest, body: bytes, authorization: str
+                         ) -> tuple[int, bytes] | None:
+        fields = dict(part.strip().partition("=")[::2]
+                      for part in authorization[len(ALGORITHM):].split(","))
+        access = fields.get("Access", "")
+        key = self.keys.get(access)
+        if key is None:
+            return _gateway_401("APIGW.0301", "Incorrect IAM authentication information: "
+                                "the access key does not exist")
+        now = time.monotonic()
+        if self.locked_until.get(access, 0.0) > now:
+            return _gateway_401("APIGW.0301", "Incorrect IAM authentication information: the "
+                                "access key is locked after repeated signature failures")
+        date = request.headers.get("X-Sdk-Date", "")
+        try:
+            signed_at = calendar.timegm(time.strptime(date, DATE_FORMAT))
+        except ValueError:
+            return self._failed(access, "X-Sdk-Date is missing or malformed")
+        if abs(time.time() + self.clock_offset - signed_at) > MAX_CLOCK_SKEW:
+            return _gateway_401("APIGW.0303", "Incorrect app authentication information: the "
+                                "request time is more than 15 minutes off the server's clock")
+        signed = [name for name in fields.get("SignedHeaders", "").split(";") if name]
+        if not {"host", "x-sdk-date"} <= set(signed) or any(n not in request.headers for n in signed):
+            return self._failed(access, "a signed header is missing")
+        if key.security_token is not None and (
+                request.headers.get("X-Security-Token") != key.security_token
+                or "x-security-token" not in signed):
+            return self._failed(access, "the security token is missing or wrong")
+        url = request.rel_url
+        canonical = canonical_request(request.method, url.raw_path, query_pairs(url.raw_query_string),
+                                      {n: request.headers[n] for n in signed}, signed, body)
+        if not hmac.compare_digest(signature(key.secret_key, date, canonical), fields.get("Signature", "")):
+            return self._failed(access, "verify aksk signature fail")
+        self.signature_failures[access] = 0
+        return None
+
+    def _failed(self, access: str, reason: str) -> tuple[int, bytes]:
+        self.signature_failures[access] += 1
+        if self.signature_failures[access] >= LOCKOUT_FAILURES:
+            self.locked_until[access] = time.monotonic() + LOCKOUT_SECONDS
+            self.signature_failures[access] = 0
+        return _gateway_401("APIGW.0301", f"Incorrect IAM authentication information: {reason}")
+
+    # -- the token service -----------------------------------------------------------------------
+
+    async def handle(self, request: web.BaseRequest) -> web.Response:
+        if request.path == "/v3/auth/tokens" and request.method == "POST":
+            return await self._issue(request)
+        if request.path == "/v3/auth/catalog" and request.method == "GET":
+            return self._catalog_for(request)
+        return _keystone_error(404, "Not Found", "The resource could not be found.")
+
+    async def _issue(self, request: web.BaseRequest) -> web.Response:
+        try:
+            auth = json.loads(await request.read())["auth"]
+            methods = auth["identity"]["methods"]
+            given = auth["identity"]["password"]["user"] if "password" in methods else None
+            scope = (auth.get("scope") or {}).get("project")
+        except (ValueError, KeyError, TypeError):
+            self.token_requests.append(TokenRequest(time.monotonic(), None, 400))
+            return _keystone_error(400, "Bad Request", "Expecting to find auth in request body.")
+        user = self._find_user(given) if isinstance(given, dict) else None
+        password = given.get("password") if isinstance(given, dict) else None
+        if user is None or not isinstance(password, str) or not hmac.compare_digest(
+                password.encode(), user.password.encode()):
+            self.token_requests.append(TokenRequest(time.monotonic(), user.name if user else None, 401))
+            return _keystone_error(401, "Unauthorized", "The request you have made requires authentication.")
+        project_id = user.project_id or self.project_id
+        if scope is not None and not self._in_scope(user, project_id, scope):
+            self.token_requests.append(TokenRequest(time.monotonic(), user.name, 401))
+            return _keystone_error(401, "Unauthorized", f"User {user.id} has no access to the project.")
+        token = "gAAAAA" + secrets.token_urlsafe(96)
+        issued_at = datetime.now(timezone.utc)
+        self._prune()
+        self.issued[token] = (time.monotonic() + self.token_lifetime, project_id if scope else None)
+        self.token_requests.append(TokenRequest(time.monotonic(), user.name, 201, token))
+        body: dict[str, Any] = {
+            "methods": ["password"],
+            "user": {"id": user.id, "name": user.name,
+                     "domain": {"id": user.domain_id, "name": user.domain}},
+            "issued_at": _iso(issued_at),
+            "expires_at": _iso(issued_at + timedelta(seconds=self.token_lifetime)),
+        }
+        if scope is not None:
+            body["project"] = {"id": project_id, "name": user.project_name,
+                               "domain": {"id": user.domain_id, "name": user.domain}}
+            body["roles"] = [{"id": "0" * 32, "name": "member"}]
+            body["catalog"] = self._catalog(request, project_id)
+        return json_response(201, encode({"token": body}), {"X-Subject-Token": token})
+
+    def _catalog_for(self, request: web.BaseRequest) -> web.Response:
+        token = request.headers.get("X-Auth-Token", "")
+        issued = self.issued.get(token)
+        if token in self.static_tokens:
+            project_id: str | None = self.project_id
+        elif issued is not None and issued[0] > time.monotonic():
+            project_id = issued[1]
+        else:
+            return _keystone_error(401, "Unauthorized", "The request you have made requires authentication.")
+        return json_response(200, encode({"catalog": self._catalog(request, project_id) if project_id else []}))
+
+    def _find_user(self, given: dict[str, Any]) -> User | None:
+        domain = given.get("domain") if isinstance(given.get("domain"), dict) else {}
+        for user in self.users:
+            if given.get("id"):
+                if given["id"] == user.id:
+                    return user
+            elif given.get("name") == user.name and (
+                    domain.get("id") == user.domain_id or domain.get("name") == user.domain):
+                return user
+        return None
+
+    @staticmethod
+    def _in_scope(user: User, project_id: str, scope: Any) -> bool:
+        if not isinstance(scope, dict):
+            return False
+        if scope.get("id"):
+            return scope["id"] == project_id
+        domain = scope.get("domain") if isinstance(scope.get("domain"), dict) else {}
+        return scope.get("name") == user.project_name and (
+            domain.get("id") == user.domain_id or domain.get("name") == user.domain)
+
+    def _catalog(self, request: web.BaseRequest, project_id: str) -> list[dict[str, Any]]:
+        me = f"{request.scheme}://{request.host}"
+        services: dict[str, list[dict[str, str]]] = {}
+        for entry in self.catalog:
+            services.setdefault(entry.type, []).append({
+                "id": uuid.uuid5(uuid.NAMESPACE_URL, f"{entry.type}/{entry.interface}/{entry.region}").hex,
+                "interface": entry.interface, "region": entry.region, "region_id": entry.region,
+                "url": entry.url.replace("{self}", me).replace("{project_id}", project_id),
+            })
+        return [{"type": kind, "name": kind, "id": uuid.uuid5(uuid.NAMESPACE_URL, kind).hex,
+                 "endpoints": endpoints} for kind, endpoints in services.items()]
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        for token in [t for t, (expiry, _) in self.issued.items() if expiry <= now]:
+            del self.issued[token]
