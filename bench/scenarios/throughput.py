@@ -33,7 +33,8 @@ def _contenders(jobs: Path, sdk_jobs: Path, url: str) -> dict[str, tuple[list[st
             snaprelabel(jobs, url, "--rate", "0", "--concurrency", "64"), LEAN, jobs)}
            if common.BEFORE else {}),
         "snaprelabel[fast] (uvloop, orjson)": (snaprelabel(jobs, url, "--rate", "0"), {}, jobs),
-        "snaprelabel[fast] --fsync": (snaprelabel(jobs, url, "--rate", "0", "--fsync"), {}, jobs),
+        "snaprelabel[fast] --no-fsync": (
+            snaprelabel(jobs, url, "--rate", "0", "--no-fsync"), {}, jobs),
         "huaweicloudsdkevs, 32 threads": (
             [peer[0], f"{peer[1]}/huawei_evs.py", str(sdk_jobs), url, "--threads", "32"], {},
             sdk_jobs),
