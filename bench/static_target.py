@@ -4,7 +4,9 @@ one core) would be the bottleneck rather than the client being measured.
 It answers every request at once on a keep-alive connection: a PUT or GET on
 `.../snapshots/{id}` (or `cloudsnapshots`) with `{"snapshot": {...}}` echoing the id and the
 sent name, a version document on a path without a snapshot id (the OpenStack SDK and CLI
-discover versions first). It checks nothing: correctness is the simulator's job.
+discover versions first), an empty list on a listing path (`.../snapshots/detail`, which
+snaprelabel GETs once to check its credentials). It checks nothing: correctness is the
+simulator's job.
 
 With --record it notes when each PUT arrived (time.monotonic() as its bytes are read, before
 any other work: the least a server can add to the timing); `GET /_arrivals` returns them and
@@ -98,6 +100,8 @@ def _answer(request_line: bytes, body: bytes) -> bytes:
         return _response(b"200 OK", json.dumps({"arrivals": list(times or [])}).encode())
     match = _SNAPSHOT_PATH.search(path)
     PUTS[0] += parts[0] == b"PUT"
+    if match is None and b"snapshots" in path:  # a listing (snaprelabel's credential check)
+        return _response(b"200 OK", b'{"snapshots":[]}')
     if match is None:
         return _response(b"300 Multiple Choices" if path.rstrip(b"/").count(b"/") < 1
                          else b"200 OK", _VERSIONS)

@@ -48,6 +48,14 @@ async def send(lim: AdaptiveRateLimiter, clock: FakeClock, seconds: float,
     return sent
 
 
+async def cut_once(clock: FakeClock, start: float = 100.0) -> AdaptiveRateLimiter:
+    """A limiter that sent at `start` for most of a second (no doubling yet), then saw a 429."""
+    lim = limiter(clock, start)
+    await send(lim, clock, 0.95)
+    lim.observe(429, None)
+    return lim
+
+
 async def test_slow_start_doubles_the_rate_each_second_while_every_slot_is_used():
     clock = FakeClock()
     lim = limiter(clock)
@@ -68,9 +76,7 @@ async def test_the_rate_does_not_grow_when_the_job_does_not_use_it():
 
 async def test_a_429_cuts_to_nine_tenths_of_what_the_server_accepted_once_per_hold():
     clock = FakeClock()
-    lim = limiter(clock, start=100.0)
-    await send(lim, clock, 0.95)  # ~100 accepted a second (less than a round: no doubling)
-    lim.observe(429, None)
+    lim = await cut_once(clock)  # ~100 accepted a second
     assert 85 <= lim.rate <= 91
     assert 95 <= lim.ceiling <= 101
     cut = lim.rate
@@ -130,9 +136,7 @@ async def test_it_follows_a_quota_that_falls_then_rises():
 
 async def test_after_a_429_the_rate_climbs_slowly_and_stays_under_the_quota_it_found():
     clock = FakeClock()
-    lim = limiter(clock, start=100.0)
-    await send(lim, clock, 0.95)
-    lim.observe(429, None)
+    lim = await cut_once(clock)
     ceiling, cut = lim.ceiling, lim.rate
     await send(lim, clock, 3.0)
     # At most 2% of the ceiling a second, and the first second is the hold.
@@ -142,9 +146,7 @@ async def test_after_a_429_the_rate_climbs_slowly_and_stays_under_the_quota_it_f
 
 async def test_past_the_old_quota_without_a_429_the_climb_speeds_up():
     clock = FakeClock()
-    lim = limiter(clock, start=100.0)
-    await send(lim, clock, 0.95)
-    lim.observe(429, None)
+    lim = await cut_once(clock)
     ceiling = lim.ceiling
     await send(lim, clock, 12.0)  # the quota was raised: no more 429s
     assert lim.rate > 1.5 * ceiling
@@ -162,9 +164,7 @@ async def test_retry_after_holds_every_sender_until_it_passes():
 
 async def test_a_cut_rebooks_slots_taken_at_the_old_pace():
     clock = FakeClock()
-    lim = limiter(clock, start=100.0)
-    await send(lim, clock, 0.95)
-    lim.observe(429, None)
+    lim = await cut_once(clock)
     before = clock.now
     for _ in range(10):
         await lim.acquire()

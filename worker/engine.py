@@ -309,7 +309,7 @@ class Engine:
         sender is backing off after a burst of 429s, new ones keep the others' rows moving."""
         assert self._sizer is not None and self._relabeler is not None
         counters = self._relabeler.counters
-        while True:
+        while not self._stopping.is_set():
             ready = self._active - counters.backing_off
             if ready < self._sizer.target:
                 self._add_senders(self._sizer.target - ready)

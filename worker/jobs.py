@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from array import array
 import unicodedata
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -90,15 +90,18 @@ def run(quick: bool) -> Section:
                                cwd=common.BEFORE if "before" in name else None)
                 sent = target.control("/_stats")["puts"] - before
                 rows[name] = _rows(their_jobs)
+                runs.setdefault(name, [])
                 if done.rc != 0 or sent != rows[name]:
                     problems.append(f"{name}: exit {done.rc}, {sent} PUTs for {rows[name]} rows: "
                                     f"{done.stderr[-300:]}")
-                runs.setdefault(name, []).append(done)
+                else:
+                    runs[name].append(done)
         sample = [(sid, f"cli-{i}") for i, sid in enumerate(synthetic_ids(n_cli))]
         cli_seconds, cli_ok = _cli_loop(target.url, sample)
         if cli_ok != n_cli:
             problems.append(f"openstack CLI: {n_cli - cli_ok} of {n_cli} calls failed")
 
+    runs = {name: ms for name, ms in runs.items() if ms}  # a contender that never worked: above
     rate = {name: median([rows[name] / m.wall_s for m in ms]) for name, ms in runs.items()}
     cpu = {name: median([m.cpu_s / rows[name] * 1000 for m in ms]) for name, ms in runs.items()}
     load = {name: median([m.load for m in ms]) for name, ms in runs.items()}
