@@ -215,6 +215,10 @@ class Engine:
         # After a hard stop no sender takes from the queue: never block on it.
         while True:
             try:
+                # With --concurrency auto, two jobs a sender wait, as with a fixed number: a
+                # queue consumer must not take from the stream what other replicas could send.
+                if self._sizer is not None and self._jobs.qsize() >= 2 * self._sizer.target:
+                    raise asyncio.QueueFull
                 self._jobs.put_nowait(job)
                 return
             except asyncio.QueueFull:
@@ -344,9 +348,12 @@ class Engine:
                 return
             if result.outcome is Outcome.INTERRUPTED and not result.attempts:
                 result = self._stopped_result(job)  # never sent: the stop's outcome and reason
-            if sizer is not None and result.latency_ms is not None:
-                sizer.observe(result.latency_ms / 1000)
+            recording = time.monotonic()
             await self._record(result)
+            if sizer is not None and result.latency_ms is not None:
+                # A sender is busy for the request and for the wait until its row is durable
+                # (fsync): Little's law needs both, or a paced job falls short of its rate.
+                sizer.observe(result.latency_ms / 1000 + time.monotonic() - recording)
 
     async def _apply(self, job: Job, relabeler: Relabeler) -> Result:
         if self._live is not None:
