@@ -47,10 +47,10 @@ def test_exit_1_when_some_rows_are_rejected_or_failed(sim_thread, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("run", "jobs.csv", "--rate", "fast"), "argument --rate: invalid float value: 'fast'"),
+    (("run", "jobs.csv", "--rate", "fast"), "argument --rate: 'fast' is not a number or auto"),
     (("run", "jobs.csv", "--bogus"), "unrecognized arguments: --bogus"),
     (("run", "jobs.csv", "--endpoint", "ftp://x"), "setting endpoint: 'ftp://x' is not an http(s) URL"),
-    (("run", "jobs.csv", "--rate", "-3"), "setting rate: Input should be greater than or equal to 0"),
+    (("run", "jobs.csv", "--rate", "-3"), "setting rate: must be a number of requests per second, at least 0"),
     (("run", "missing.csv", "--endpoint", "http://127.0.0.1:9", "--no-auth"), "cannot read missing.csv"),
     (("run", "jobs.csv", "--endpoint", "http://127.0.0.1:9"), "no credentials"),
     (("run", "jobs.csv", "--config", "nope.toml"), "config file nope.toml: not found"),
@@ -71,7 +71,7 @@ def test_a_bad_config_file_value_is_one_line(tmp_path):
     (tmp_path / "c.toml").write_text('rate = "fast"\nconcurency = 3\n')
     done = run_cli("validate", "x.csv", "--config", str(tmp_path / "c.toml"))
     assert done.returncode == 2
-    assert "setting rate: Input should be a valid number" in done.stderr
+    assert "setting rate: must be a number of requests per second" in done.stderr
     assert "setting concurency: unknown setting" in done.stderr
 
 

@@ -67,8 +67,9 @@ def describe(spec: InputSpec, settings: Settings, endpoint: str, p: Preview) -> 
              + (f" ({', '.join(f'{code} {n:,}' for code, n in p.reasons.most_common(5))})"
                 if p.rejected else "")]
     lines.append(f"to {endpoint} (project {settings.project_id or 'from the rows'}), "
-                 f"at most {settings.rate:g} requests/s"
-                 + (f", about {_duration(p.valid / settings.rate)}" if settings.rate else ""))
+                 + ("at the API's quota, found from its 429 answers (--rate auto)"
+                    if settings.rate == "auto" else f"at most {settings.rate:g} requests/s"
+                    + (f", about {_duration(p.valid / settings.rate)}" if settings.rate else "")))
     if settings.limit is not None:
         lines.append(f"--limit {settings.limit:,}: only the first {settings.limit:,} valid rows are sent")
     if settings.canary:

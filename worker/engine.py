@@ -34,6 +34,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Container, Itera
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from . import concurrency as auto
+from .concurrency import ConcurrencySizer
 from .jobs import Job, RawRow, Rejection, Validator
 from .live import LiveState
 from .logs import log
@@ -43,6 +45,7 @@ from .results import Outcome, Result, from_job, from_rejection
 
 BATCH = 256  # rows read and validated per hop to the reader thread
 RESULTS_HIGH_WATER = 4096  # the reader waits while this many results await the writer
+RESIZE_EVERY = 0.05  # seconds between checks of the number of senders (--concurrency auto)
 
 
 class Sink(Protocol):
@@ -61,6 +64,7 @@ class Summary:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
+    concurrency: int = 0  # the most senders at once (what --concurrency auto chose)
     stopped: str | None = None  # why the job stopped early, if it did
     skipped: int = 0  # rows already final in the report (--resume): not run again
 
@@ -80,6 +84,7 @@ class Summary:
             "retries": self.retries,
             "throttled": self.throttled,
             **({"skipped": self.skipped} if self.skipped else {}),
+            **({"concurrency": self.concurrency} if self.concurrency else {}),
             "elapsed_s": round(self.elapsed, 3),
             "requests_per_s": round(self.requests_per_s, 2),
             **({"stopped": self.stopped} if self.stopped else {}),
@@ -100,12 +105,14 @@ class Engine:
         gate: Callable[[Job], Awaitable[None]] | None = None,
         skip: Container[int] | None = None,
         live: LiveState | None = None,
+        sizer: ConcurrencySizer | None = None,
     ) -> None:
         """`relabeler` None means a dry run: valid rows are reported, nothing is sent.
         `on_result` sees every result once it is recorded (worker.safety may stop the job from
         it); `gate` is awaited before each valid job is queued (the canary holds the reader).
         `skip`: input lines not to run again (--resume); `live`: checked before each PUT
-        (--skip-unchanged)."""
+        (--skip-unchanged). With a `sizer`, the number of senders follows it (`--concurrency
+        auto`) instead of being `concurrency`."""
         self._rows = rows
         self._validator = validator
         self._relabeler = relabeler
@@ -117,7 +124,10 @@ class Engine:
         self._gate = gate
         self._skip = skip
         self._live = live
-        self._jobs: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=2 * self._concurrency)
+        self._sizer = sizer
+        self._active = 0  # senders running
+        most = auto.MAX if sizer else self._concurrency
+        self._jobs: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=2 * most)
         self._results: asyncio.Queue[Result | None] = asyncio.Queue()
         self._room = asyncio.Event()  # set while the results queue is below its high water
         self._room.set()
@@ -168,10 +178,11 @@ class Engine:
         started = time.monotonic()
         writer = asyncio.create_task(self._write(), name="writer")
         writer.add_done_callback(self._writer_ended)
-        self._senders = [
-            asyncio.create_task(self._send(), name=f"sender-{i}")
-            for i in range(self._concurrency if self._relabeler else 0)
-        ]
+        resizer = None
+        if self._relabeler:
+            self._add_senders(self._sizer.target if self._sizer else self._concurrency)
+            if self._sizer:
+                resizer = asyncio.create_task(self._resize(), name="resizer")
         self._reader = asyncio.create_task(self._read(), name="reader")
         try:
             try:
@@ -179,11 +190,13 @@ class Engine:
             except asyncio.CancelledError:
                 if not self._stopping.is_set():
                     raise
-            for _ in self._senders:
-                await self._put_job(None)
-            await asyncio.gather(*self._senders, return_exceptions=True)
+            await self._put_job(None)  # the end: each sender passes it on to the next
+            while not all(task.done() for task in self._senders):  # senders added meanwhile too
+                await asyncio.gather(*self._senders, return_exceptions=True)
             self._drain_jobs()
         finally:
+            if resizer:
+                resizer.cancel()
             if self._grace_timer:
                 self._grace_timer.cancel()
             self._results.put_nowait(None)
@@ -202,6 +215,10 @@ class Engine:
         # After a hard stop no sender takes from the queue: never block on it.
         while True:
             try:
+                # With --concurrency auto, two jobs a sender wait, as with a fixed number: a
+                # queue consumer must not take from the stream what other replicas could send.
+                if self._sizer is not None and self._jobs.qsize() >= 2 * self._sizer.target:
+                    raise asyncio.QueueFull
                 self._jobs.put_nowait(job)
                 return
             except asyncio.QueueFull:
@@ -283,12 +300,43 @@ class Engine:
         while batch := await asyncio.to_thread(next_batch, not self._stopping.is_set()):
             yield batch
 
+    def _add_senders(self, count: int) -> None:
+        for _ in range(count):
+            self._active += 1  # counted from now, so two answers in a row do not both add
+            self._senders.append(
+                asyncio.create_task(self._send(), name=f"sender-{len(self._senders)}"))
+        self.summary.concurrency = max(self.summary.concurrency, self._active)
+
+    async def _resize(self) -> None:
+        """--concurrency auto: enough senders ready to send, checked every RESIZE_EVERY seconds.
+        Senders waiting out a retry's backoff send nothing, so they do not count: when every
+        sender is backing off after a burst of 429s, new ones keep the others' rows moving."""
+        assert self._sizer is not None and self._relabeler is not None
+        counters = self._relabeler.counters
+        while not self._stopping.is_set():
+            ready = self._active - counters.backing_off
+            if ready < self._sizer.target:
+                self._add_senders(self._sizer.target - ready)
+            await asyncio.sleep(RESIZE_EVERY)
+
     async def _send(self) -> None:
+        try:
+            await self._send_jobs()
+        finally:
+            self._active -= 1
+
+    async def _send_jobs(self) -> None:
         assert self._relabeler is not None
         relabeler = self._relabeler
+        sizer = self._sizer
+        counters = relabeler.counters
         while True:
+            # Senders waiting out a retry's backoff send nothing: they do not count.
+            if sizer is not None and self._active - counters.backing_off > sizer.target * 1.25:
+                return  # fewer are enough now (a quarter of slack, so the count does not churn)
             job = await self._jobs.get()
             if job is None:
+                self._jobs.put_nowait(None)
                 return
             if self._stopping.is_set():
                 self._emit(self._stopped_result(job))
@@ -300,7 +348,12 @@ class Engine:
                 return
             if result.outcome is Outcome.INTERRUPTED and not result.attempts:
                 result = self._stopped_result(job)  # never sent: the stop's outcome and reason
+            recording = time.monotonic()
             await self._record(result)
+            if sizer is not None and result.latency_ms is not None:
+                # A sender is busy for the request and for the wait until its row is durable
+                # (fsync): Little's law needs both, or a paced job falls short of its rate.
+                sizer.observe(result.latency_ms / 1000 + time.monotonic() - recording)
 
     async def _apply(self, job: Job, relabeler: Relabeler) -> Result:
         if self._live is not None:
@@ -323,6 +376,9 @@ class Engine:
         return from_job(item, self._stop_outcome, error_message=message or self._stop_message)
 
     async def _write(self) -> None:
+        # Bound once: the module's lazy logger binds anew on every call, half the cost of a job
+        # event (bench/RESULTS.md).
+        self._job_log = log.bind()
         counts = self.summary.counts
         progress = self._progress
         while True:
@@ -366,9 +422,9 @@ class Engine:
         if result.outcome.success:
             if not self._log_successes:
                 return
-            emit = log.info
+            emit = self._job_log.info
         else:
-            emit = log.warning
+            emit = self._job_log.warning
         emit(
             "job", line=result.line, snapshot_id=result.snapshot_id, outcome=str(result.outcome),
             http_status=result.http_status, error_code=result.error_code,

@@ -24,6 +24,7 @@ class Counters:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
+    backing_off: int = 0  # jobs waiting out a retry's backoff now (not sending: --concurrency auto)
 
 
 class Relabeler:
@@ -67,10 +68,13 @@ class Relabeler:
                 return result
             self.counters.retries += 1
             _log_retry(job, answer, attempts, delay)
+            self.counters.backing_off += 1
             try:
                 await asyncio.wait_for(self.stopping.wait(), delay)
             except TimeoutError:
                 pass
+            finally:
+                self.counters.backing_off -= 1
 
 
 def _interrupted(job: Job, last: Answer | None, attempts: int) -> Result:

@@ -20,8 +20,10 @@ from .credentials import Credentials
 from .credentials import resolve as resolve_credentials
 from .engine import Engine, Sink, Summary
 from .jobs import LIMITS_PROFILES, JobRules, Validator
+from .concurrency import MAX as MOST_IN_FLIGHT
+from .concurrency import ConcurrencySizer
 from .journal import Journal, JournalError, check_fingerprint, lock_report, read_journal
-from .limits import RateLimiter
+from .limits import Limiter, make_limiter
 from .live import LiveState
 from .logs import log
 from .manifest import Manifest, file_digest, job_figures, read_manifest
@@ -78,7 +80,7 @@ def retry_policy_from(settings: Settings) -> RetryPolicy:
 
 def http_from(settings: Settings) -> HttpSettings:
     return HttpSettings(
-        concurrency=settings.concurrency,
+        concurrency=MOST_IN_FLIGHT if settings.concurrency == "auto" else settings.concurrency,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         total_timeout=settings.total_timeout,
@@ -111,7 +113,7 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
         raise ConfigError(f"cannot read {spec.input.display_name}: {exc.strerror or exc}") from None
 
     validator = Validator(rules_from(settings))
-    limiter = RateLimiter(settings.rate)
+    limiter = make_limiter(settings.rate)
     with open_input(spec.input, settings) as rows, contextlib.ExitStack() as held:
         # Lock before reading or truncating a report, so a run never clobbers a running one.
         lock = _lock(report_path) if existing else None
@@ -142,7 +144,7 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
                               extra_sinks, on_terminal, journal, manifest, live)
 
 
-def _connected(settings: Settings, creds: Credentials | None, limiter: RateLimiter
+def _connected(settings: Settings, creds: Credentials | None, limiter: Limiter
                ) -> contextlib.AbstractAsyncContextManager[Connection | None]:
     if creds is None:  # a dry run sends nothing
         return contextlib.nullcontext()
@@ -200,7 +202,7 @@ def _resumed(report_path: str, journal: Journal | None) -> dict | None:
     }
 
 
-async def _live_state(settings: Settings, conn: Connection, limiter: RateLimiter) -> LiveState | None:
+async def _live_state(settings: Settings, conn: Connection, limiter: Limiter) -> LiveState | None:
     """--skip-unchanged: the default project is listed before the report exists, so a listing
     that cannot work stops the job with nothing sent; other projects are listed when met."""
     if not settings.skip_unchanged:
@@ -232,7 +234,7 @@ def open_input(spec: InputSpec, settings: Settings) -> Rows:
 
 
 async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validator,
-               conn: Connection | None, limiter: RateLimiter, report: ReportWriter,
+               conn: Connection | None, limiter: Limiter, report: ReportWriter,
                extra_sinks: tuple[Sink, ...], on_terminal: bool, journal: Journal | None,
                manifest: Manifest, live: LiveState | None) -> JobResult:
     progress = Progress(None, on_terminal)
@@ -246,13 +248,14 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         validator,
         relabeler,
         [report, *extra_sinks],
-        concurrency=settings.concurrency,
+        concurrency=16 if settings.concurrency == "auto" else settings.concurrency,
         progress=progress,
         log_successes=not on_terminal,
         on_result=safety.observe if safety else None,
         gate=safety.admit if safety else None,
         skip=journal.final if journal else None,
         live=live,
+        sizer=sizer_for(settings, limiter) if conn is not None else None,
     )
     if safety:
         safety.bind(engine)
@@ -301,6 +304,13 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
     })
     log.info("summary", **summary.as_fields(), report=report.path, exit_code=code)
     return JobResult(summary, code, report.path)
+
+
+def sizer_for(settings: Settings, limiter: Limiter) -> ConcurrencySizer | None:
+    """`--concurrency auto`: sized from the limiter's rate of the moment and the latency."""
+    if settings.concurrency != "auto":
+        return None
+    return ConcurrencySizer(lambda: getattr(limiter, "rate", None))
 
 
 def _stop_refused(engine: Engine, reason: str, grace: float) -> None:

@@ -4,6 +4,7 @@ named by --os-cloud in clouds.yaml, then these defaults. A bad value is a one-li
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from contextvars import ContextVar
@@ -40,8 +41,10 @@ class Settings(BaseSettings):
     no_auth: bool = False
     path_family: Literal["v2", "evs", "cinder-v3"] = "v2"
     # How fast
-    rate: float = Field(5.0, ge=0, description="requests per second for the whole job; 0 = no limit")
-    concurrency: int = Field(16, ge=1, le=1024)
+    # requests per second for the whole job; 0 = no limit; "auto" finds the quota from 429s
+    rate: float | Literal["auto"] = 5.0
+    # requests in flight; "auto" sizes it from the rate and the latency seen
+    concurrency: int | Literal["auto"] = "auto"
     connect_timeout: float = Field(10.0, gt=0)
     read_timeout: float = Field(30.0, gt=0)
     total_timeout: float = Field(60.0, gt=0)
@@ -112,6 +115,17 @@ class Settings(BaseSettings):
     @classmethod
     def _auth_url(cls, value: str | None) -> str | None:
         return None if value is None else _http_url(value, "https://iam.cn-north-4.myhuaweicloud.com/v3")
+
+    @field_validator("rate", mode="before")
+    @classmethod
+    def _rate(cls, value: Any) -> Any:
+        return _number_or_auto(value, float, 0, None, "a number of requests per second, at "
+                               "least 0 (0 = no limit), or auto")
+
+    @field_validator("concurrency", mode="before")
+    @classmethod
+    def _concurrency(cls, value: Any) -> Any:
+        return _number_or_auto(value, int, 1, 1024, "a whole number from 1 to 1024, or auto")
 
     @field_validator("endpoint")
     @classmethod
@@ -193,6 +207,20 @@ class _EcosystemEnv(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return ecosystem.env_values(os.environ)
+
+
+def _number_or_auto(value: Any, kind: type, low: float, high: float | None, what: str) -> Any:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        if isinstance(value, bool) or (kind is int and isinstance(value, float)):
+            raise ValueError
+        number = kind(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be {what}") from None
+    if not math.isfinite(number) or number < low or (high is not None and number > high):
+        raise ValueError(f"must be {what}")
+    return number
 
 
 def load_settings(flags: dict[str, Any], config_file: str | None = None) -> Settings:

@@ -4,7 +4,6 @@ network trouble. Retrying is the caller's business (worker.relabel)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from .. import USER_AGENT
+from ..fastpath import dumps, loads
 from .auth import Auth, AuthError
 from .errors import TRANSIENT_STATUSES, ApiError, describe_error, parse_retry_after
 from .paths import collection_path, snapshot_path
@@ -55,8 +55,12 @@ def make_session(http: HttpSettings) -> aiohttp.ClientSession:
     request never waits for a pooled connection inside its own timeout."""
     if not http.verify_tls:
         tls: ssl.SSLContext | bool = False
-    else:
+    elif http.ca_bundle:
         tls = ssl.create_default_context(cafile=http.ca_bundle)
+    else:
+        # aiohttp's own verified context (ssl.create_default_context(), made at its import):
+        # loading the system CAs a second time cost 50 ms of start-up (bench/RESULTS.md).
+        tls = True
     connector = aiohttp.TCPConnector(
         limit=http.concurrency, limit_per_host=http.concurrency, ssl=tls, ttl_dns_cache=300
     )
@@ -90,7 +94,7 @@ class SnapshotApi:
         return self.endpoint + snapshot_path(self.family, project_id, snapshot_id)
 
     async def update(self, project_id: str, snapshot_id: str, body: dict[str, Any]) -> Answer:
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        data = dumps(body)
         answer = await self._exchange("PUT", self.snapshot_url(project_id, snapshot_id), data)
         if answer.ok and answer.snapshot is None:
             # A 2xx whose body we could not read (cut off, not JSON): PUT is idempotent, so retry.
@@ -157,7 +161,7 @@ class SnapshotApi:
         latency = time.monotonic() - sent_at
         if 200 <= status < 300:
             try:
-                payload = json.loads(raw)
+                payload = loads(raw)
                 item = payload.get(key) if isinstance(payload, dict) else None
             except ValueError:
                 item = None

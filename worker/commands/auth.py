@@ -11,7 +11,7 @@ from .. import exitcodes
 from ..api.keystone import KeystoneAuth
 from ..connection import Connection, connect
 from ..credentials import Credentials, resolve
-from ..limits import RateLimiter
+from ..limits import make_limiter
 from ..logs import configure
 from ..runner import http_from, retry_policy_from
 from ..settings import Settings, load_settings
@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _check(settings: Settings, creds: Credentials) -> list[str]:
-    async with connect(creds, http_from(settings), RateLimiter(settings.rate),
+    async with connect(creds, http_from(settings), make_limiter(settings.rate),
                        retry_policy_from(settings)) as conn:
         return report(creds, conn)
 

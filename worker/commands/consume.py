@@ -6,7 +6,6 @@ import argparse
 import asyncio
 
 from ..logs import configure
-from ..queue.service import ConsumeSpec, default_consumer_name, run_consumer
 from ..settings import load_settings
 from . import options
 from .queue import add_redis
@@ -50,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # Imported here: every other command's start-up would pay for Redis (bench/RESULTS.md).
+    from ..queue.service import ConsumeSpec, default_consumer_name, run_consumer
+
     settings = load_settings(options.settings_flags(args), args.config)
     configure(settings.log_level, settings.log_format)
     spec = ConsumeSpec(args.consumer or default_consumer_name(), args.until_empty, args.report)

@@ -8,10 +8,6 @@ import os
 
 from ..jobs import Validator
 from ..logs import configure
-from ..queue.connection import RedisLink
-from ..queue.enqueue import enqueue_file
-from ..queue.service import redis_url_from
-from ..queue.streams import QueueNames
 from ..report import ReportWriter
 from ..runner import default_report_path, open_input, rules_from
 from ..redaction import SECRETS
@@ -45,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # Imported here: every other command's start-up would pay for Redis (bench/RESULTS.md).
+    from ..queue.connection import RedisLink
+    from ..queue.enqueue import enqueue_file
+    from ..queue.service import redis_url_from
+    from ..queue.streams import QueueNames
+
     settings = load_settings(options.settings_flags(args), args.config)
     configure(settings.log_level, settings.log_format)
     if args.maxlen is not None and args.maxlen < 1:

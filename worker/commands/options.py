@@ -76,9 +76,11 @@ def add_api(parser: argparse.ArgumentParser) -> None:
                        help="seconds for one request, connect to last byte (default 60)")
     add_auth(parser)
     pace = parser.add_argument_group("pace and retries")
-    pace.add_argument("--rate", type=float, default=S,
-                      help="requests per second for the whole job, retries included (default 5; 0 = no limit)")
-    pace.add_argument("--concurrency", type=int, default=S, help="requests in flight (default 16)")
+    pace.add_argument("--rate", type=number_or_auto(float), default=S,
+                      help="requests per second for the whole job, retries included (default 5; "
+                           "0 = no limit; auto = find the API's quota from its 429 answers)")
+    pace.add_argument("--concurrency", type=number_or_auto(int), default=S,
+                      help="requests in flight (default auto: from the rate and the latency)")
     pace.add_argument("--max-attempts", dest="max_attempts", type=int, default=S,
                       help="attempts per row, the first included (default 6)")
     pace.add_argument("--backoff-base", dest="backoff_base", type=float, default=S,
@@ -150,6 +152,20 @@ def add_report(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fsync", action=argparse.BooleanOptionalAction, default=S,
                        help="make every report row durable on disk before its sender takes the "
                             "next row (default on; --no-fsync for a scratch run)")
+
+
+def number_or_auto(kind: type) -> Any:
+    """An argparse type: "auto", or a number of `kind`."""
+    def parse(text: str) -> Any:
+        if text.strip().lower() == "auto":
+            return "auto"
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if kind is int else 'a number'} or auto") from None
+
+    return parse
 
 
 def settings_flags(args: argparse.Namespace) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from ..connection import connect
 from ..credentials import Credentials
 from ..credentials import resolve as resolve_credentials
 from ..jobs import Validator
-from ..limits import RateLimiter
+from ..limits import make_limiter
 from ..logs import configure
 from ..plan import (DiffPrinter, JobsWriter, PlanCounts, Planned, Selection, Template,
                     describe_refusal, list_snapshots, parse_time, plan)
@@ -95,7 +95,7 @@ async def _plan(args: argparse.Namespace, settings: Settings, creds: Credentials
                 selection: Selection, name: Template | None, description: Template | None) -> int:
     counts = PlanCounts()
     validator = Validator(rules_from(settings))
-    limiter = RateLimiter(settings.rate)
+    limiter = make_limiter(settings.rate)
     policy = retry_policy_from(settings)
     # The same check as run's before the first request: wrong credentials are one line, exit 2.
     async with connect(creds, http_from(settings), limiter, policy) as conn:

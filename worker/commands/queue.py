@@ -8,10 +8,6 @@ import json
 import sys
 
 from .. import exitcodes
-from ..queue.connection import RedisLink, RedisLost, RedisUnavailable
-from ..queue.service import redis_url_from
-from ..queue.status import read_status, render
-from ..queue.streams import QueueNames
 from ..settings import load_settings
 from . import options
 
@@ -47,6 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # Imported here: every other command's start-up would pay for Redis (bench/RESULTS.md).
+    from ..queue.connection import RedisLink, RedisLost, RedisUnavailable
+    from ..queue.service import redis_url_from
+    from ..queue.status import read_status, render
+    from ..queue.streams import QueueNames
+
     settings = load_settings(options.settings_flags(args), args.config)
     link = RedisLink(redis_url_from(settings), min(settings.redis_wait, 10.0))
     names = QueueNames(settings.stream, settings.group)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
+from .. import fastpath
 from ..confirm import wants_confirmation
 from ..logs import configure
 from ..runner import JobSpec, run_job
@@ -53,4 +53,4 @@ def main(args: argparse.Namespace) -> int:
     source = input_spec(args)
     spec = JobSpec(source, args.report, args.dry_run, args.overwrite,
                    confirm=wants_confirmation(source, args.yes, args.dry_run), resume=args.resume)
-    return asyncio.run(run_job(settings, spec)).exit_code
+    return fastpath.run(run_job(settings, spec)).exit_code

@@ -19,13 +19,13 @@ from ..credentials import Credentials
 from ..credentials import resolve as resolve_credentials
 from ..engine import Engine
 from ..jobs import Validator
-from ..limits import RateLimiter
+from ..limits import Limiter, make_limiter
 from ..logs import log
 from ..progress import Progress
 from ..redaction import SECRETS
 from ..relabel import Relabeler
 from ..report import ReportWriter
-from ..runner import http_from, retry_policy_from, rules_from
+from ..runner import http_from, retry_policy_from, rules_from, sizer_for
 from ..settings import ConfigError, Settings
 from .connection import RedisLink, RedisLost, RedisUnavailable
 from .consumer import QueueConsumer, QueueOptions, create_group
@@ -85,17 +85,19 @@ async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, creds
     names = QueueNames(settings.stream, settings.group)
     await link.call("connect", lambda r: r.ping())
     await create_group(link, names)
-    local = RateLimiter(settings.rate)
+    local = make_limiter(settings.rate)
     # The credentials and the endpoint are proven (one GET) before any job is taken.
     async with connect(creds, http_from(settings), local, retry_policy_from(settings)) as conn:
         return await _work(settings, spec, link, names, conn, local, report, on_terminal)
 
 
 async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: QueueNames,
-                conn: Connection, local: RateLimiter, report: ReportWriter | None,
+                conn: Connection, local: Limiter, report: ReportWriter | None,
                 on_terminal: bool) -> int:
     relabeler = Relabeler(conn.api, local, retry_policy_from(settings))
-    shared_rate = settings.rate if settings.shared_rate is None else settings.shared_rate
+    shared_rate = settings.shared_rate
+    if shared_rate is None and settings.rate != "auto":
+        shared_rate = settings.rate  # --rate auto: each replica finds its share from the 429s
     shared = None
     if shared_rate:
         key = limit_key(conn.endpoint, conn.credentials.project_id)
@@ -120,13 +122,16 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
     consumer = QueueConsumer(
         link, names,
         QueueOptions(spec.consumer, settings.claim_idle, settings.max_deliveries,
-                     batch=settings.concurrency, until_empty=spec.until_empty),
+                     # auto: the old default of 16 a read, so replicas share a small queue
+                     batch=16 if settings.concurrency == "auto" else settings.concurrency,
+                     until_empty=spec.until_empty),
         rules_from(settings), relabeler.stopping, report, on_failure=source_failed,
         count=metrics.job if metrics else None,
     )
     engine = Engine(consumer.rows(), Validator(rules_from(settings)), relabeler, [consumer],
-                    concurrency=settings.concurrency, progress=Progress(None, on_terminal),
-                    log_successes=not on_terminal)
+                    concurrency=16 if settings.concurrency == "auto" else settings.concurrency,
+                    progress=Progress(None, on_terminal), log_successes=not on_terminal,
+                    sizer=sizer_for(settings, local))
     received: list[int] = []
     loop = asyncio.get_running_loop()
 

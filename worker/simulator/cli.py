@@ -11,7 +11,6 @@ from pathlib import Path
 
 from .config import DEFAULT_PROJECT_ID, Fault, SimulatorConfig
 from .identity import AccessKeyPair, User
-from .server import Simulator
 
 
 def _type(convert, check, what):
@@ -130,6 +129,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from .server import Simulator  # aiohttp.web: only when serving
+
     try:
         sim = Simulator(config_from_args(args))
     except (ValueError, OSError) as exc:

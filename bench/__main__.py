@@ -1,0 +1,133 @@
+"""`python -m bench`: run every benchmark of issue 6 and write bench/RESULTS.md.
+
+    .venv/bin/python -m bench            # everything: about 25 minutes on a quiet 2-core machine
+    .venv/bin/python -m bench --quick    # smaller and shorter: about 8 minutes
+    .venv/bin/python -m bench --only fidelity,adaptive --output /tmp/r.md
+
+Run it from the project's environment with the `fast` extra installed (`pip install -e
+'.[dev,fast]'`): the lean install is measured by hiding uvloop and orjson (bench/shadow). The
+peer SDKs and py-spy go into bench/.venv, created on first use from
+bench/requirements-peers.txt; they are never the project's dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import common
+from .common import BENCH, CLIENT_CPU, PEER_PY, PEER_VENV, ROOT, SERVER_CPU, loadavg
+
+SCENARIOS = ("throughput", "fidelity", "limiter_cpu", "latency", "adaptive", "memory", "startup",
+             "profile")
+
+
+def ensure_peers() -> None:
+    if PEER_PY.exists():
+        return
+    print("bench: creating bench/.venv for the peer SDKs and py-spy", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+    subprocess.run([str(PEER_PY), "-m", "pip", "install", "-q", "-r",
+                    str(BENCH / "requirements-peers.txt")], check=True)
+
+
+def _versions() -> str:
+    def version(python: str, *names: str) -> str:
+        code = ("from importlib import metadata as m\nfor n in %r:\n    try: print(n, m.version(n))"
+                "\n    except m.PackageNotFoundError: print(n, 'not installed')" % (names,))
+        return subprocess.run([python, "-c", code], capture_output=True, text=True).stdout
+
+    ours = version(sys.executable, "aiohttp", "asyncio-throttle", "structlog", "pydantic",
+                   "pydantic-settings", "uvloop", "orjson")
+    peers = version(str(PEER_PY), "huaweicloudsdkevs", "huaweicloudsdkcore", "openstacksdk",
+                    "python-openstackclient", "py-spy")
+    return ", ".join(line for line in (ours + peers).split("\n") if line)
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    pinning = (f"client pinned to CPU {CLIENT_CPU}, target to CPU {SERVER_CPU}"
+               if CLIENT_CPU is not None else "one CPU: no pinning")
+    return f"{cpu}, {os.cpu_count()} CPUs, {mem} GiB; {platform.platform()}; {pinning}"
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"],
+                          capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "worker"],
+                           capture_output=True, text=True).stdout.strip()
+    return done.stdout.strip() + (" (with uncommitted changes in worker/)" if dirty else "")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller, shorter runs")
+    parser.add_argument("--only", help=f"comma-separated scenarios of: {', '.join(SCENARIOS)}")
+    parser.add_argument("--before", metavar="DIR", type=Path,
+                        help="a checkout of the code before this work, for before/after rows "
+                             "(e.g. `git worktree add /tmp/base main`)")
+    parser.add_argument("--output", type=Path, default=BENCH / "RESULTS.md")
+    args = parser.parse_args()
+    chosen = args.only.split(",") if args.only else list(SCENARIOS)
+    unknown = set(chosen) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    if args.before:
+        common.BEFORE = args.before.resolve()
+    ensure_peers()
+    common.OUT.mkdir(exist_ok=True)
+    started, load_before = time.monotonic(), loadavg()
+    sections = []
+    for name in chosen:
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        t0 = time.monotonic()
+        try:
+            section = importlib.import_module(f"bench.scenarios.{name}").run(args.quick)
+        except Exception:  # noqa: BLE001 - one broken scenario must not lose the others
+            sections.append(f"## {name}\n\nFAILED:\n\n```\n{traceback.format_exc()}```\n")
+            print(f"bench: {name} failed", file=sys.stderr)
+            continue
+        sections.append(section.markdown())
+        print(f"bench: {name} done in {time.monotonic() - t0:.0f} s"
+              + (f": {'met' if section.verdict[0] else 'NOT met'}, {section.verdict[1]}"
+                 if section.verdict else ""), file=sys.stderr, flush=True)
+    took = time.monotonic() - started
+    header = "\n".join([
+        "# snaprelabel benchmarks",
+        "",
+        f"Generated by `python -m bench{' --quick' if args.quick else ''}"
+        f"{' --only ' + args.only if args.only else ''}` (bench/__main__.py) on "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in {took / 60:.1f} min; "
+        f"commit {_commit()}.",
+        "",
+        f"- Machine: {_machine()}.",
+        f"- Python {platform.python_version()}; {_versions()}.",
+        f"- Load average (1 min): {load_before:.2f} at the start, {loadavg():.2f} at the end. "
+        "The machine may be shared: every figure has the load beside it, ratios are measured "
+        "side by side in the same run, and repeated figures are medians.",
+        "",
+    ])
+    notes = BENCH / "NOTES.md"
+    text = header + "\n" + "\n".join(sections)
+    if notes.exists():
+        text += "\n" + notes.read_text()
+    args.output.write_text(text)
+    print(f"bench: wrote {args.output} ({took / 60:.1f} min)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""`--rate auto` and `--concurrency auto`: the adaptive limiter driven by a fake clock, the sizing
+arithmetic, the settings and flags, and whole jobs against the simulator's hidden limit."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from helpers import FAST, PROJECT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
+from worker import concurrency
+from worker.concurrency import ConcurrencySizer, size_for
+from worker.limits import PACING_MARGIN, AdaptiveRateLimiter, RateLimiter, make_limiter
+from worker.runner import JobSpec, run_job
+from worker.settings import ConfigError, load_settings
+from worker.simulator.faults import SlidingWindowLimiter
+from worker.sources import InputSpec
+
+
+class FakeClock:
+    """Time that moves only when the limiter sleeps or the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def limiter(clock: FakeClock, start: float = 10.0) -> AdaptiveRateLimiter:
+    return AdaptiveRateLimiter(start, clock=clock.time, sleep=clock.sleep)
+
+
+async def send(lim: AdaptiveRateLimiter, clock: FakeClock, seconds: float,
+               status: int = 200) -> int:
+    """Every slot the limiter grants for `seconds`, each answered at once with `status`."""
+    end = clock.now + seconds
+    sent = 0
+    while clock.now < end:
+        await lim.acquire()
+        lim.observe(status, None)
+        sent += 1
+    return sent
+
+
+async def cut_once(clock: FakeClock, start: float = 100.0) -> AdaptiveRateLimiter:
+    """A limiter that sent at `start` for most of a second (no doubling yet), then saw a 429."""
+    lim = limiter(clock, start)
+    await send(lim, clock, 0.95)
+    lim.observe(429, None)
+    return lim
+
+
+async def test_slow_start_doubles_the_rate_each_second_while_every_slot_is_used():
+    clock = FakeClock()
+    lim = limiter(clock)
+    await send(lim, clock, 3.05)
+    assert lim.ceiling is None
+    assert lim.rate == 80  # 10 -> 20 -> 40 -> 80
+
+
+async def test_the_rate_does_not_grow_when_the_job_does_not_use_it():
+    clock = FakeClock()
+    lim = limiter(clock)
+    for _ in range(10):  # one request a second: the limit is not what holds the job back
+        await lim.acquire()
+        lim.observe(200, None)
+        clock.now += 1.0
+    assert lim.rate == 10
+
+
+async def test_a_429_cuts_to_nine_tenths_of_what_the_server_accepted_once_per_hold():
+    clock = FakeClock()
+    lim = await cut_once(clock)  # ~100 accepted a second
+    assert 85 <= lim.rate <= 91
+    assert 95 <= lim.ceiling <= 101
+    cut = lim.rate
+    for _ in range(20):  # answers to requests sent before the cut
+        lim.observe(429, None)
+    assert lim.rate == cut
+
+
+async def serve(lim: AdaptiveRateLimiter, clock: FakeClock, seconds: float,
+                quota: SlidingWindowLimiter) -> tuple[int, int]:
+    """Send for `seconds` to a server that takes `quota.rate` a second (the simulator's own
+    window, on the fake clock): (accepted, refused)."""
+    end = clock.now + seconds
+    accepted = refused = 0
+    while clock.now < end:
+        await lim.acquire()
+        if quota.admit(clock.now):
+            accepted += 1
+            lim.observe(200, None)
+        else:
+            refused += 1
+            lim.observe(429, None)
+    return accepted, refused
+
+
+async def test_a_quota_that_drops_tenfold_is_matched_in_one_step():
+    clock = FakeClock()
+    lim = limiter(clock, start=1000.0)
+    await send(lim, clock, 0.95)
+    accepted, refused = await serve(lim, clock, 3.0, SlidingWindowLimiter(100))
+    assert lim.rate <= 100
+    assert refused < 1000  # under a second's worth at the old rate
+
+
+@pytest.mark.parametrize("quota", [10, 100, 1000])
+async def test_it_finds_and_holds_a_hidden_quota(quota):
+    clock = FakeClock()
+    lim = limiter(clock)
+    seconds = 120
+    accepted, refused = await serve(lim, clock, seconds, SlidingWindowLimiter(quota))
+    assert accepted >= 0.85 * quota * seconds  # slow start included
+    assert refused <= 0.02 * (accepted + refused)
+    # The ceiling is the rate a probe reached: paced PACING_MARGIN under it, just past the quota.
+    assert lim.ceiling is not None and lim.ceiling <= quota * (1 + PACING_MARGIN) * 1.01
+
+
+async def test_it_follows_a_quota_that_falls_then_rises():
+    clock = FakeClock()
+    lim = limiter(clock)
+    await serve(lim, clock, 30, SlidingWindowLimiter(100))
+    accepted, refused = await serve(lim, clock, 30, SlidingWindowLimiter(50))
+    assert lim.rate <= 50 and accepted >= 0.85 * 50 * 30
+    accepted, refused = await serve(lim, clock, 30, SlidingWindowLimiter(200))
+    assert lim.rate >= 0.85 * 200 and accepted >= 0.6 * 200 * 30  # the climb takes seconds
+    assert refused <= 0.02 * (accepted + refused)
+
+
+async def test_after_a_429_the_rate_climbs_slowly_and_stays_under_the_quota_it_found():
+    clock = FakeClock()
+    lim = await cut_once(clock)
+    ceiling, cut = lim.ceiling, lim.rate
+    await send(lim, clock, 3.0)
+    # At most 2% of the ceiling a second, and the first second is the hold.
+    assert cut < lim.rate <= cut + 3 * 0.02 * ceiling + 1e-9
+    assert lim.rate < ceiling
+
+
+async def test_past_the_old_quota_without_a_429_the_climb_speeds_up():
+    clock = FakeClock()
+    lim = await cut_once(clock)
+    ceiling = lim.ceiling
+    await send(lim, clock, 12.0)  # the quota was raised: no more 429s
+    assert lim.rate > 1.5 * ceiling
+
+
+async def test_retry_after_holds_every_sender_until_it_passes():
+    clock = FakeClock()
+    lim = limiter(clock, start=50.0)
+    await send(lim, clock, 0.5)
+    told = clock.now
+    lim.observe(429, 3.0)
+    await lim.acquire()
+    assert clock.now >= told + 3.0
+
+
+async def test_a_cut_rebooks_slots_taken_at_the_old_pace():
+    clock = FakeClock()
+    lim = await cut_once(clock)
+    before = clock.now
+    for _ in range(10):
+        await lim.acquire()
+    # Ten slots at the new pace (about 90/s), not the old one.
+    assert clock.now - before >= 9 * (1 / lim.rate)
+
+
+def test_make_limiter_follows_the_rate_setting():
+    assert isinstance(make_limiter("auto"), AdaptiveRateLimiter)
+    fixed = make_limiter(20.0)
+    assert isinstance(fixed, RateLimiter) and fixed.rate == 20.0
+    assert make_limiter(0).rate is None
+
+
+# -- concurrency sizing ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate, latency, expected", [
+    (200, 0.375, 77),  # Little's law: 75 in flight, plus 2 spare
+    (20, 0.05, concurrency.MIN),  # never fewer than MIN
+    (2000, 1.0, concurrency.MAX),  # never more than MAX
+    (None, 0.25, concurrency.UNLIMITED),  # no rate limit: nothing to size from
+    (0, 5.0, concurrency.UNLIMITED),
+])
+def test_size_for(rate, latency, expected):
+    assert size_for(rate, latency) == expected
+
+
+def test_the_sizer_plans_for_slow_answers_and_follows_the_rate_of_the_moment():
+    rate = [100.0]
+    sizer = ConcurrencySizer(lambda: rate[0])
+    assert sizer.target == size_for(100, concurrency.FIRST_GUESS * concurrency.HEADROOM)
+    for _ in range(200):  # steady answers: half again the average latency
+        sizer.observe(0.2)
+    assert sizer.target == size_for(100, 0.2 * concurrency.HEADROOM)
+    for _ in range(100):  # answers that swing between 0.1 and 0.5 s: plan for the slow ones
+        sizer.observe(0.1)
+        sizer.observe(0.5)
+    assert sizer.planned_latency > 0.45
+    assert sizer.target == size_for(100, sizer.planned_latency) > size_for(100, 0.45)
+    rate[0] = 400.0
+    assert sizer.target == size_for(400, sizer.planned_latency)
+
+
+# -- settings and flags ------------------------------------------------------------------------
+
+
+def test_rate_and_concurrency_accept_auto_from_flags_env_and_file(tmp_path, monkeypatch):
+    assert load_settings({}).concurrency == "auto"
+    assert load_settings({"rate": "Auto", "concurrency": "auto"}).rate == "auto"
+    monkeypatch.setenv("SNAPRELABEL_RATE", "auto")
+    monkeypatch.setenv("SNAPRELABEL_CONCURRENCY", "24")
+    settings = load_settings({})
+    assert (settings.rate, settings.concurrency) == ("auto", 24)
+    monkeypatch.delenv("SNAPRELABEL_RATE")
+    monkeypatch.delenv("SNAPRELABEL_CONCURRENCY")
+    config = tmp_path / "c.toml"
+    config.write_text('rate = 12.5\nconcurrency = "auto"\n')
+    settings = load_settings({}, str(config))
+    assert (settings.rate, settings.concurrency) == (12.5, "auto")
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"rate": "fast"}, "setting rate: must be a number of requests per second"),
+    ({"rate": -1}, "setting rate: must be"),
+    ({"rate": "inf"}, "setting rate: must be"),
+    ({"concurrency": 0}, "setting concurrency: must be a whole number from 1 to 1024, or auto"),
+    ({"concurrency": 2.5}, "setting concurrency: must be"),
+    ({"concurrency": 5000}, "setting concurrency: must be"),
+])
+def test_bad_rate_or_concurrency_is_one_clear_line(flags, message):
+    with pytest.raises(ConfigError) as err:
+        load_settings(flags)
+    assert message in str(err.value)
+
+
+def test_the_flags_take_auto_and_refuse_other_words(tmp_path):
+    jobs = write_jobs(tmp_path / "jobs.csv", {})
+    done = run_cli("run", str(jobs), "--concurrency", "many", "--dry-run")
+    assert done.returncode == 2
+    assert "argument --concurrency: 'many' is not an integer or auto" in done.stderr
+    done = run_cli("run", str(jobs), "--rate", "auto", "--concurrency", "auto", "--dry-run",
+                   "--project-id", PROJECT, "--report", str(tmp_path / "r.csv"))
+    assert done.returncode == 0, done.stderr
+
+
+# -- whole jobs against the simulator ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("sim", [{"rate_limit": 40, "snapshots": 240}], indirect=True)
+async def test_rate_auto_finds_a_hidden_limit_and_every_row_is_applied(sim, tmp_path):
+    targets = relabel_targets(sim.snapshots)
+    jobs = write_jobs(tmp_path / "jobs.csv", targets)
+    settings = load_settings({"endpoint": sim.url, "project_id": PROJECT, "token": TOKEN,
+                              "rate": "auto", **FAST})
+    result = await run_job(settings, JobSpec(InputSpec(str(jobs)), str(tmp_path / "r.csv")))
+    assert result.exit_code == 0
+    assert {r["outcome"] for r in read_report(tmp_path / "r.csv")} == {"applied"}
+    assert all(sim.snapshots[sid]["name"] == name for sid, name in targets.items())
+    # Upper bounds only: the server refused few of the requests it saw.
+    assert sim.status_counts[429] <= 0.1 * sum(sim.status_counts.values())
+    assert result.summary.throttled == sim.status_counts[429]
+
+
+@pytest.mark.parametrize("sim", [{"latency": 0.3, "snapshots": 120}], indirect=True)
+async def test_concurrency_auto_keeps_enough_requests_in_flight_for_the_latency(sim, tmp_path):
+    jobs = write_jobs(tmp_path / "jobs.csv", relabel_targets(sim.snapshots))
+    settings = load_settings({"endpoint": sim.url, "project_id": PROJECT, "token": TOKEN,
+                              "rate": 100, **FAST})
+    result = await run_job(settings, JobSpec(InputSpec(str(jobs)), str(tmp_path / "r.csv")))
+    assert result.exit_code == 0 and result.summary.counts["applied"] == 120
+    # 100/s at 0.3 s or more each: Little's law wants 30 in flight; 16 would cap it at 53/s.
+    assert result.summary.concurrency >= size_for(100, 0.3 * concurrency.HEADROOM)
+    assert result.summary.concurrency <= concurrency.MAX
+
+
+async def test_a_fixed_concurrency_is_kept(sim, tmp_path):
+    jobs = write_jobs(tmp_path / "jobs.csv", relabel_targets(sim.snapshots, 50))
+    settings = load_settings({"endpoint": sim.url, "project_id": PROJECT, "token": TOKEN,
+                              "rate": 0, "concurrency": 3})
+    result = await run_job(settings, JobSpec(InputSpec(str(jobs)), str(tmp_path / "r.csv")))
+    assert result.exit_code == 0 and result.summary.concurrency == 3

@@ -1,0 +1,56 @@
+"""How many requests to keep in flight (`--concurrency auto`, the default), so users need not
+know Little's law: in flight = throughput × latency.
+
+To send `rate` requests a second when each takes `latency` seconds, rate × latency requests must
+be in flight. Latencies spread, and a spike would starve the rate, so the latency used is the
+larger of HEADROOM times its average and the average plus four mean deviations (TCP's
+retransmission-timeout estimator, RFC 6298), plus SPARE requests. It follows the rate when that
+changes (`--rate auto`). Bounded: at least MIN, at most MAX (sockets and memory). Without a rate
+limit there is nothing to size from: UNLIMITED, where aiohttp on one core does best (32-64
+requests in flight, see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+MIN = 4
+MAX = 512
+UNLIMITED = 64
+HEADROOM = 1.5
+SPARE = 2
+FIRST_GUESS = 0.1  # seconds of latency assumed before the first answer
+
+
+def size_for(rate: float | None, latency: float) -> int:
+    """Requests in flight that let `rate` per second through at `latency` seconds each."""
+    if not rate:
+        return UNLIMITED
+    return max(MIN, min(MAX, math.ceil(rate * latency) + SPARE))
+
+
+class ConcurrencySizer:
+    """The target number of senders, from the limiter's current rate and observed latency."""
+
+    def __init__(self, rate: Callable[[], float | None]) -> None:
+        self._rate = rate
+        self.latency: float | None = None  # smoothed average, seconds (RFC 6298's SRTT)
+        self.deviation = 0.0  # smoothed mean deviation (RTTVAR)
+
+    def observe(self, latency: float) -> None:
+        if self.latency is None:
+            self.latency, self.deviation = latency, latency / 2
+        else:
+            self.deviation += (abs(self.latency - latency) - self.deviation) / 4
+            self.latency += (latency - self.latency) / 8
+
+    @property
+    def planned_latency(self) -> float:
+        if self.latency is None:
+            return FIRST_GUESS * HEADROOM
+        return max(self.latency * HEADROOM, self.latency + 4 * self.deviation)
+
+    @property
+    def target(self) -> int:
+        return size_for(self._rate(), self.planned_latency)

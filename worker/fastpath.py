@@ -1,0 +1,48 @@
+"""The optional `fast` extra (`pip install 'snaprelabel[fast]'`): uvloop and orjson, used when
+installed, the standard library otherwise. bench/RESULTS.md has what each buys.
+
+orjson encodes request bodies and decodes answers, byte for byte what the standard library
+would send; log lines stay with the standard library, so their format does not depend on
+what is installed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+
+
+def _std_dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+try:
+    import orjson
+except ImportError:
+    orjson = None  # type: ignore[assignment]
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON, as json.dumps(ensure_ascii=False) writes it."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(obj)
+        except TypeError:  # what orjson refuses (a lone surrogate, a huge int): the slow way
+            pass
+    return _std_dumps(obj)
+
+
+loads: Callable[[bytes | str], Any] = orjson.loads if orjson is not None else json.loads
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, on uvloop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
