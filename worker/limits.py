@@ -11,8 +11,8 @@ Two parts:
 - a hard cap: asyncio-throttle's sliding window, at most `rate` grants in any one-second window
   of our own clock, whatever the pacing does. Paced requests never fill it, so its 10 ms polling
   loop does not run.
-Waiters sleep until their slot: nothing spins however many senders wait (bench/RESULTS.md:
-asyncio-throttle alone burns 0.9 of a core at 2,000/s with 2,000 waiters, this 0.08).
+Waiters queue behind one sleeping dispatcher: nothing spins however many senders wait
+(bench/RESULTS.md 3b: asyncio-throttle alone burns a whole core at 2,000/s with 2,000 waiters).
 
 `AdaptiveRateLimiter` (`--rate auto`) finds an unknown quota from the 429s it causes.
 """
@@ -32,6 +32,8 @@ PACING_MARGIN = 0.015
 # Grants may run this far ahead of the even spacing (several in one turn of a busy loop); kept
 # under the margin, so that BURST plus jitter still fit in it.
 BURST = 0.005
+# The shortest sleep the dispatcher asks for: the timer resolution of uvloop (libuv).
+TIMER_TICK = 0.001
 
 
 class Limiter(Protocol):
@@ -45,11 +47,13 @@ class Limiter(Protocol):
 class Pacer:
     """Even spacing at `rate`, for any number of waiters, none of them polling.
 
-    Each waiter books the next slot and sleeps once until it. On waking it is also checked
-    against the grants actually made (GCRA: a theoretical time of the next grant that advances
-    one interval per grant; a grant may come at most BURST before it), so waiters woken late
-    together are let through one interval apart rather than in a burst. `reschedule` makes booked slots void
-    (the rate fell, or the server asked for a pause): their waiters book again.
+    GCRA: a theoretical time of the next grant (TAT) advances one interval per grant, and a grant
+    may come at most BURST before it. A request that finds its slot free goes at once; the others
+    queue in order behind one dispatcher task, which sleeps until the first one's slot and lets
+    through every waiter whose slot has come. So each grant costs a future, not a timer and a
+    sleep of its own (bench/RESULTS.md 3b), and waiters woken late together are let through one
+    interval apart (at most BURST early) rather than in a burst. `reschedule` delays the next
+    grant (the rate fell, or the server asked for a pause); the waiters keep their order.
     """
 
     def __init__(self, rate: float, clock: Callable[[], float] | None = None,
@@ -57,44 +61,58 @@ class Pacer:
         self.interval = (1.0 + PACING_MARGIN) / rate
         self._clock = clock
         self._sleep = sleep
-        self._next_slot = -math.inf
-        self._granted = -math.inf  # the theoretical time of the next grant
-        self._epoch = 0
+        self._tat = -math.inf  # the theoretical time of the next grant
+        self._not_before = -math.inf  # no grant before this (a pause, or a cut's first slot)
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._dispatcher: asyncio.Task[None] | None = None
 
     def now(self) -> float:
         return self._clock() if self._clock else asyncio.get_running_loop().time()
 
+    def _due(self) -> float:
+        return max(self._tat - BURST, self._not_before)
+
+    def _grant(self, now: float) -> None:
+        self._tat = max(self._tat, now) + self.interval
+
     async def wait(self) -> None:
-        while True:
-            now = self.now()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self.interval
-            epoch = self._epoch
-            if slot > now:
-                await self._sleep(slot - now)
-                now = self.now()
-            if epoch != self._epoch:
-                continue  # the schedule changed while this waiter slept
-            # Woken late along with others: take the next grant time, one interval after the
-            # last (each its own, so no herd wakes up together), rather than all go at once.
-            grant = max(now, self._granted - BURST)
-            self._granted = max(self._granted, grant) + self.interval
-            if grant > now:
-                await self._sleep(grant - now)
-                if epoch != self._epoch:
-                    continue
+        now = self.now()
+        if not self._waiters and now >= self._due():
+            self._grant(now)
             return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        if self._dispatcher is None:
+            self._dispatcher = asyncio.ensure_future(self._dispatch())
+        await waiter
+
+    async def _dispatch(self) -> None:
+        waiters = self._waiters
+        try:
+            while waiters:
+                now = self.now()
+                due = self._due()
+                if due > now:
+                    # Timers of uvloop tick in milliseconds: never ask for less, or a sleep
+                    # that rounds to zero would spin until the slot comes.
+                    await self._sleep(max(due - now, TIMER_TICK))
+                    continue
+                waiter = waiters.popleft()
+                if not waiter.done():  # its sender was not cancelled meanwhile
+                    self._grant(now)
+                    waiter.set_result(None)
+        finally:
+            self._dispatcher = None
 
     def speed_up(self, rate: float) -> None:
-        """Slots booked from now on are closer; those already booked stand."""
+        """Grants from the next one on are closer; the next one stands."""
         self.interval = (1.0 + PACING_MARGIN) / rate
 
     def reschedule(self, rate: float, not_before: float = -math.inf) -> None:
-        """Slower, or paused until `not_before`: every waiter books again."""
+        """Slower, or paused until `not_before`: the next grant is one new interval away at
+        least, and not before `not_before`."""
         self.interval = (1.0 + PACING_MARGIN) / rate
-        self._next_slot = max(self.now() + self.interval, not_before)
-        self._granted = max(self._granted, not_before + BURST)
-        self._epoch += 1
+        self._not_before = max(self.now() + self.interval, not_before)
 
 
 class RateLimiter:
