@@ -126,6 +126,7 @@ class Engine:
         self._live = live
         self._sizer = sizer
         self._active = 0  # senders running
+        self._keep = 0  # --concurrency auto: senders beyond this many retire (see _resize)
         most = auto.MAX if sizer else self._concurrency
         self._jobs: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=2 * most)
         self._results: asyncio.Queue[Result | None] = asyncio.Queue()
@@ -137,7 +138,7 @@ class Engine:
         self._stopping = relabeler.stopping if relabeler else asyncio.Event()
         self._stop_outcome = Outcome.INTERRUPTED
         self._stop_message = ""
-        self._senders: list[asyncio.Task[None]] = []
+        self._senders: set[asyncio.Task[None]] = set()  # running ones: each leaves when done
         self._reader: asyncio.Task[None] | None = None
         self._grace_timer: asyncio.TimerHandle | None = None
         self.summary = Summary()
@@ -180,7 +181,8 @@ class Engine:
         writer.add_done_callback(self._writer_ended)
         resizer = None
         if self._relabeler:
-            self._add_senders(self._sizer.target if self._sizer else self._concurrency)
+            self._keep = self._sizer.target if self._sizer else self._concurrency
+            self._add_senders(self._keep)
             if self._sizer:
                 resizer = asyncio.create_task(self._resize(), name="resizer")
         self._reader = asyncio.create_task(self._read(), name="reader")
@@ -191,7 +193,7 @@ class Engine:
                 if not self._stopping.is_set():
                     raise
             await self._put_job(None)  # the end: each sender passes it on to the next
-            while not all(task.done() for task in self._senders):  # senders added meanwhile too
+            while self._senders:  # senders added meanwhile too
                 await asyncio.gather(*self._senders, return_exceptions=True)
             self._drain_jobs()
         finally:
@@ -303,17 +305,21 @@ class Engine:
     def _add_senders(self, count: int) -> None:
         for _ in range(count):
             self._active += 1  # counted from now, so two answers in a row do not both add
-            self._senders.append(
-                asyncio.create_task(self._send(), name=f"sender-{len(self._senders)}"))
+            sender = asyncio.create_task(self._send(), name="sender")
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
         self.summary.concurrency = max(self.summary.concurrency, self._active)
 
     async def _resize(self) -> None:
-        """--concurrency auto: enough senders ready to send, checked every RESIZE_EVERY seconds.
-        Senders waiting out a retry's backoff send nothing, so they do not count: when every
-        sender is backing off after a burst of 429s, new ones keep the others' rows moving."""
+        """--concurrency auto: enough senders ready to send, checked every RESIZE_EVERY seconds;
+        added at once, retired slowly (concurrency.SHRINK_AFTER). Senders waiting out a retry's
+        backoff send nothing, so they do not count: when every sender is backing off after a
+        burst of 429s, new ones keep the others' rows moving."""
         assert self._sizer is not None and self._relabeler is not None
         counters = self._relabeler.counters
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
+            self._keep = self._sizer.keep(loop.time())
             ready = self._active - counters.backing_off
             if ready < self._sizer.target:
                 self._add_senders(self._sizer.target - ready)
@@ -332,8 +338,8 @@ class Engine:
         counters = relabeler.counters
         while True:
             # Senders waiting out a retry's backoff send nothing: they do not count.
-            if sizer is not None and self._active - counters.backing_off > sizer.target * 1.25:
-                return  # fewer are enough now (a quarter of slack, so the count does not churn)
+            if sizer is not None and self._active - counters.backing_off > self._keep:
+                return  # fewer have been enough for a while
             job = await self._jobs.get()
             if job is None:
                 self._jobs.put_nowait(None)
