@@ -1,16 +1,18 @@
-"""`--rate auto` and `--concurrency auto`: the adaptive limiter driven by a fake clock, the sizing
+"""`--rate auto` and `--concurrency auto`: the pacer and the adaptive limiter driven by a fake clock, the sizing
 arithmetic, the settings and flags, and whole jobs against the simulator's hidden limit."""
 
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_left
 
 import pytest
 
 from helpers import FAST, PROJECT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
 from worker import concurrency
 from worker.concurrency import ConcurrencySizer, size_for
-from worker.limits import PACING_MARGIN, AdaptiveRateLimiter, RateLimiter, make_limiter
+from worker.limits import (BURST, PACING_MARGIN, TIMER_TICK, AdaptiveRateLimiter, Pacer,
+                           RateLimiter, make_limiter)
 from worker.runner import JobSpec, run_job
 from worker.settings import ConfigError, load_settings
 from worker.simulator.faults import SlidingWindowLimiter
@@ -207,6 +209,65 @@ def test_the_sizer_plans_for_slow_answers_and_follows_the_rate_of_the_moment():
     assert sizer.target == size_for(100, sizer.planned_latency) > size_for(100, 0.45)
     rate[0] = 400.0
     assert sizer.target == size_for(400, sizer.planned_latency)
+
+
+def test_senders_are_kept_until_a_lower_target_has_lasted():
+    rate = [100.0]
+    sizer = ConcurrencySizer(lambda: rate[0])
+    for _ in range(50):
+        sizer.observe(0.5)
+    high = sizer.keep(now=0.0)
+    assert high == sizer.target == size_for(100, sizer.planned_latency)
+    rate[0] = 10.0  # the target falls: the senders stay for a while
+    assert sizer.target < high
+    assert sizer.keep(now=1.0) == high
+    assert sizer.keep(now=concurrency.SHRINK_AFTER - 0.01) == high
+    assert sizer.keep(now=concurrency.SHRINK_AFTER + 0.01) == sizer.target < high
+    rate[0] = 200.0  # and a rise is followed at once
+    assert sizer.keep(now=concurrency.SHRINK_AFTER + 0.02) == sizer.target > high
+
+
+# -- pacing -----------------------------------------------------------------------------------
+
+
+class YieldingClock(FakeClock):
+    """A fake clock whose sleep lets the other tasks run first, as a real one does."""
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+        await super().sleep(seconds)
+
+
+async def test_many_waiters_are_let_through_one_interval_apart_in_order():
+    clock = YieldingClock()
+    pacer = Pacer(100.0, clock=clock.time, sleep=clock.sleep)
+    granted: list[tuple[int, float]] = []
+
+    async def waiter(i: int) -> None:
+        await pacer.wait()
+        granted.append((i, clock.now))
+
+    await asyncio.gather(*(waiter(i) for i in range(300)))
+    assert [i for i, _ in granted] == list(range(300))  # first come, first served
+    times = [t for _, t in granted]
+    # Never ahead of the even schedule by more than the burst allowance...
+    for k, t in enumerate(times):
+        assert t >= times[0] + k * pacer.interval - BURST - 1e-9
+    # ...so no one-second window holds more than the rate, and the rate is kept.
+    assert max(bisect_left(times, t + 1.0) - k for k, t in enumerate(times)) <= 100
+    assert times[-1] - times[0] <= 299 * pacer.interval + TIMER_TICK
+
+
+async def test_a_cancelled_waiter_gives_its_slot_to_the_next():
+    clock = YieldingClock()
+    pacer = Pacer(10.0, clock=clock.time, sleep=clock.sleep)
+    await pacer.wait()  # the first goes at once; the next ones queue
+    first = asyncio.ensure_future(pacer.wait())
+    second = asyncio.ensure_future(pacer.wait())
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.wait_for(second, 5)  # a dispatcher that choked on it would leave it waiting
+    assert clock.now - 1000.0 <= pacer.interval + TIMER_TICK  # one interval, not two
 
 
 # -- settings and flags ------------------------------------------------------------------------
