@@ -8,8 +8,8 @@ included; throttled = 429s ÷ all requests. Then one job while the limit changes
 limit from 10 s after its change (a quadrupled limit takes about 8 s to find: the probe's step
 doubles each second), and the 429s of the change itself are counted apart. When a quota halves,
 the server's window still holds the last second's requests: it refuses every request until that
-drains, about half a second, whatever the client does, so a change costs some 429s however quick
-the client is to slow down."""
+drains, about half a second. Only a client that stopped for that long on a 429 would avoid them,
+and one 429 does not tell a fallen quota from a probe just past a steady one."""
 
 from __future__ import annotations
 
