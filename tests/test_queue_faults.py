@@ -179,3 +179,34 @@ def test_credentials_refused_mid_run_stop_the_consumer_and_lose_no_job(
     assert sorted(e["snapshot_id"] for e in entries) == sorted(targets)
     assert {e["outcome"] for e in entries} == {"applied"}
     assert pending_count(client, stream) == 0 and not dead_letters(client, stream)
+
+
+def test_a_run_of_403_stops_the_consumer_and_the_jobs_it_did_not_send_wait_in_the_stream(
+        sim_thread, redis_url, stream, consumers, tmp_path):
+    sim = sim_thread(snapshots=150)
+    targets = relabel_targets(sim.sim.snapshots, 150)
+    sim.call(sim.sim.set_always_fail, {sid: "403" for sid in targets})  # a role that may only list
+    enqueue(redis_url, stream, write_jobs(tmp_path / "jobs.csv", targets), tmp_path)
+    client = sync_client()
+    flags = ("--until-empty", "--rate", "0", "--concurrency", "4", "--claim-idle", "1")
+
+    first = consumers(redis_url, stream, sim.url, "first", *flags)
+    assert first.wait(60) == 3, first.stderr()
+    summary = [e for e in first.events() if e["event"] == "summary"][-1]
+    assert summary["stopped"] == "auth_failures"
+    refused = {e["snapshot_id"]: e for e in results(client, stream)}
+    sent = [sid for sid, count in sim.sim.put_counts.items() for _ in range(count)]
+    # The 10th refusal in a row trips it; the requests in flight and one writer batch follow.
+    assert 10 <= len(sent) <= 10 + 2 * 4
+    assert sorted(refused) == sorted(sent)  # each refused job answered once, none sent twice
+    assert {(e["outcome"], e["http_status"]) for e in refused.values()} == {("failed", "403")}
+
+    sim.call(sim.sim.set_always_fail, {})  # the operator grants the permission
+    second = consumers(redis_url, stream, sim.url, "second", *flags)
+    assert second.wait(60) == 0, second.stderr()
+    entries = results(client, stream)
+    assert sorted(e["snapshot_id"] for e in entries) == sorted(targets)  # every job, once
+    applied = {e["snapshot_id"] for e in entries if e["outcome"] == "applied"}
+    assert applied == set(targets) - set(refused)
+    assert all(sim.sim.snapshots[sid]["name"] == targets[sid] for sid in applied)
+    assert pending_count(client, stream) == 0 and not dead_letters(client, stream)

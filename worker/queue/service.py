@@ -26,6 +26,7 @@ from ..redaction import SECRETS
 from ..relabel import Relabeler
 from ..report import ReportWriter
 from ..runner import http_from, retry_policy_from, rules_from, sizer_for
+from ..safety import SafetyPolicy, SafetyRules
 from ..settings import ConfigError, Settings
 from .connection import RedisLink, RedisLost, RedisUnavailable
 from .consumer import QueueConsumer, QueueOptions, create_group
@@ -128,10 +129,16 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
         rules_from(settings), relabeler.stopping, report, on_failure=source_failed,
         count=metrics.job if metrics else None,
     )
+    # Of run's safety rails, a stream keeps the run of 401/403 only: a continuous feed has no
+    # first rows for a canary, and a share of failures (snapshots deleted since) is no sign of
+    # wrong settings. The jobs not started go back to the stream for a consumer that can.
+    safety = SafetyPolicy(SafetyRules(max_failure_rate=1.0, max_consecutive_auth_failures=(
+        settings.max_consecutive_auth_failures)), settings.grace)
     engine = Engine(consumer.rows(), Validator(rules_from(settings)), relabeler, [consumer],
                     concurrency=16 if settings.concurrency == "auto" else settings.concurrency,
                     progress=Progress(None, on_terminal), log_successes=not on_terminal,
-                    sizer=sizer_for(settings, local))
+                    on_result=safety.observe, sizer=sizer_for(settings, local))
+    safety.bind(engine)
     received: list[int] = []
     loop = asyncio.get_running_loop()
 
@@ -175,7 +182,7 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
         code = _fatal(failure)
     elif received:
         code = exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
-    elif summary.stopped:  # its credentials were refused mid-run
+    elif summary.stopped:  # its credentials were refused mid-run, or a run of 401/403
         code = exitcodes.STOPPED
     else:
         code = exitcodes.OK
