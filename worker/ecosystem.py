@@ -93,7 +93,7 @@ def _first(paths: list[Path]) -> Path | None:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    import yaml  # only with a clouds.yaml: ~15 ms of every start-up otherwise (bench/ 7)
+    import yaml  # only with a clouds.yaml: ~15 ms of every start-up otherwise (bench/RESULTS.md, 7. Start-up)
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -33,11 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     queue.add_argument("--shared-rate", dest="shared_rate", type=float, default=S,
                        help="requests/s for all consumers of this endpoint and project together, "
                             "kept in Redis (default: --rate; 0 = not shared)")
-    queue.add_argument("--max-consecutive-auth-failures", dest="max_consecutive_auth_failures",
-                       type=int, default=S,
-                       help="stop this consumer (exit 3) after this many jobs in a row answered "
-                            "401/403; the jobs it has not sent go back to the stream (default 10; "
-                            "0 = off)")
+    options.add_auth_failure_rail(
+        queue, "stop this consumer (exit 3) after this many jobs in a row answered 401/403; the "
+               "jobs it has not sent go back to the stream")
     queue.add_argument("--metrics-port", dest="metrics_port", type=int, default=S,
                        help="serve Prometheus metrics on this port (0: a free one)")
     options.add_rules(parser)

@@ -103,13 +103,17 @@ def add_safety(parser: argparse.ArgumentParser) -> None:
                             "(default 0.5; 1 = never)")
     group.add_argument("--min-tasks", dest="min_tasks", type=int, default=S,
                        help="rows sent and finished before the failure rate is judged (default 100)")
-    group.add_argument("--max-consecutive-auth-failures", dest="max_consecutive_auth_failures",
-                       type=int, default=S,
-                       help="stop after this many rows in a row answered 401/403 (default 10; 0 = off)")
+    add_auth_failure_rail(group, "stop after this many rows in a row answered 401/403")
     group.add_argument("--canary", type=int, default=S, metavar="N",
                        help="send the first N valid rows alone; go on only if none of them failed")
     group.add_argument("--limit", type=int, default=S, metavar="N",
                        help="send only the first N valid rows; record the rest as not_attempted")
+
+
+def add_auth_failure_rail(group: argparse._ArgumentGroup, what: str) -> None:
+    """The run of 401/403 that stops a job (run) or a consumer (consume)."""
+    group.add_argument("--max-consecutive-auth-failures", dest="max_consecutive_auth_failures",
+                       type=int, default=S, help=f"{what} (default 10; 0 = off)")
 
 
 def add_auth(parser: argparse.ArgumentParser) -> None:
