@@ -13,7 +13,7 @@ from typing import Callable
 from worker import fastpath
 from worker.api.client import Answer
 from worker.jobs import JobRules, RawRow, Validator
-from worker.limits import AdaptiveRateLimiter, RateLimiter
+from worker.rate import AdaptiveRateLimiter, RateLimiter
 from worker.logs import configure
 from worker.report import ReportWriter
 from worker.results import Outcome, from_answer, now_iso

@@ -11,7 +11,7 @@ import pytest
 
 from worker.api.auth import StaticToken
 from worker.api.client import HttpSettings, ListingError, SnapshotApi, make_session
-from worker.limits import RateLimiter
+from worker.rate import RateLimiter
 from worker.plan import list_snapshots
 from worker.retry import RetryPolicy
 from worker.simulator import Fault

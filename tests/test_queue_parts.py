@@ -17,12 +17,12 @@ from queue_helpers import (  # noqa: F401 - fixtures
     sync_client,
 )
 from worker.jobs import JobRules, Validator
-from worker.queue.connection import RedisLink
+from worker.queue.redis_link import RedisLink
 from worker.queue.consumer import QueueConsumer, QueueOptions, create_group
 from worker.queue.enqueue import Enqueuer
 from worker.queue.shared_limit import SHARED_PACING_MARGIN, Combined, SharedLimiter
 from worker.queue.streams import QueueNames
-from worker.limits import RateLimiter
+from worker.rate import RateLimiter
 from worker.report import ReportWriter
 from worker.results import Outcome, from_job
 from worker.sources import InputSpec, open_rows

@@ -2,7 +2,7 @@
 
 import pytest
 
-from worker.jobs import LIMITS_PROFILES, Job, JobRules, RawRow, Rejection, Validator
+from worker.jobs import FIELD_LENGTHS, Job, JobRules, RawRow, Rejection, Validator
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 SID = "3d4e5f60-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
@@ -42,7 +42,7 @@ def test_255_ascii_bytes_pass_and_256_fail():
 
 
 def test_huawei_current_profile_counts_characters():
-    rules = JobRules(PROJECT, limits=LIMITS_PROFILES["huawei-current"])
+    rules = JobRules(PROJECT, lengths=FIELD_LENGTHS["huawei-current"])
     assert isinstance(check({"snapshot_id": SID, "name": "n" * 64, "description": "d" * 85}, rules), Job)
     result = check({"snapshot_id": SID, "name": "n" * 65, "description": "d" * 86}, rules)
     assert problems(result) == {("name", "too_long"), ("description", "too_long")}

@@ -22,7 +22,7 @@ from .api.client import HttpSettings, SnapshotApi, make_session
 from .api.keystone import KeystoneAuth, answer_text, fetch_catalog
 from .api.paths import collection_path
 from .credentials import Credentials
-from .limits import Limiter
+from .rate import Limiter
 from .logs import log
 from .retry import RetryPolicy
 from .settings import ConfigError

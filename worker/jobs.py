@@ -26,8 +26,9 @@ _FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
 
 
 @dataclass(frozen=True)
-class LimitsProfile:
-    """Length limits of a target API. Every profile also keeps the seed's 255-byte ceiling."""
+class FieldLengths:
+    """Field length limits of a target API (`--limits-profile`). Every profile also keeps the
+    seed's 255-byte ceiling."""
 
     name: str
     name_chars: int | None = None
@@ -35,11 +36,11 @@ class LimitsProfile:
     max_bytes: int = 255
 
 
-LIMITS_PROFILES = {
+FIELD_LENGTHS = {
     # The seed and the Huawei SDK model: 255 UTF-8 bytes per field.
-    "seed": LimitsProfile("seed"),
+    "seed": FieldLengths("seed"),
     # Huawei's current online docs: name <= 64 characters, description <= 85 characters.
-    "huawei-current": LimitsProfile("huawei-current", name_chars=64, description_chars=85),
+    "huawei-current": FieldLengths("huawei-current", name_chars=64, description_chars=85),
 }
 
 
@@ -47,7 +48,7 @@ LIMITS_PROFILES = {
 class JobRules:
     default_project_id: str | None = None
     allow_autobk_prefix: bool = False
-    limits: LimitsProfile = LIMITS_PROFILES["seed"]
+    lengths: FieldLengths = FIELD_LENGTHS["seed"]
 
 
 @dataclass(slots=True)
@@ -113,7 +114,7 @@ def _fail(code: str, message: str, **ctx: Any) -> PydanticCustomError:
     return PydanticCustomError(code, message, ctx or None)
 
 
-def _check_text(value: str, field_name: str, limits: LimitsProfile) -> str:
+def _check_text(value: str, field_name: str, lengths: FieldLengths) -> str:
     try:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
@@ -121,12 +122,12 @@ def _check_text(value: str, field_name: str, limits: LimitsProfile) -> str:
     for ch in value:
         if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES or ch == "\ufeff":
             raise _fail("control_character", f"holds the control character U+{ord(ch):04X}")
-    if size > limits.max_bytes:
-        raise _fail("too_long", f"{size} bytes in UTF-8, the limit is {limits.max_bytes}")
-    max_chars = limits.name_chars if field_name == "name" else limits.description_chars
+    if size > lengths.max_bytes:
+        raise _fail("too_long", f"{size} bytes in UTF-8, the limit is {lengths.max_bytes}")
+    max_chars = lengths.name_chars if field_name == "name" else lengths.description_chars
     if max_chars is not None and len(value) > max_chars:
         raise _fail(
-            "too_long", f"{len(value)} characters, the '{limits.name}' limit is {max_chars}"
+            "too_long", f"{len(value)} characters, the '{lengths.name}' limit is {max_chars}"
         )
     return value
 
@@ -180,7 +181,7 @@ class JobFields(BaseModel):
         if value is None:
             return None
         rules: JobRules = info.context["rules"]
-        _check_text(value, info.field_name, rules.limits)
+        _check_text(value, info.field_name, rules.lengths)
         if (
             info.field_name == "name"
             and value.startswith(AUTOBK_PREFIX)

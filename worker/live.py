@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .api.client import Answer, ListingError, SnapshotApi
-from .api.errors import ApiError
+from .api.errors import ErrorInfo
 from .jobs import AUTOBK_PREFIX, Job
-from .limits import Limiter
+from .rate import Limiter
 from .logs import log
 from .results import Outcome, Result, from_job
 from .retry import RetryPolicy
@@ -201,7 +201,7 @@ class LiveState:
                 break
             last = page[-1].get("id") if isinstance(page[-1], dict) else None
             if not isinstance(last, str) or last == marker:
-                raise ListingError(Answer(200, error=ApiError(
+                raise ListingError(Answer(200, error=ErrorInfo(
                     "bad_listing", "the listing pages do not advance (marker ignored?)")))
             for item in page:
                 if isinstance(item, dict):

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from .api.client import ListingError, SnapshotApi
 from .jobs import AUTOBK_PREFIX, Job, Problem, RawRow, Rejection, Validator
-from .limits import Limiter
+from .rate import Limiter
 from .logs import log
 from .retry import RetryPolicy
 from .settings import ConfigError

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .api.client import Answer, SnapshotApi
 from .jobs import Job
-from .limits import Limiter
+from .rate import Limiter
 from .logs import log
 from .results import Outcome, Result, from_answer, from_job
 from .retry import RetryPolicy

@@ -69,7 +69,7 @@ def from_job(job: Job, outcome: Outcome, **fields: Any) -> Result:
 
 
 def from_answer(job: Job, answer: Answer, outcome: Outcome, attempts: int) -> Result:
-    snapshot = answer.snapshot or {}
+    snapshot = answer.payload or {}
     error = answer.error
     if outcome is Outcome.APPLIED and _nothing_changed(job, snapshot):
         outcome = Outcome.UNCHANGED

@@ -19,11 +19,11 @@ from .connection import Connection, connect
 from .credentials import Credentials
 from .credentials import resolve as resolve_credentials
 from .engine import Engine, Sink, Summary
-from .jobs import LIMITS_PROFILES, JobRules, Validator
+from .jobs import FIELD_LENGTHS, JobRules, Validator
 from .concurrency import MAX as MOST_IN_FLIGHT
 from .concurrency import ConcurrencySizer
 from .journal import Journal, JournalError, check_fingerprint, lock_report, read_journal
-from .limits import Limiter, make_limiter
+from .rate import Limiter, make_limiter
 from .live import LiveState
 from .logs import log
 from .manifest import Manifest, file_digest, job_figures, read_manifest
@@ -33,7 +33,7 @@ from .relabel import Relabeler
 from .report import ReportWriter
 from .results import Outcome
 from .retry import RetryPolicy
-from .safety import LIMIT, SafetyPolicy, SafetyRules
+from .safety import ROW_CAP, SafetyPolicy, SafetyRules
 from .settings import ConfigError, Settings
 from .sources import HeaderError, InputSpec, Rows, count_rows, open_rows
 
@@ -64,7 +64,7 @@ def rules_from(settings: Settings) -> JobRules:
     return JobRules(
         default_project_id=settings.project_id,
         allow_autobk_prefix=settings.allow_autobk_prefix,
-        limits=LIMITS_PROFILES[settings.limits_profile],
+        lengths=FIELD_LENGTHS[settings.limits_profile],
     )
 
 
@@ -326,7 +326,7 @@ def _status(engine: Engine, received: list[int]) -> str:
     if received:
         return "interrupted"
     # A --limit stop is a finished job: it did all it was asked to.
-    return "stopped" if engine.summary.stopped not in (None, LIMIT) else "finished"
+    return "stopped" if engine.summary.stopped not in (None, ROW_CAP) else "finished"
 
 
 def _exit_code(summary: Summary, totals: Counter[Outcome], engine: Engine,
@@ -336,7 +336,7 @@ def _exit_code(summary: Summary, totals: Counter[Outcome], engine: Engine,
         return exitcodes.FATAL
     if received:
         return exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
-    if summary.stopped not in (None, LIMIT):  # a safety rail, or credentials refused mid-job
+    if summary.stopped not in (None, ROW_CAP):  # a safety rail, or credentials refused mid-job
         return exitcodes.STOPPED
     if totals[Outcome.REJECTED] or totals[Outcome.FAILED]:
         return exitcodes.PROBLEMS

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 AUTH_STATUSES = frozenset({401, 403})
 SENT_OUTCOMES = frozenset({Outcome.APPLIED, Outcome.UNCHANGED, Outcome.FAILED})
-LIMIT = "limit"  # the stop reason of --limit: the user's choice, not a safety stop
+ROW_CAP = "limit"  # the stop reason of --limit (a row cap): the user's choice, not a safety stop
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class SafetyPolicy:
         if rules.limit is not None and self._admitted == rules.limit:
             await self._wait_pending()
             if not self._stopping:
-                self._stop(LIMIT, f"not attempted: --limit {rules.limit} was reached")
+                self._stop(ROW_CAP, f"not attempted: --limit {rules.limit} was reached")
             return
         self._admitted += 1
         if self._admitted <= self._gate_size:

@@ -19,7 +19,7 @@ RATE = 2000
 async def _drive(kind: str, waiters: int, seconds: float) -> dict:
     from asyncio_throttle import Throttler
 
-    from worker.limits import AdaptiveRateLimiter, RateLimiter
+    from worker.rate import AdaptiveRateLimiter, RateLimiter
 
     limiter = {
         "asyncio-throttle alone": lambda: Throttler(rate_limit=RATE, period=1.0),

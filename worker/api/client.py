@@ -16,7 +16,7 @@ import aiohttp
 from .. import USER_AGENT
 from ..fastpath import dumps, loads
 from .auth import Auth, AuthError
-from .errors import TRANSIENT_STATUSES, ApiError, describe_error, parse_retry_after
+from .errors import TRANSIENT_STATUSES, ErrorInfo, describe_error, parse_retry_after
 from .paths import collection_path, snapshot_path
 
 REQUEST_ID_HEADERS = ("X-Openstack-Request-Id", "X-Request-Id", "X-Compute-Request-Id")
@@ -24,11 +24,12 @@ REQUEST_ID_HEADERS = ("X-Openstack-Request-Id", "X-Request-Id", "X-Compute-Reque
 
 @dataclass(slots=True)
 class Answer:
-    """What one exchange gave: a snapshot on success, else an error and whether to retry."""
+    """What one exchange gave: the payload on success (the object under the answer's key), else
+    an error and whether to retry."""
 
     status: int | None  # None when no HTTP answer arrived (reset, timeout, refused)
-    snapshot: dict[str, Any] | None = None
-    error: ApiError | None = None
+    payload: Any = None  # the answer's object under its key: a snapshot, or a list of them
+    error: ErrorInfo | None = None
     request_id: str | None = None
     retry_after: float | None = None
     transient: bool = False
@@ -96,9 +97,10 @@ class SnapshotApi:
     async def update(self, project_id: str, snapshot_id: str, body: dict[str, Any]) -> Answer:
         data = dumps(body)
         answer = await self._exchange("PUT", self.snapshot_url(project_id, snapshot_id), data)
-        if answer.ok and answer.snapshot is None:
-            # A 2xx whose body we could not read (cut off, not JSON): PUT is idempotent, so retry.
-            answer.error = ApiError("unreadable_response", "the answer had no snapshot object")
+        if answer.ok and not isinstance(answer.payload, dict):
+            # A 2xx whose body we could not read (cut off, not JSON, no snapshot object): PUT is
+            # idempotent, so retry.
+            answer.error = ErrorInfo("unreadable_response", "the answer had no snapshot object")
             answer.transient = True
         return answer
 
@@ -111,11 +113,11 @@ class SnapshotApi:
         query = {"limit": str(limit), **({"marker": marker} if marker else {}), **filters}
         url = f"{self.endpoint}{collection_path(self.family, project_id)}/detail?{urlencode(query)}"
         answer = await self._exchange("GET", url, b"", key="snapshots")
-        if answer.ok and not isinstance(answer.snapshot, list):
+        if answer.ok and not isinstance(answer.payload, list):
             # A 2xx without a readable list must not pass for an empty (last) page.
-            answer.error = ApiError("unreadable_response", "the answer had no snapshots list")
+            answer.error = ErrorInfo("unreadable_response", "the answer had no snapshots list")
             answer.transient = True
-        return answer, (answer.snapshot or []) if answer.ok else []  # type: ignore[return-value]
+        return answer, (answer.payload or []) if answer.ok else []  # type: ignore[return-value]
 
     async def iter_snapshots(
         self, project_id: str, acquire: Any = None, limit: int = 1000, marker: str | None = None,
@@ -156,7 +158,7 @@ class SnapshotApi:
                 latency=time.monotonic() - sent_at,
             )
         except AuthError as exc:  # no credentials to send (the identity service failed)
-            return Answer(None, error=ApiError("auth_failed", str(exc)), transient=exc.transient,
+            return Answer(None, error=ErrorInfo("auth_failed", str(exc)), transient=exc.transient,
                           sent_at=sent_at, latency=time.monotonic() - sent_at)
         latency = time.monotonic() - sent_at
         if 200 <= status < 300:
@@ -165,7 +167,7 @@ class SnapshotApi:
                 item = payload.get(key) if isinstance(payload, dict) else None
             except ValueError:
                 item = None
-            return Answer(status, snapshot=item, request_id=request_id, sent_at=sent_at, latency=latency)
+            return Answer(status, payload=item, request_id=request_id, sent_at=sent_at, latency=latency)
         error = describe_error(status, raw)
         return Answer(
             status,
@@ -196,14 +198,14 @@ def _request_id(headers: Any) -> str | None:
     return None
 
 
-def _network_error(exc: BaseException) -> ApiError:
+def _network_error(exc: BaseException) -> ErrorInfo:
     if isinstance(exc, asyncio.TimeoutError):
-        return ApiError("timeout", "no answer within the timeout")
+        return ErrorInfo("timeout", "no answer within the timeout")
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return ApiError("truncated_response", "the answer was cut off")
+        return ErrorInfo("truncated_response", "the answer was cut off")
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return ApiError("connection_closed", "the server closed the connection without an answer")
+        return ErrorInfo("connection_closed", "the server closed the connection without an answer")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return ApiError("connection_failed", f"cannot connect to {exc.host}:{exc.port}")
+        return ErrorInfo("connection_failed", f"cannot connect to {exc.host}:{exc.port}")
     # Class name only: messages of some exceptions echo request details.
-    return ApiError("connection_error", type(exc).__name__)
+    return ErrorInfo("connection_error", type(exc).__name__)

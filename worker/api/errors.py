@@ -18,13 +18,13 @@ _TAG_RE = re.compile(r"<[^>]+>")
 
 
 @dataclass(frozen=True, slots=True)
-class ApiError:
+class ErrorInfo:
     code: str
     message: str
     request_id: str | None = None
 
 
-def describe_error(status: int, body: bytes) -> ApiError:
+def describe_error(status: int, body: bytes) -> ErrorInfo:
     data = None
     if body[:1] in (b"{", b"[") or body.lstrip()[:1] in (b"{", b"["):
         try:
@@ -34,7 +34,7 @@ def describe_error(status: int, body: bytes) -> ApiError:
     if isinstance(data, dict):
         # Huawei API gateway: {"error_code": "APIGW.0308", "error_msg": ..., "request_id": ...}
         if "error_code" in data or "error_msg" in data:
-            return ApiError(
+            return ErrorInfo(
                 str(data.get("error_code") or f"http_{status}"),
                 _clip(str(data.get("error_msg") or "")),
                 _str_or_none(data.get("request_id")),
@@ -48,11 +48,11 @@ def describe_error(status: int, body: bytes) -> ApiError:
                     label = str(code) if isinstance(code, str) and code else f"http_{status}"
                 else:
                     label = kind
-                return ApiError(label, _clip(str(inner.get("message") or inner.get("title") or "")))
+                return ErrorInfo(label, _clip(str(inner.get("message") or inner.get("title") or "")))
         message = data.get("message") or data.get("msg") or data.get("detail")
         if message:
-            return ApiError(f"http_{status}", _clip(str(message)))
-    return ApiError(f"http_{status}", _text_message(status, body))
+            return ErrorInfo(f"http_{status}", _clip(str(message)))
+    return ErrorInfo(f"http_{status}", _text_message(status, body))
 
 
 def _text_message(status: int, body: bytes) -> str:

@@ -26,7 +26,7 @@ from ..logs import log
 from ..redaction import SECRETS
 from .auth import AuthError
 from .client import _network_error
-from .errors import TRANSIENT_STATUSES, ApiError, describe_error
+from .errors import TRANSIENT_STATUSES, ErrorInfo, describe_error
 
 _VERSION_SUFFIX = re.compile(r"/v(?:3|2\.0)/?$")
 # Renew in the background once this much of the token's life is left (keystoneauth renews
@@ -36,7 +36,7 @@ RENEW_AHEAD = 300.0
 STALE_AHEAD = 120.0
 
 
-def answer_text(status: int | None, error: ApiError | None) -> str:
+def answer_text(status: int | None, error: ErrorInfo | None) -> str:
     """'HTTP 401: message', with the error code when the body named one."""
     head = f"HTTP {status}" if status else "no answer"
     if error is None:

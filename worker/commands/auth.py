@@ -11,7 +11,7 @@ from .. import exitcodes
 from ..api.keystone import KeystoneAuth
 from ..connection import Connection, connect
 from ..credentials import Credentials, resolve
-from ..limits import make_limiter
+from ..rate import make_limiter
 from ..logs import configure
 from ..runner import http_from, retry_policy_from
 from ..settings import Settings, load_settings

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     # Imported here: every other command's start-up would pay for Redis (bench/RESULTS.md).
-    from ..queue.connection import RedisLink
+    from ..queue.redis_link import RedisLink
     from ..queue.enqueue import enqueue_file
     from ..queue.service import redis_url_from
     from ..queue.streams import QueueNames

@@ -15,7 +15,7 @@ from ..connection import connect
 from ..credentials import Credentials
 from ..credentials import resolve as resolve_credentials
 from ..jobs import Validator
-from ..limits import make_limiter
+from ..rate import make_limiter
 from ..logs import configure
 from ..plan import (DiffPrinter, JobsWriter, PlanCounts, Planned, Selection, Template,
                     describe_refusal, list_snapshots, parse_time, plan)

@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     # Imported here: every other command's start-up would pay for Redis (bench/RESULTS.md).
-    from ..queue.connection import RedisLink, RedisLost, RedisUnavailable
+    from ..queue.redis_link import RedisLink, RedisLost, RedisUnavailable
     from ..queue.service import redis_url_from
     from ..queue.status import read_status, render
     from ..queue.streams import QueueNames

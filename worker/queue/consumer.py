@@ -39,7 +39,7 @@ from ..logs import log
 from ..redaction import SECRETS
 from ..report import ReportWriter
 from ..results import Outcome, Result, from_rejection, now_iso
-from .connection import BLOCK_MS, RedisLink, RedisLost, RedisUnavailable
+from .redis_link import BLOCK_MS, RedisLink, RedisLost, RedisUnavailable
 from .streams import QueueNames, result_entry, row_from_message
 
 # KEYS: stream, errors. ARGV: group, consumer, min idle ms, start id, count.

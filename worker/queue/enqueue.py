@@ -23,7 +23,7 @@ from ..jobs import RawRow, Rejection, Validator
 from ..logs import log
 from ..report import ReportWriter
 from ..results import Result, from_rejection
-from .connection import RedisLink, RedisLost, RedisUnavailable
+from .redis_link import RedisLink, RedisLost, RedisUnavailable
 from .consumer import create_group
 from .streams import QueueNames, job_message
 

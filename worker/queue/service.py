@@ -19,7 +19,7 @@ from ..credentials import Credentials
 from ..credentials import resolve as resolve_credentials
 from ..engine import Engine
 from ..jobs import Validator
-from ..limits import Limiter, make_limiter
+from ..rate import Limiter, make_limiter
 from ..logs import log
 from ..progress import Progress
 from ..redaction import SECRETS
@@ -28,7 +28,7 @@ from ..report import ReportWriter
 from ..runner import http_from, retry_policy_from, rules_from, sizer_for
 from ..safety import SafetyPolicy, SafetyRules
 from ..settings import ConfigError, Settings
-from .connection import RedisLink, RedisLost, RedisUnavailable
+from .redis_link import RedisLink, RedisLost, RedisUnavailable
 from .consumer import QueueConsumer, QueueOptions, create_group
 from .metrics import MeteredApi, Metrics
 from .shared_limit import Combined, SharedLimiter, limit_key

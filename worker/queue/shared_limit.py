@@ -25,9 +25,9 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from ..limits import Limiter, RateLimiter
+from ..rate import Limiter, RateLimiter
 from ..logs import log
-from .connection import OUTAGE_ERRORS
+from .redis_link import OUTAGE_ERRORS
 
 SHARED_PACING_MARGIN = 0.05
 REPLICA_TTL_MS = 30_000  # a replica that asked for no slot for this long no longer counts
