@@ -24,6 +24,7 @@ from pathlib import Path
 from openpyxl import Workbook
 
 from worker.confirm import preview
+from worker.wiring import open_input, rules_from
 from worker.settings import load_settings
 from worker.sources import InputSpec
 
@@ -55,7 +56,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for fmt, path in write_inputs(Path(folder), rows).items():
             started = time.perf_counter()
-            result = preview(InputSpec(str(path)), settings)
+            spec = InputSpec(str(path))
+            result = preview(spec, lambda: open_input(spec, settings), rules_from(settings))
             seconds = time.perf_counter() - started
             assert result is not None and result.valid == rows
             print(f"{fmt:5} {rows:,} rows ({path.stat().st_size / 1e6:.1f} MB): pre-pass "

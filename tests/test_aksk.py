@@ -14,6 +14,7 @@ from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.sdk_request import SdkRequest
 
 from worker.api.aksk import AccessKey, AkSkAuth, canonical_uri, sign
+from worker.stop import Stop
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "aksk-sdk-hmac-sha256.json").read_text())
 HOST = "evs.cn-north-4.myhuaweicloud.com"
@@ -71,11 +72,10 @@ def test_canonical_uri_decodes_then_encodes_each_segment():
 
 
 async def test_auth_signs_json_bodies_and_never_retries_a_401():
-    refused = []
-    auth = AkSkAuth(AccessKey(AK, SK, PROJECT), clock=lambda: 1704164645.0)
-    auth.on_refused = refused.append
+    stop = Stop()
+    auth = AkSkAuth(AccessKey(AK, SK, PROJECT), stop, clock=lambda: 1704164645.0)
     headers = await auth.headers("PUT", f"https://{HOST}/v2/{PROJECT}/snapshots/s", b'{"a":1}')
     assert headers["Content-Type"] == "application/json" and headers["X-Sdk-Date"] == DATE
     assert "content-type;host;x-project-id;x-sdk-date" in headers["Authorization"]
     assert await auth.refresh_after_401(0.0) is False
-    assert len(refused) == 1 and "AK/SK" in refused[0]
+    assert stop.is_set and "AK/SK" in (stop.reason or "")

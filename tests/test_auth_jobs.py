@@ -11,7 +11,13 @@ import time
 import pytest
 
 from helpers import FAST, PROJECT, TOKEN, read_report, relabel_targets, run_cli, sim_config, write_jobs
+from worker.api.client import HttpSettings, SnapshotApi, make_session
+from worker.api.keystone import KeystoneAuth, PasswordLogin
+from worker.live import LiveState
+from worker.rate import RateLimiter
+from worker.retry import Retrier, RetryPolicy
 from worker.runner import JobSpec, run_job
+from worker.stop import Stop
 from worker.settings import ConfigError, load_settings
 from worker.simulator import Simulator
 from worker.simulator.identity import AccessKeyPair, CatalogEntry, User
@@ -83,6 +89,25 @@ async def test_tokens_revoked_mid_job_cost_one_renewal_and_no_failed_row(sim, tm
     assert len(issued(sim)) == 2  # the first token, and one renewal for all the 401s
     retried = {r.snapshot_id for r in refused}
     assert {r["attempts"] for r in rows if r["snapshot_id"] in retried} == {"2"}
+    # Each resend after the renewal is a retry like any other (it once counted as none).
+    assert (result.summary.requests, result.summary.retries) == (len(puts(sim)), len(refused))
+
+
+@pytest.mark.parametrize("sim", [{"snapshots": 1500, "users": (USER,)}], indirect=True)
+async def test_the_live_listing_renews_a_revoked_token_as_a_put_does(sim):
+    # --skip-unchanged's listing once had a retry loop of its own, without the 401 renewal.
+    async with make_session(HttpSettings()) as session:
+        stop = Stop()
+        auth = KeystoneAuth(session, PasswordLogin(f"{sim.url}/v3", USER.password, USER.name,
+                                                   user_domain_name=USER.domain,
+                                                   project_id=PROJECT), stop)
+        await auth.current()
+        sim.identity.revoke_all()
+        api = SnapshotApi(session, sim.url, "v2", auth)
+        live = LiveState(api, Retrier(RetryPolicy(base=0.001), RateLimiter(0), stop, auth))
+        table = await live.table(PROJECT)
+    assert len(table) == 1500 and not stop.is_set
+    assert len(issued(sim)) == 2  # the first token and one renewal
 
 
 @pytest.mark.parametrize("sim", [{"snapshots": 300, "users": (USER,), "token_lifetime": 1.0}], indirect=True)

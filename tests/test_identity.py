@@ -15,6 +15,7 @@ from worker.api.aksk import AccessKey, sign
 from worker.api.auth import AuthError
 from worker.api.client import HttpSettings, make_session
 from worker.api.keystone import KeystoneAuth, PasswordLogin, fetch_catalog, request_token
+from worker.stop import Stop
 from worker.simulator import Simulator
 from worker.simulator.identity import AccessKeyPair, User
 
@@ -46,7 +47,7 @@ def issued(sim):
 
 
 async def test_fifty_waiting_senders_cause_one_token_request(idsim, session):
-    auth = KeystoneAuth(session, login(idsim))
+    auth = KeystoneAuth(session, login(idsim), Stop())
     headers = await asyncio.gather(*(auth.headers("PUT", "u", b"") for _ in range(50)))
     assert len({h["X-Auth-Token"] for h in headers}) == 1
     assert len(idsim.identity.token_requests) == 1 and auth.token_requests == 1
@@ -54,7 +55,7 @@ async def test_fifty_waiting_senders_cause_one_token_request(idsim, session):
 
 async def test_a_token_is_renewed_ahead_of_expiry_while_the_old_one_is_still_used(idsim, session):
     idsim.identity.token_lifetime = 2.0
-    auth = KeystoneAuth(session, login(idsim))
+    auth = KeystoneAuth(session, login(idsim), Stop())
     first = await auth.current()
     assert first.lifetime == pytest.approx(2.0, abs=0.01) and first.project_id == PROJECT
     await asyncio.sleep(max(0.0, first.renew_at - time.monotonic()) + 0.05)
@@ -67,20 +68,19 @@ async def test_a_token_is_renewed_ahead_of_expiry_while_the_old_one_is_still_use
 
 
 async def test_a_refused_password_is_never_sent_twice(idsim, session):
-    refused = []
-    auth = KeystoneAuth(session, login(idsim, password="wrong-password"))
-    auth.on_refused = refused.append
+    stop = Stop()
+    auth = KeystoneAuth(session, login(idsim, password="wrong-password"), stop)
     with pytest.raises(AuthError) as err:
         await auth.current()
     assert not err.value.transient and "HTTP 401" in str(err.value) and "wrong-password" not in str(err.value)
     with pytest.raises(AuthError):
         await auth.headers("PUT", "u", b"")
     assert await auth.refresh_after_401(time.monotonic()) is False
-    assert [r.status for r in idsim.identity.token_requests] == [401] and len(refused) == 1
+    assert [r.status for r in idsim.identity.token_requests] == [401] and stop.is_set
 
 
 async def test_revoked_tokens_are_renewed_once_for_all_the_401s(idsim, session):
-    auth = KeystoneAuth(session, login(idsim))
+    auth = KeystoneAuth(session, login(idsim), Stop())
     old = await auth.current()
     idsim.identity.revoke_all()
     sent_at = time.monotonic()

@@ -4,6 +4,7 @@ report."""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import signal
@@ -54,7 +55,8 @@ async def run(sim, tmp_path, targets, **overrides):
 
 
 async def test_a_finished_job_records_every_field_and_checksums_of_both_files(sim, tmp_path):
-    result, jobs, report = await run(sim, tmp_path, relabel_targets(sim.snapshots, 30), rate=500)
+    rate = 20  # 31 requests span more than a second: the window check below can fail
+    result, jobs, report = await run(sim, tmp_path, relabel_targets(sim.snapshots, 30), rate=rate)
     manifest = load_manifest(report)
 
     assert (manifest["status"], manifest["exit_code"], manifest["stop_reason"]) == ("finished", 1, None)
@@ -63,8 +65,13 @@ async def test_a_finished_job_records_every_field_and_checksums_of_both_files(si
     assert manifest["counts"]["applied"] == 30 and manifest["counts"]["rejected"] == 1
     assert set(manifest["counts"]) >= {"applied", "failed", "rejected", "not_attempted", "interrupted"}
     assert manifest["started_at"] <= manifest["finished_at"]
-    assert manifest["requests"] == 30 and 0 < manifest["requests_per_s"] <= 500 * 1.05
-    assert manifest["settings"]["rate"] == 500 and manifest["settings"]["max_failure_rate"] == 0.5
+    assert manifest["requests"] == 30 and manifest["requests_per_s"] > 0
+    # "Never over the rate", as the server saw it: no window of one second on its clock holds
+    # more than the rate (the credential check included). A client-side figure would be timing.
+    arrivals = sorted(r.t_mono for r in sim.requests)
+    assert len(arrivals) == 31
+    assert max(bisect.bisect_left(arrivals, t + 1.0) - i for i, t in enumerate(arrivals)) <= rate
+    assert manifest["settings"]["rate"] == rate and manifest["settings"]["max_failure_rate"] == 0.5
     assert "token" not in manifest["settings"]
     assert TOKEN not in Path(f"{report}.manifest.json").read_text()
 

@@ -12,8 +12,9 @@ import pytest
 from worker.api.auth import StaticToken
 from worker.api.client import HttpSettings, ListingError, SnapshotApi, make_session
 from worker.rate import RateLimiter
-from worker.plan import list_snapshots
-from worker.retry import RetryPolicy
+from worker.listing import list_snapshots
+from worker.retry import Retrier, RetryPolicy
+from worker.stop import Stop
 from worker.simulator import Fault
 
 from helpers import PROJECT, TOKEN, read_report, run_cli
@@ -133,8 +134,8 @@ def test_listing_survives_transient_faults_and_pages(sim_thread, tmp_path):
                 str(tmp_path / "jobs.csv"))
     assert done.returncode == 0, done.stderr
     faults = sim.sim.fault_counts["503"]
-    # the credential check's GET and 3 pages; each failure asked again
-    assert faults >= 1 and sim.sim.method_counts["GET"] == 1 + 3 + faults
+    # the credential check's GET, 3 pages and the empty one that ends them; each failure asked again
+    assert faults >= 1 and sim.sim.method_counts["GET"] == 1 + 4 + faults
     jobs = read_report(tmp_path / "jobs.csv")
     assert len(jobs) == 2500 and len({j["snapshot_id"] for j in jobs}) == 2500
     assert not (tmp_path / "jobs.csv.tmp").exists()
@@ -154,7 +155,7 @@ async def test_a_listing_that_keeps_failing_gives_up_after_max_attempts(sim):
     async with make_session(HttpSettings()) as session:
         api = SnapshotApi(session, sim.url, "v2", StaticToken(TOKEN))
         with pytest.raises(ListingError, match="HTTP 503"):
-            async for _ in list_snapshots(api, RateLimiter(0), policy, PROJECT, {}):
+            async for _ in list_snapshots(api, Retrier(policy, RateLimiter(0), Stop()), PROJECT):
                 pass
     assert sim.method_counts["GET"] == 3
 
@@ -199,3 +200,14 @@ def test_plan_run_undo_returns_the_simulator_to_its_starting_state(seeded, tmp_p
                    PROJECT, "--rate", "0", "--report", str(tmp_path / "undo-report.csv"),
                    env=ENV).returncode == 0
     assert {sid: (s["name"], s["description"]) for sid, s in seeded.sim.snapshots.items()} == start
+
+
+def test_listed_names_that_are_not_text_are_read_as_empty_not_a_traceback(seeded):
+    # A server's JSON is input too: a null or numeric name once crashed the backup-owned check.
+    seeded.sim.snapshots["44444444-4444-4444-8444-444444444444"]["name"] = None
+    seeded.sim.snapshots["99999999-9999-4999-8999-999999999999"]["name"] = 7
+    done = plan(seeded, "--match", "^$", "--name", "renamed-{id:.8}")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    planned = {j["snapshot_id"][:2]: j for j in jobs_of(done.stdout)}
+    assert set(planned) == {"44", "99"}
+    assert planned["99"]["name"] == "renamed-99999999" and planned["99"]["previous_name"] == ""

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
 from . import __version__, exitcodes
 from .commands import COMMANDS
-from .settings import ConfigError
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one clear line (and exit 2), not a usage dump."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(exitcodes.USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+from .commands.parser import Parser
+from .errors import ConfigError
 
 
 def build_parser() -> Parser:

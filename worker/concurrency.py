@@ -24,6 +24,7 @@ from typing import Callable
 MIN = 4
 MAX = 512
 UNLIMITED = 64
+AUTO_START = 16  # senders before the first answers say more (and a queue consumer's read size)
 HEADROOM = 1.5
 SPARE = 2
 FIRST_GUESS = 0.1  # seconds of latency assumed before the first answer

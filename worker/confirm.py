@@ -11,15 +11,26 @@ from __future__ import annotations
 import signal
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from .jobs import Job, Rejection, Validator
-from .settings import ConfigError, Settings
-from .sources import InputSpec, count_rows
+from .errors import ConfigError
+from .jobs import Job, JobRules, Rejection, Validator
+from .sources import InputSpec, Rows, count_rows
 
 ASK_ABOVE = 1000  # rows
 SAMPLES = 5
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """What the question says of the job besides the rows."""
+
+    destination: str  # "to ENDPOINT (project P), at most R requests/s"
+    rate: float | None  # requests/s, for the time it will take; None: unknown (auto)
+    limit: int | None
+    canary: int
 
 
 @dataclass
@@ -38,17 +49,15 @@ def wants_confirmation(spec: InputSpec, yes: bool, dry_run: bool, stdin: TextIO 
     return not yes and not dry_run and spec.path != "-" and stdin.isatty()
 
 
-def preview(spec: InputSpec, settings: Settings) -> Preview | None:
+def preview(spec: InputSpec, open_input: Callable[[], Rows], rules: JobRules) -> Preview | None:
     """The totals of a job of more than ASK_ABOVE rows; None for a smaller one. A file whose
     line count already says it is small is not read twice."""
-    from .runner import open_input, rules_from
-
     lines = count_rows(spec)
     if lines is not None and lines <= ASK_ABOVE:
         return None
     result = Preview()
-    validator = Validator(rules_from(settings))
-    with open_input(spec, settings) as rows:
+    validator = Validator(rules)
+    with open_input() as rows:
         for row in rows:
             item = row if isinstance(row, Rejection) else validator.validate(row)
             if isinstance(item, Rejection):
@@ -61,19 +70,17 @@ def preview(spec: InputSpec, settings: Settings) -> Preview | None:
     return result if result.rows > ASK_ABOVE else None
 
 
-def describe(spec: InputSpec, settings: Settings, endpoint: str, p: Preview) -> str:
+def describe(spec: InputSpec, facts: JobFacts, p: Preview) -> str:
     lines = [f"{spec.display_name}: {p.rows:,} rows: {p.valid:,} changes to send, "
              f"{p.rejected:,} rejected"
              + (f" ({', '.join(f'{code} {n:,}' for code, n in p.reasons.most_common(5))})"
                 if p.rejected else "")]
-    lines.append(f"to {endpoint} (project {settings.project_id or 'from the rows'}), "
-                 + ("at the API's quota, found from its 429 answers (--rate auto)"
-                    if settings.rate == "auto" else f"at most {settings.rate:g} requests/s"
-                    + (f", about {_duration(p.valid / settings.rate)}" if settings.rate else "")))
-    if settings.limit is not None:
-        lines.append(f"--limit {settings.limit:,}: only the first {settings.limit:,} valid rows are sent")
-    if settings.canary:
-        lines.append(f"--canary {settings.canary:,}: the first {settings.canary:,} go alone; "
+    lines.append(facts.destination
+                 + (f", about {_duration(p.valid / facts.rate)}" if facts.rate else ""))
+    if facts.limit is not None:
+        lines.append(f"--limit {facts.limit:,}: only the first {facts.limit:,} valid rows are sent")
+    if facts.canary:
+        lines.append(f"--canary {facts.canary:,}: the first {facts.canary:,} go alone; "
                      "any failure among them stops the job")
     lines.append("sample changes:")
     for job in p.samples:
@@ -85,18 +92,18 @@ def describe(spec: InputSpec, settings: Settings, endpoint: str, p: Preview) -> 
     return "\n".join(lines)
 
 
-def confirm(spec: InputSpec, settings: Settings, endpoint: str, stdin: TextIO = sys.stdin,
-            out: TextIO = sys.stderr) -> None:
+def confirm(spec: InputSpec, open_input: Callable[[], Rows], rules: JobRules, facts: JobFacts,
+            stdin: TextIO = sys.stdin, out: TextIO = sys.stderr) -> None:
     """Returns when the job may start; raises ConfigError (exit 2, nothing sent) otherwise.
     Asked once the credentials are proven, so a "yes" is not followed by a refusal."""
-    p = preview(spec, settings)
+    p = preview(spec, open_input, rules)
     if p is None:
         return
     # Under asyncio, Ctrl-C only cancels the main task, which a blocked read never notices:
     # Python's own handler makes it stop the question at once (exit 130).
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        out.write(describe(spec, settings, endpoint, p) + f"\nApply {p.valid:,} changes? [y/N] ")
+        out.write(describe(spec, facts, p) + f"\nApply {p.valid:,} changes? [y/N] ")
         out.flush()
         answer = stdin.readline().strip().lower()
     finally:

@@ -6,28 +6,27 @@ sent and no lockout risked: a refused credential is never tried twice."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 
 from .api.aksk import AkSkAuth
 from .api.auth import Auth, AuthError, NoAuth, StaticToken
 from .api.catalog import CatalogError, find_endpoint
-from .api.client import HttpSettings, SnapshotApi, make_session
+from .api.client import Answer, HttpSettings, SnapshotApi, make_session
+from .api.errors import ErrorInfo
 from .api.keystone import KeystoneAuth, answer_text, fetch_catalog
 from .api.paths import collection_path
 from .credentials import Credentials
-from .rate import Limiter
+from .errors import ConfigError
 from .logs import log
-from .retry import RetryPolicy
-from .settings import ConfigError
+from .rate import Limiter
+from .retry import Ending, Retrier, RetryPolicy, Unlimited
+from .stop import Stop
 
-T = TypeVar("T")
 REFUSED_HINTS = {
     "aksk": " (check the access key, the secret key and this machine's clock)",
     "token": " (the token is wrong or expired)",
@@ -57,18 +56,18 @@ class Connection:
 
 
 @asynccontextmanager
-async def connect(creds: Credentials, http: HttpSettings, limiter: Limiter,
-                  policy: RetryPolicy) -> AsyncIterator[Connection]:
+async def connect(creds: Credentials, http: HttpSettings, limiter: Limiter, policy: RetryPolicy,
+                  stop: Stop) -> AsyncIterator[Connection]:
     """Raises ConfigError for anything that makes the job impossible."""
     if not http.verify_tls:
         log.warning("TLS certificate verification is off (--insecure): the endpoint is not authenticated")
     session = make_session(http)
     auth: Auth | None = None
     try:
-        auth, catalog, project_id = await _authenticate(session, creds, policy)
+        auth, catalog, project_id = await _authenticate(session, creds, policy, stop)
         endpoint, family, origin = _locate(creds, catalog)
         api = SnapshotApi(session, endpoint, family, auth)
-        checked = await _prove(api, creds.method, project_id, limiter, policy)
+        checked = await _prove(api, creds.method, project_id, Retrier(policy, limiter, stop))
         yield Connection(api, auth, creds, origin, checked)
     finally:
         if auth is not None:
@@ -76,37 +75,43 @@ async def connect(creds: Credentials, http: HttpSettings, limiter: Limiter,
         await session.close()
 
 
-async def _authenticate(session: aiohttp.ClientSession, creds: Credentials, policy: RetryPolicy
-                        ) -> tuple[Auth, list[dict[str, Any]] | None, str | None]:
+async def _authenticate(session: aiohttp.ClientSession, creds: Credentials, policy: RetryPolicy,
+                        stop: Stop) -> tuple[Auth, list[dict[str, Any]] | None, str | None]:
+    # The identity service is not the API: its calls are retried, but not under the API's rate.
+    identity = Retrier(policy, Unlimited(), stop)
     if creds.method == "none":
         return NoAuth(), None, creds.project_id
     if creds.method == "aksk":
         assert creds.key is not None
-        return AkSkAuth(creds.key), None, creds.project_id
+        return AkSkAuth(creds.key, stop), None, creds.project_id
     if creds.method == "token":
         assert creds.token is not None
         catalog = None
         if creds.endpoint is None:
             assert creds.auth_url is not None
             token, auth_url = creds.token, creds.auth_url
-            catalog = await _retrying(lambda: fetch_catalog(session, auth_url, token), policy)
+            catalog = await _from_identity(identity, lambda: fetch_catalog(session, auth_url, token))
         return StaticToken(creds.token), catalog, creds.project_id
     assert creds.login is not None
-    keystone = KeystoneAuth(session, creds.login)
-    first = await _retrying(keystone.current, policy)
+    keystone = KeystoneAuth(session, creds.login, stop)
+    first = await _from_identity(identity, keystone.current)
     return keystone, first.catalog, creds.project_id or first.project_id
 
 
-async def _retrying(call: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
-    """The identity service's transient failures are retried like the API's; a refusal is not."""
-    for attempt in itertools.count(1):
+async def _from_identity(retrier: Retrier, call: Callable[[], Awaitable[Any]]) -> Any:
+    """What the identity service gave; a refusal, or a failure past the attempts, is one line."""
+
+    async def send() -> Answer:
         try:
-            return await call()
+            return Answer(200, payload=await call())
         except AuthError as exc:
-            if not exc.transient or attempt >= policy.max_attempts:
-                raise ConfigError(str(exc)) from None
-            await asyncio.sleep(policy.delay(attempt, None, None))
-    raise AssertionError("unreachable")
+            return Answer(None, error=ErrorInfo("auth_failed", str(exc)), transient=exc.transient)
+
+    tried = await retrier.call(send, what="identity")
+    if tried.ending is Ending.OK and tried.answer is not None:
+        return tried.answer.payload
+    error = tried.answer.error if tried.answer is not None else None
+    raise ConfigError(error.message if error else "stopped while asking the identity service")
 
 
 def _locate(creds: Credentials, catalog: list[dict[str, Any]] | None) -> tuple[str, str, str]:
@@ -120,25 +125,26 @@ def _locate(creds: Credentials, catalog: list[dict[str, Any]] | None) -> tuple[s
     return found.url, creds.path_family or found.family, origin
 
 
-async def _prove(api: SnapshotApi, method: str, project_id: str | None, limiter: Limiter,
-                 policy: RetryPolicy) -> str | None:
+async def _prove(api: SnapshotApi, method: str, project_id: str | None, retrier: Retrier) -> str | None:
     if project_id is None:
         log.info("no project known before the job (rows carry their own): the credentials are "
                  "checked by the first request")
         return None
     url = f"{api.endpoint}{collection_path(api.family, project_id)}/detail?limit=1"
-    for attempt in itertools.count(1):
-        await limiter.acquire()
+
+    async def send() -> Answer:
         answer, _ = await api.list_page(project_id, limit=1)
-        limiter.observe(answer.status, answer.retry_after)
-        if answer.ok:
-            return url
-        detail = answer_text(answer.status, answer.error)
-        if answer.status == 401:
-            raise ConfigError(f"the credentials ({method}) were refused by {api.endpoint}: "
-                              f"{detail}{REFUSED_HINTS.get(method, '')}")
-        if not answer.transient or attempt >= policy.max_attempts:
-            raise ConfigError(f"the credential check GET {url} failed: {detail}"
-                              f"{STATUS_HINTS.get(answer.status or 0, '')}")
-        await asyncio.sleep(policy.delay(attempt, answer.status, answer.retry_after))
-    raise AssertionError("unreachable")
+        return answer
+
+    tried = await retrier.call(send, what="credential check")
+    answer = tried.answer
+    if tried.ending is Ending.OK:
+        return url
+    if answer is None:
+        raise ConfigError("stopped before the credential check")
+    detail = answer_text(answer.status, answer.error)
+    if answer.status == 401:
+        raise ConfigError(f"the credentials ({method}) were refused by {api.endpoint}: "
+                          f"{detail}{REFUSED_HINTS.get(method, '')}")
+    raise ConfigError(f"the credential check GET {url} failed: {detail}"
+                      f"{STATUS_HINTS.get(answer.status or 0, '')}")

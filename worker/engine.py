@@ -17,10 +17,15 @@ iterator, unbounded: it ends when the engine stops, and what it has not delivere
 A source may also hand over a finished Result (a queue's dead letter): it goes straight to the
 writer.
 
-Stopping: `stop()` stops taking rows, lets the requests in flight finish within a grace period and
-records every row that did not finish with the stop's outcome (`interrupted`), including the rows
-not yet read. When the grace runs out, what is in flight is cancelled; `stop_now()` (a second
-signal) also stops recording the rows not yet read.
+Stopping (worker/stop.py): once the job's Stop is asked for, no row is taken and no attempt made;
+the requests in flight finish within the grace period, and every row that did not finish is
+recorded with the stop's outcome (`interrupted`), the rows not yet read included. When the grace
+runs out, what is in flight is cancelled; a second signal also stops recording the rows not yet
+read.
+
+A failure of the engine's own (a sink that cannot write, such as a full disk; a bug in a sender or
+the reader) is fatal: the row at hand is recorded where possible, the job stops at once, and
+`fatal` says why (exit code 4). Nothing is swallowed.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from .logs import log
 from .progress import Progress
 from .relabel import Relabeler
 from .results import Outcome, Result, from_job, from_rejection
+from .stop import Stop
 
 BATCH = 256  # rows read and validated per hop to the reader thread
 RESULTS_HIGH_WATER = 4096  # the reader waits while this many results await the writer
@@ -98,6 +104,7 @@ class Engine:
         validator: Validator,
         relabeler: Relabeler | None,
         sinks: list[Sink],
+        stop: Stop,
         concurrency: int = 16,
         progress: Progress | None = None,
         log_successes: bool = True,
@@ -135,48 +142,38 @@ class Engine:
         self._emitted = 0  # results put on the queue so far
         self._written = 0  # results the writer is done with (FIFO: the first _written emitted)
         self._batch_written = asyncio.Event()  # replaced by a fresh one after each batch
-        self._stopping = relabeler.stopping if relabeler else asyncio.Event()
-        self._stop_outcome = Outcome.INTERRUPTED
-        self._stop_message = ""
+        self._stop = stop
+        self._stopping = stop.requested
         self._senders: set[asyncio.Task[None]] = set()  # running ones: each leaves when done
         self._reader: asyncio.Task[None] | None = None
-        self._grace_timer: asyncio.TimerHandle | None = None
         self.summary = Summary()
-        self.fatal: Exception | None = None  # a sink failed (disk full): the job cannot go on
+        self.fatal: BaseException | None = None  # the job cannot go on (see the module's doc)
+        stop.on_hurry(self._cancel)
 
     # -- control -------------------------------------------------------------------------------
 
-    def stop(self, reason: str, grace: float, outcome: Outcome = Outcome.INTERRUPTED,
-             message: str = "") -> None:
-        if self._stopping.is_set():
-            self.stop_now()
-            return
-        self.summary.stopped = reason
-        self._stop_outcome = outcome
-        self._stop_message = message or f"the job stopped ({reason}) before this row finished"
-        self._stopping.set()
-        log.warning("stopping", reason=reason, grace_s=grace)
-        # The grace is for requests in flight; the rows not yet read are recorded however long
-        # that takes (local work, no request), unless a second stop says "at once".
-        self._grace_timer = asyncio.get_running_loop().call_later(
-            grace, self.stop_now, False)
+    def set_total(self, rows: int | None) -> None:
+        """The input's row count, once known (counted in a thread while the job runs)."""
+        if self._progress is not None:
+            self._progress.set_total(rows)
 
-    def stop_now(self, reader_too: bool = True) -> None:
-        if not self._stopping.is_set():
-            self._stopping.set()
-            self.summary.stopped = self.summary.stopped or "stopped"
-        log.warning("stopping now: cancelling requests in flight")
+    def _cancel(self, reader_too: bool) -> None:
         for task in (*self._senders, *([self._reader] if self._reader and reader_too else [])):
             task.cancel()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
+    def _fail(self, exc: BaseException, what: str) -> None:
+        """A failure of the engine's own: fatal, loud, at once."""
+        if self.fatal is None:
+            self.fatal = exc
+            log.error(f"{what}: stopping", error=f"{type(exc).__name__}: {exc}")
+        self._stop.request(what, message=f"the job stopped ({what}) before this row finished")
+        self._stop.hurry()
 
     # -- the pipeline ----------------------------------------------------------------------------
 
     async def run(self) -> Summary:
         started = time.monotonic()
+        self._stop.begin()
         writer = asyncio.create_task(self._write(), name="writer")
         writer.add_done_callback(self._writer_ended)
         resizer = None
@@ -192,6 +189,8 @@ class Engine:
             except asyncio.CancelledError:
                 if not self._stopping.is_set():
                     raise
+            except Exception as exc:  # noqa: BLE001 - a source's bug must not end the job silently
+                self._fail(exc, "cannot read the input")
             await self._put_job(None)  # the end: each sender passes it on to the next
             while self._senders:  # senders added meanwhile too
                 await asyncio.gather(*self._senders, return_exceptions=True)
@@ -199,13 +198,13 @@ class Engine:
         finally:
             if resizer:
                 resizer.cancel()
-            if self._grace_timer:
-                self._grace_timer.cancel()
+            self._stop.settle()
             self._results.put_nowait(None)
             await writer
             if self._progress:
                 self._progress.close()
         self.summary.elapsed = time.monotonic() - started
+        self.summary.stopped = self._stop.reason
         if self._relabeler:
             counters = self._relabeler.counters
             self.summary.requests = counters.requests
@@ -352,6 +351,11 @@ class Engine:
             except asyncio.CancelledError:
                 self._emit(self._stopped_result(job, "stopped while its request was in flight"))
                 return
+            except Exception as exc:  # noqa: BLE001 - recorded, then fatal: never a silent loss
+                self._emit(from_job(job, Outcome.FAILED, error_code="internal_error",
+                                    error_message=f"{type(exc).__name__}: {exc}"))
+                self._fail(exc, "internal error")
+                return
             if result.outcome is Outcome.INTERRUPTED and not result.attempts:
                 result = self._stopped_result(job)  # never sent: the stop's outcome and reason
             recording = time.monotonic()
@@ -379,7 +383,8 @@ class Engine:
     def _stopped_result(self, item: Job | RawRow, message: str | None = None) -> Result:
         if isinstance(item, RawRow):
             item = _unvalidated_job(item, self._validator)
-        return from_job(item, self._stop_outcome, error_message=message or self._stop_message)
+        stop = self._stop
+        return from_job(item, stop.outcome, error_message=message or stop.message)
 
     async def _write(self) -> None:
         # Bound once: the module's lazy logger binds anew on every call, half the cost of a job
@@ -387,6 +392,7 @@ class Engine:
         self._job_log = log.bind()
         counts = self.summary.counts
         progress = self._progress
+        sinks_broken = False
         while True:
             batch = [await self._results.get()]
             while not self._results.empty() and len(batch) < 1024:
@@ -394,7 +400,7 @@ class Engine:
             done = None in batch
             if done:
                 batch = [r for r in batch if r is not None]
-            if batch and self.fatal is None:
+            if batch and not sinks_broken:
                 try:
                     for sink in self._sinks:
                         written = sink.write_batch(batch)
@@ -403,9 +409,8 @@ class Engine:
                         if (sync := getattr(sink, "sync", None)) is not None:
                             await asyncio.to_thread(sync)  # a slow disk must not stall the loop
                 except Exception as exc:  # noqa: BLE001 - any sink failure ends the job
-                    self.fatal = exc
-                    log.error("cannot record results: stopping", error=str(exc))
-                    self.stop_now()
+                    sinks_broken = True
+                    self._fail(exc, "cannot record results")
                 else:
                     for result in batch:
                         counts[result.outcome] += 1
@@ -423,7 +428,7 @@ class Engine:
                 return
 
     def _log(self, result: Result) -> None:
-        if result.error_message == self._stop_message and self._stopping.is_set():
+        if result.error_message == self._stop.message and self._stopping.is_set():
             return  # never sent because of the stop: the summary counts them, not a line each
         if result.outcome.success:
             if not self._log_successes:

@@ -13,10 +13,21 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
-AUTOBK_PREFIX = "autobk_snapshot_"
+from .backup import AUTOBK_PREFIX
+
+# The columns of a jobs file as this tool writes them (plan, undo); sources/columns.py lists the
+# other spellings it reads.
+JOB_COLUMNS = ("snapshot_id", "project_id", "name", "description", "previous_name",
+               "previous_description")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 UUID_ANY_CASE_RE = re.compile(r"\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?")
 # Keystone and Huawei IAM project ids are 32 hex digits; some deployments use dashed UUIDs.
@@ -208,6 +219,23 @@ def _pick(fields: dict[str, Any], primary: str, alias: str) -> Any:
     """The seed: name and display_name mean the same; if both are given, name wins."""
     value = fields.get(primary)
     return fields.get(alias) if value is None else value
+
+
+def raw_texts(fields: dict[str, Any]) -> dict[str, str | None]:
+    """A raw row's values where they are text, by the rules of `Validator` (display_* stands in
+    for an absent name or description): how a row that is not a valid job is recorded."""
+
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) else None
+
+    return {
+        "snapshot_id": text(fields.get("snapshot_id")),
+        "project_id": text(fields.get("project_id")),
+        "name": text(_pick(fields, "name", "display_name")),
+        "description": text(_pick(fields, "description", "display_description")),
+        "previous_name": text(fields.get("previous_name")),
+        "previous_description": text(fields.get("previous_description")),
+    }
 
 
 class SeenSet:

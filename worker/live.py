@@ -22,16 +22,14 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
-from .api.client import Answer, ListingError, SnapshotApi
-from .api.errors import ErrorInfo
-from .jobs import AUTOBK_PREFIX, Job
-from .rate import Limiter
+from .api.client import ListingError, SnapshotApi
+from .backup import BACKUP_METADATA_KEY, is_backup_owned
+from .jobs import Job
+from .listing import ListingStopped, list_snapshots
 from .logs import log
 from .results import Outcome, Result, from_job
-from .retry import RetryPolicy
+from .retry import Retrier
 
-BACKUP_METADATA_KEY = "__system__enableActive"  # set on snapshots created by a server backup
-PAGE_SIZE = 1000  # the API's largest page
 _HEADER = struct.Struct("<BII")  # flags, name length, description length
 _NAME_NONE, _DESCRIPTION_NONE, _BACKUP_OWNED = 1, 2, 4
 
@@ -41,14 +39,6 @@ class LiveSnapshot:
     name: str | None
     description: str | None
     backup_owned: bool
-
-
-def is_backup_owned(snapshot: dict[str, Any]) -> bool:
-    metadata = snapshot.get("metadata")
-    name = snapshot.get("name")
-    return (isinstance(name, str) and name.startswith(AUTOBK_PREFIX)) or (
-        isinstance(metadata, dict) and BACKUP_METADATA_KEY in metadata
-    )
 
 
 def _key(snapshot_id: str) -> bytes:
@@ -144,11 +134,9 @@ class SnapshotTable:
 class LiveState:
     """Each project's table, listed the first time a row needs it and shared by all senders."""
 
-    def __init__(self, api: SnapshotApi, limiter: Limiter, policy: RetryPolicy,
-                 allow_autobk_prefix: bool = False) -> None:
+    def __init__(self, api: SnapshotApi, retrier: Retrier, allow_autobk_prefix: bool = False) -> None:
         self.api = api
-        self.limiter = limiter
-        self.policy = policy
+        self.retrier = retrier
         self.allow_autobk_prefix = allow_autobk_prefix
         self._tables: dict[str, asyncio.Task[SnapshotTable]] = {}
 
@@ -166,9 +154,11 @@ class LiveState:
 
     async def check(self, job: Job) -> Result | None:
         """The row's result when it must not be sent; else None, with its previous values set
-        from the listing."""
+        from the listing. None too when the job stopped while listing: the engine records that."""
         try:
             table = await self.table(job.project_id)
+        except ListingStopped:
+            return None
         except ListingError as exc:
             return _not_sent(job, Outcome.FAILED, "listing_failed",
                              f"cannot check the live state ({exc}): not sent")
@@ -191,38 +181,11 @@ class LiveState:
     async def _list(self, project_id: str) -> SnapshotTable:
         started = time.monotonic()
         table = SnapshotTable()
-        marker: str | None = None
-        pages = 0
-        while True:
-            page = await self._page(project_id, marker)
-            pages += 1
-            # Stop on an empty page, not a short one: a server may cap pages below our limit.
-            if not page:
-                break
-            last = page[-1].get("id") if isinstance(page[-1], dict) else None
-            if not isinstance(last, str) or last == marker:
-                raise ListingError(Answer(200, error=ErrorInfo(
-                    "bad_listing", "the listing pages do not advance (marker ignored?)")))
-            for item in page:
-                if isinstance(item, dict):
-                    table.add(item)
-            marker = last
-        log.info("listed", project_id=project_id, snapshots=len(table), pages=pages,
+        async for snapshot in list_snapshots(self.api, self.retrier, project_id):
+            table.add(snapshot)
+        log.info("listed", project_id=project_id, snapshots=len(table),
                  memory_bytes=table.nbytes, elapsed_s=round(time.monotonic() - started, 3))
         return table
-
-    async def _page(self, project_id: str, marker: str | None) -> list[Any]:
-        attempts = 0
-        while True:
-            await self.limiter.acquire()
-            attempts += 1
-            answer, page = await self.api.list_page(project_id, PAGE_SIZE, marker)
-            self.limiter.observe(answer.status, answer.retry_after)
-            if answer.ok:
-                return page
-            if not answer.transient or attempts >= self.policy.max_attempts:
-                raise ListingError(answer)
-            await asyncio.sleep(self.policy.delay(attempts, answer.status, answer.retry_after))
 
 
 def _not_sent(job: Job, outcome: Outcome, code: str, message: str) -> Result:

@@ -9,9 +9,6 @@ name."""
 
 from __future__ import annotations
 
-import asyncio
-import csv
-import json
 import re
 import string
 import unicodedata
@@ -21,18 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from .api.client import ListingError, SnapshotApi
-from .jobs import AUTOBK_PREFIX, Job, Problem, RawRow, Rejection, Validator
-from .rate import Limiter
-from .logs import log
-from .retry import RetryPolicy
-from .settings import ConfigError
+from .backup import is_backup_owned
+from .errors import ConfigError
+from .jobs import Job, Problem, RawRow, Rejection, Validator
 
-BACKUP_METADATA_KEY = "__system__enableActive"
 SNAPSHOT_FIELDS = ("id", "name", "description", "status", "size", "volume_id", "created_at",
                    "updated_at", "project_id")
-JOB_COLUMNS = ("snapshot_id", "project_id", "name", "description", "previous_name",
-               "previous_description")
 DIFF_ROWS = 20  # changes --diff shows before the totals
 
 
@@ -136,43 +127,6 @@ def _time_field(value: Any) -> Any:
     return value
 
 
-def is_backup_owned(snapshot: dict[str, Any]) -> bool:
-    metadata = snapshot.get("metadata")
-    return (snapshot.get("name") or "").startswith(AUTOBK_PREFIX) or (
-        isinstance(metadata, dict) and BACKUP_METADATA_KEY in metadata)
-
-
-async def list_snapshots(api: SnapshotApi, limiter: Limiter, policy: RetryPolicy,
-                         project_id: str, filters: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
-    """Every snapshot, page by page under the rate limit; a transient failure (429, 5xx, a
-    network error) retries the page where the listing stopped, as the relabel retries a PUT."""
-    marker = None
-    attempts = 0
-    renewed_auth = False
-    while True:
-        try:
-            async for snapshot in api.iter_snapshots(project_id, acquire=limiter.acquire,
-                                                     marker=marker, **filters):
-                attempts = 0
-                marker = snapshot["id"]
-                yield snapshot
-            return
-        except ListingError as exc:
-            answer = exc.answer
-            limiter.observe(answer.status, answer.retry_after)
-            attempts += 1
-            if answer.status == 401 and not renewed_auth:
-                renewed_auth = True
-                if await api.auth.refresh_after_401(answer.sent_at):
-                    continue
-            if not answer.transient or attempts >= policy.max_attempts:
-                raise
-            delay = policy.delay(attempts, answer.status, answer.retry_after)
-            log.warning("listing retry", http_status=answer.status, attempt=attempts,
-                        wait_s=round(delay, 3))
-            await asyncio.sleep(delay)
-
-
 async def plan(snapshots: AsyncIterator[dict[str, Any]], selection: Selection,
                name: Template | None, description: Template | None, validator: Validator,
                counts: PlanCounts) -> AsyncIterator[Planned | Refused]:
@@ -180,7 +134,7 @@ async def plan(snapshots: AsyncIterator[dict[str, Any]], selection: Selection,
     project_id = validator.rules.default_project_id
     async for snapshot in snapshots:
         counts.counts["listed"] += 1
-        current_name = snapshot.get("name") or ""
+        current_name = _text(snapshot.get("name"))
         match = selection.pattern.search(current_name)
         if match is None or not _in_range(snapshot, selection):
             continue
@@ -188,7 +142,7 @@ async def plan(snapshots: AsyncIterator[dict[str, Any]], selection: Selection,
         if is_backup_owned(snapshot) and not selection.include_backup_owned:
             counts.counts["backup_owned"] += 1
             continue
-        current_description = snapshot.get("description") or ""
+        current_description = _text(snapshot.get("description"))
         values = {key: snapshot.get(key) for key in SNAPSHOT_FIELDS}
         values.update(name=current_name, description=current_description, project_id=project_id)
         values["created_at"] = _time_field(values["created_at"])
@@ -226,6 +180,12 @@ def _validate(row: RawRow, validator: Validator) -> Job | Rejection:
     return validator.validate(row)
 
 
+def _text(value: Any) -> str:
+    """A listed name or description as text: a server's null (or a value of another type) is
+    empty."""
+    return value if isinstance(value, str) else ""
+
+
 def _in_range(snapshot: dict[str, Any], selection: Selection) -> bool:
     if selection.status and snapshot.get("status") != selection.status:
         return False  # also checked here: a server may ignore a filter it does not know
@@ -243,36 +203,6 @@ def _in_range(snapshot: dict[str, Any], selection: Selection) -> bool:
 
 
 # -- output -------------------------------------------------------------------------------------
-
-class JobsWriter:
-    """The jobs file: CSV (an empty cell leaves a field unchanged) or JSON Lines. The CSV header
-    is written with the first job (or at the end), so a template that fails at once writes nothing."""
-
-    def __init__(self, out: IO[str], fmt: str) -> None:
-        self._out = out
-        self._csv = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
-        self._header_due = self._csv is not None
-
-    def _header(self) -> None:
-        if self._header_due and self._csv is not None:
-            self._csv.writerow(JOB_COLUMNS)
-            self._header_due = False
-
-    def close(self, total: int) -> None:
-        self._header()
-
-    def write(self, job: Job) -> None:
-        self._header()
-        values = {"snapshot_id": job.snapshot_id, "project_id": job.project_id,
-                  "name": job.name, "description": job.description,
-                  "previous_name": job.previous_name,
-                  "previous_description": job.previous_description}
-        if self._csv is not None:
-            self._csv.writerow(["" if values[c] is None else values[c] for c in JOB_COLUMNS])
-        else:
-            self._out.write(json.dumps({k: v for k, v in values.items() if v is not None},
-                                       ensure_ascii=False) + "\n")
-
 
 class DiffPrinter:
     """`--diff`: the first changes as old → new, aligned for a terminal (CJK is two columns)."""

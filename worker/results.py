@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from .api.client import Answer
-from .jobs import Job, Rejection
+from .jobs import Job, Rejection, raw_texts
 
 
 class Outcome(StrEnum):
@@ -97,22 +97,17 @@ def _nothing_changed(job: Job, snapshot: dict[str, Any]) -> bool:
 
 
 def from_rejection(rejection: Rejection, default_project_id: str | None) -> Result:
-    fields = rejection.fields
-
-    def text(key: str) -> str | None:
-        value = fields.get(key)
-        return value if isinstance(value, str) else None
-
+    texts = raw_texts(rejection.fields)
     return Result(
         rejection.line,
-        text("snapshot_id"),
-        text("project_id") or default_project_id,
-        text("name") if fields.get("name") is not None else text("display_name"),
-        text("description") if fields.get("description") is not None else text("display_description"),
+        texts["snapshot_id"],
+        texts["project_id"] or default_project_id,
+        texts["name"],
+        texts["description"],
         Outcome.REJECTED,
         error_code=rejection.code,
         error_message=rejection.message,
-        previous_name=text("previous_name"),
-        previous_description=text("previous_description"),
+        previous_name=texts["previous_name"],
+        previous_description=texts["previous_description"],
         ref=rejection.ref,
     )

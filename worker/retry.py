@@ -1,10 +1,30 @@
-"""When to try a job again, and how long to wait: exponential backoff with full jitter, capped
-attempts and a per-job deadline; Retry-After wins when the server sends one."""
+"""The one retry loop of every request to the API (a PUT, a listing page, the credential check,
+a call to the identity service): take a rate-limit slot, send, tell the limiter the answer,
+classify it, back off, and try again within the attempts and the deadline.
+
+- Every attempt takes a fresh slot, so retries never push the job over its quota.
+- ok: done. Permanent (4xx but 408/413/429, a refused credential): done, failed.
+- 401: one renewal of the credentials, when the auth method can renew them, then a resend.
+- Transient (429, 5xx, no answer): wait (Retry-After when the server sent one, else exponential
+  backoff with full jitter; seconds after a 429), unless the wait would pass the deadline.
+- A stop ends the wait at once, and no attempt starts once the job is stopping.
+- Every resend is counted, and logged as one `retry` event (debug: the summary counts them).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import random
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .api.client import Answer
+from .logs import log
+from .rate import Limiter
+from .stop import Stop
 
 
 @dataclass(frozen=True)
@@ -16,13 +36,111 @@ class RetryPolicy:
     # A 429 without Retry-After: gateways count per second or per minute, so wait seconds, not
     # milliseconds (Huawei advises 2-5 s).
     throttled_min: float = 2.0
+    rng: random.Random = field(default_factory=random.Random, compare=False)
 
-    def delay(self, attempt: int, status: int | None, retry_after: float | None,
-              rng: random.Random = random._inst) -> float:  # type: ignore[attr-defined]
+    def delay(self, attempt: int, status: int | None, retry_after: float | None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         if retry_after is not None:
             return min(retry_after, self.deadline)
-        wait = rng.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
+        wait = self.rng.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
         if status == 429:
-            wait = max(wait, rng.uniform(self.throttled_min, 2 * self.throttled_min))
+            wait = max(wait, self.rng.uniform(self.throttled_min, 2 * self.throttled_min))
         return wait
+
+
+class Renewal(Protocol):
+    """The part of an auth method the loop needs: whether a 401 is worth one resend."""
+
+    async def refresh_after_401(self, sent_at: float) -> bool: ...
+
+
+class Ending(enum.Enum):
+    OK = "ok"
+    FAILED = "failed"  # a permanent answer, or the last attempt failed
+    GAVE_UP = "gave_up"  # the next wait would pass the deadline
+    STOPPED = "stopped"  # the job is stopping: no further attempt
+
+
+@dataclass
+class Counters:
+    requests: int = 0  # attempts sent, resends included
+    retries: int = 0  # resends
+    throttled: int = 0  # 429 answers
+    backing_off: int = 0  # calls waiting out a backoff now (they send nothing: concurrency auto)
+
+
+@dataclass(frozen=True)
+class Tried:
+    """How a call ended: its last answer (None when nothing was sent) and the attempts made."""
+
+    ending: Ending
+    answer: Answer | None
+    attempts: int
+
+
+class Unlimited:
+    """For calls outside the API's quota (the identity service)."""
+
+    async def acquire(self) -> None:
+        return None
+
+    def observe(self, status: int | None, retry_after: float | None) -> None:
+        return None
+
+
+class Retrier:
+    def __init__(self, policy: RetryPolicy, limiter: Limiter, stop: Stop,
+                 auth: Renewal | None = None, counters: Counters | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.policy = policy
+        self.limiter = limiter
+        self.stop = stop
+        self.auth = auth
+        self.counters = counters or Counters()
+        self._clock = clock
+
+    async def call(self, send: Callable[[], Awaitable[Answer]], **context: object) -> Tried:
+        """`context` names the call in the retry event (what, line, snapshot_id...)."""
+        policy, counters, stop = self.policy, self.counters, self.stop
+        started = self._clock()
+        attempts = 0
+        renewed = False
+        answer: Answer | None = None
+        while True:
+            await self.limiter.acquire()
+            if stop.is_set:
+                return Tried(Ending.STOPPED, answer, attempts)
+            attempts += 1
+            counters.requests += 1
+            if attempts > 1:
+                counters.retries += 1
+            answer = await send()
+            self.limiter.observe(answer.status, answer.retry_after)
+            if answer.ok:
+                return Tried(Ending.OK, answer, attempts)
+            if answer.status == 429:
+                counters.throttled += 1
+            if answer.status == 401 and not renewed and self.auth is not None:
+                renewed = True
+                if await self.auth.refresh_after_401(answer.sent_at):
+                    _log_retry(context, answer, attempts, 0.0)
+                    continue
+            if not answer.transient or attempts >= policy.max_attempts:
+                return Tried(Ending.FAILED, answer, attempts)
+            delay = policy.delay(attempts, answer.status, answer.retry_after)
+            if self._clock() + delay - started > policy.deadline:
+                return Tried(Ending.GAVE_UP, answer, attempts)
+            _log_retry(context, answer, attempts, delay)
+            counters.backing_off += 1
+            try:
+                await asyncio.wait_for(stop.requested.wait(), delay)
+            except TimeoutError:
+                pass
+            finally:
+                counters.backing_off -= 1
+
+
+def _log_retry(context: dict[str, object], answer: Answer, attempt: int, delay: float) -> None:
+    error = answer.error
+    log.debug("retry", **context, attempt=attempt, http_status=answer.status,
+              error_code=error.code if error else None, wait_s=round(delay, 3))

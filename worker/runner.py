@@ -1,41 +1,47 @@
-"""One relabel job from settings to exit code: checks everything that can be checked before a
-request is sent, assembles the pipeline, handles signals, reports the summary."""
+"""`run`: one relabel job from a jobs file, from settings to exit code. Checks everything that can
+be checked before a request is sent (credentials, report, resume), keeps the report and its
+manifest, and runs the shared part (worker/execution.py) with the parts of worker/wiring.py."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import exitcodes
-from .api.client import HttpSettings, ListingError
-from .confirm import confirm
-from .connection import Connection, connect
+from .api.client import ListingError
+from .confirm import JobFacts, confirm
+from .connection import Connection
 from .credentials import Credentials
-from .credentials import resolve as resolve_credentials
-from .engine import Engine, Sink, Summary
-from .jobs import FIELD_LENGTHS, JobRules, Validator
-from .concurrency import MAX as MOST_IN_FLIGHT
-from .concurrency import ConcurrencySizer
+from .engine import Sink, Summary
+from .errors import ConfigError
+from .execution import execute, exit_code
 from .journal import Journal, JournalError, check_fingerprint, lock_report, read_journal
-from .rate import Limiter, make_limiter
 from .live import LiveState
 from .logs import log
 from .manifest import Manifest, file_digest, job_figures, read_manifest
-from .progress import Progress
+from .rate import Limiter
 from .redaction import SECRETS
-from .relabel import Relabeler
 from .report import ReportWriter
 from .results import Outcome
-from .retry import RetryPolicy
-from .safety import ROW_CAP, SafetyPolicy, SafetyRules
-from .settings import ConfigError, Settings
-from .sources import HeaderError, InputSpec, Rows, count_rows, open_rows
+from .settings import Settings
+from .sources import InputSpec, Rows, count_rows
+from .stop import Stop
+from .wiring import (
+    connection_from,
+    credentials_from,
+    engine_from,
+    limiter_from,
+    live_state_from,
+    open_input,
+    relabeler_from,
+    rules_from,
+    safety_from,
+    stop_from,
+)
 
 
 @dataclass(frozen=True)
@@ -60,41 +66,12 @@ def default_report_path(fmt: str) -> str:
     return f"snaprelabel-report-{stamp}.{fmt}"
 
 
-def rules_from(settings: Settings) -> JobRules:
-    return JobRules(
-        default_project_id=settings.project_id,
-        allow_autobk_prefix=settings.allow_autobk_prefix,
-        lengths=FIELD_LENGTHS[settings.limits_profile],
-    )
-
-
-def retry_policy_from(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(
-        max_attempts=settings.max_attempts,
-        base=settings.backoff_base,
-        cap=settings.backoff_cap,
-        deadline=settings.job_deadline,
-        throttled_min=settings.throttled_backoff,
-    )
-
-
-def http_from(settings: Settings) -> HttpSettings:
-    return HttpSettings(
-        concurrency=MOST_IN_FLIGHT if settings.concurrency == "auto" else settings.concurrency,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        total_timeout=settings.total_timeout,
-        verify_tls=settings.verify_tls,
-        ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
-    )
-
-
 async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ...] = (),
                   on_terminal: bool | None = None) -> JobResult:
     """Raises ConfigError for anything that stops the job before a request is sent."""
     if on_terminal is None:
         on_terminal = sys.stderr.isatty()
-    creds = None if spec.dry_run else resolve_credentials(settings)
+    creds = None if spec.dry_run else credentials_from(settings)
     if spec.resume and (spec.overwrite or spec.dry_run):
         raise ConfigError("--resume cannot be combined with --overwrite or --dry-run")
     if spec.resume and spec.input.path == "-":
@@ -112,8 +89,8 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
     except OSError as exc:
         raise ConfigError(f"cannot read {spec.input.display_name}: {exc.strerror or exc}") from None
 
-    validator = Validator(rules_from(settings))
-    limiter = make_limiter(settings.rate)
+    limiter = limiter_from(settings)
+    stop = stop_from(settings)
     with open_input(spec.input, settings) as rows, contextlib.ExitStack() as held:
         # Lock before reading or truncating a report, so a run never clobbers a running one.
         lock = _lock(report_path) if existing else None
@@ -121,10 +98,11 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
             held.callback(os.close, lock)
         journal = _journal(report_path, settings, spec, digest) if spec.resume and existing else None
         # The credentials are proven before the report exists: a refused one leaves nothing.
-        async with _connected(settings, creds, limiter) as conn:
+        async with _connected(settings, creds, limiter, stop) as conn:
             if spec.confirm and conn is not None:  # blocking on purpose: Ctrl-C stays immediate
-                confirm(spec.input, settings, conn.endpoint)
-            live = await _live_state(settings, conn, limiter) if conn is not None else None
+                confirm(spec.input, lambda: open_input(spec.input, settings), rules_from(settings),
+                        _job_facts(settings, conn.endpoint))
+            live = await _live_state(settings, conn, limiter, stop) if conn is not None else None
             effective = {"endpoint": conn.endpoint, "path_family": conn.family,
                          "auth": conn.auth.name} if conn else {}
             manifest = Manifest(report_path, settings.report_format, spec.input.path,
@@ -140,15 +118,25 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
             held.callback(report.close)
             if lock is None and (lock := _lock(report_path)) is not None:
                 held.callback(os.close, lock)
-            return await _run(settings, spec, rows, validator, conn, limiter, report,
-                              extra_sinks, on_terminal, journal, manifest, live)
+            return await _run(settings, spec, rows, conn, limiter, stop, report, extra_sinks,
+                              on_terminal, journal, manifest, live)
 
 
-def _connected(settings: Settings, creds: Credentials | None, limiter: Limiter
+def _connected(settings: Settings, creds: Credentials | None, limiter: Limiter, stop: Stop
                ) -> contextlib.AbstractAsyncContextManager[Connection | None]:
     if creds is None:  # a dry run sends nothing
         return contextlib.nullcontext()
-    return connect(creds, http_from(settings), limiter, retry_policy_from(settings))
+    return connection_from(settings, creds, limiter, stop)
+
+
+def _job_facts(settings: Settings, endpoint: str) -> JobFacts:
+    """Where and how fast, for the confirmation question."""
+    where = f"to {endpoint} (project {settings.project_id or 'from the rows'}), "
+    rate = None if settings.rate == "auto" else settings.rate
+    return JobFacts(
+        where + ("at the API's quota, found from its 429 answers (--rate auto)" if rate is None
+                 else f"at most {rate:g} requests/s"),
+        rate or None, settings.limit, settings.canary)
 
 
 # Settings that change what a row means or where it goes: worth a warning when a resume differs.
@@ -202,13 +190,12 @@ def _resumed(report_path: str, journal: Journal | None) -> dict | None:
     }
 
 
-async def _live_state(settings: Settings, conn: Connection, limiter: Limiter) -> LiveState | None:
+async def _live_state(settings: Settings, conn: Connection, limiter: Limiter,
+                      stop: Stop) -> LiveState | None:
     """--skip-unchanged: the default project is listed before the report exists, so a listing
     that cannot work stops the job with nothing sent; other projects are listed when met."""
-    if not settings.skip_unchanged:
-        return None
-    live = LiveState(conn.api, limiter, retry_policy_from(settings), settings.allow_autobk_prefix)
-    if settings.project_id:
+    live = live_state_from(settings, conn, limiter, stop)
+    if live is not None and settings.project_id:
         try:
             await live.table(settings.project_id)
         except ListingError as exc:
@@ -216,65 +203,21 @@ async def _live_state(settings: Settings, conn: Connection, limiter: Limiter) ->
     return live
 
 
-def open_input(spec: InputSpec, settings: Settings) -> Rows:
-    """The input's rows, once its header is known to be usable with these settings."""
-    try:
-        rows = open_rows(spec)
-    except HeaderError as exc:
-        raise ConfigError(str(exc)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {spec.display_name}: {exc.strerror or exc}") from None
-    if rows.fields is not None and "project_id" not in rows.fields and not settings.project_id:
-        rows.close()
-        raise ConfigError(
-            f"{spec.display_name}: no project_id column and no --project-id "
-            "(or SNAPRELABEL_PROJECT_ID)"
-        )
-    return rows
-
-
-async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validator,
-               conn: Connection | None, limiter: Limiter, report: ReportWriter,
-               extra_sinks: tuple[Sink, ...], on_terminal: bool, journal: Journal | None,
-               manifest: Manifest, live: LiveState | None) -> JobResult:
-    progress = Progress(None, on_terminal)
-    relabeler = None
-    safety = None
+async def _run(settings: Settings, spec: JobSpec, rows: Rows, conn: Connection | None,
+               limiter: Limiter, stop: Stop, report: ReportWriter, extra_sinks: tuple[Sink, ...],
+               on_terminal: bool, journal: Journal | None, manifest: Manifest,
+               live: LiveState | None) -> JobResult:
+    relabeler = safety = None
     if conn is not None:
-        relabeler = Relabeler(conn.api, limiter, retry_policy_from(settings))
-        safety = SafetyPolicy(SafetyRules.from_settings(settings), settings.grace)
-    engine = Engine(
-        iter(rows),
-        validator,
-        relabeler,
-        [report, *extra_sinks],
-        concurrency=16 if settings.concurrency == "auto" else settings.concurrency,
-        progress=progress,
-        log_successes=not on_terminal,
-        on_result=safety.observe if safety else None,
-        gate=safety.admit if safety else None,
-        skip=journal.final if journal else None,
-        live=live,
-        sizer=sizer_for(settings, limiter) if conn is not None else None,
-    )
-    if safety:
-        safety.bind(engine)
-    received: list[int] = []
-    loop = asyncio.get_running_loop()
-    if conn is not None:
-        conn.auth.on_refused = lambda reason: _stop_refused(engine, reason, settings.grace)
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        engine.stop(signal.Signals(signum).name, settings.grace)
-        if live is not None:
-            live.close()  # a listing under way has nothing to finish
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
+        relabeler = relabeler_from(settings, conn.api, conn.auth, limiter, stop)
+        safety = safety_from(settings, stop)
+    engine = engine_from(
+        settings, iter(rows), relabeler, [report, *extra_sinks], stop, limiter, on_terminal,
+        on_result=safety.observe if safety else None, gate=safety.admit if safety else None,
+        skip=journal.final if journal else None, live=live)
     counting = asyncio.create_task(asyncio.to_thread(count_rows, spec.input))
     counting.add_done_callback(
-        lambda t: t.cancelled() or t.exception() or progress.set_total(t.result()))
+        lambda t: t.cancelled() or t.exception() or engine.set_total(t.result()))
     log.info(
         "start", input=spec.input.display_name, report=report.path, dry_run=spec.dry_run,
         endpoint=conn.endpoint if conn else settings.endpoint,
@@ -285,59 +228,21 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, validator: Validat
         **({"resume_skips": len(journal.final)} if journal else {}),
     )
     try:
-        summary = await engine.run()
+        ran = await execute(engine, stop, on_signal=live.close if live is not None else None)
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
         counting.cancel()
         if live is not None:
             live.close()
+    summary = ran.summary
     if not summary.rows and not summary.skipped:
         log.warning("no rows in the input", input=spec.input.display_name)
     totals = summary.counts + (journal.counts if journal else Counter())
-    code = _exit_code(summary, totals, engine, received)
+    code = exit_code(ran, problems=bool(totals[Outcome.REJECTED] or totals[Outcome.FAILED]))
     report.close()  # the manifest records the report's final checksum
-    manifest.finish(_status(engine, received), {
+    manifest.finish(ran.status, {
         **job_figures(summary, code),
         # The whole report, earlier runs included: one answer per input line.
         "report_totals": {"rows": sum(totals.values()), **{str(o): n for o, n in totals.items()}},
     })
     log.info("summary", **summary.as_fields(), report=report.path, exit_code=code)
     return JobResult(summary, code, report.path)
-
-
-def sizer_for(settings: Settings, limiter: Limiter) -> ConcurrencySizer | None:
-    """`--concurrency auto`: sized from the limiter's rate of the moment and the latency."""
-    if settings.concurrency != "auto":
-        return None
-    return ConcurrencySizer(lambda: getattr(limiter, "rate", None))
-
-
-def _stop_refused(engine: Engine, reason: str, grace: float) -> None:
-    """Credentials refused for good mid-job (AK/SK signature, a password changed): every further
-    request would be refused too, and under AK/SK each one counts toward the key's lockout."""
-    if not engine.stopping:
-        engine.stop(f"credentials refused: {reason}", grace)
-
-
-def _status(engine: Engine, received: list[int]) -> str:
-    if engine.fatal is not None:
-        return "failed"
-    if received:
-        return "interrupted"
-    # A --limit stop is a finished job: it did all it was asked to.
-    return "stopped" if engine.summary.stopped not in (None, ROW_CAP) else "finished"
-
-
-def _exit_code(summary: Summary, totals: Counter[Outcome], engine: Engine,
-               received: list[int]) -> int:
-    """`totals`: the whole report's, so a resumed job still exits 1 for an earlier failure."""
-    if engine.fatal is not None:
-        return exitcodes.FATAL
-    if received:
-        return exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
-    if summary.stopped not in (None, ROW_CAP):  # a safety rail, or credentials refused mid-job
-        return exitcodes.STOPPED
-    if totals[Outcome.REJECTED] or totals[Outcome.FAILED]:
-        return exitcodes.PROBLEMS
-    return exitcodes.OK

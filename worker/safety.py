@@ -14,7 +14,7 @@
   until they are all final; any of them failing stops the job.
 - Limit: only the first `limit` valid rows are sent; once they are final the job stops.
 
-Every stop goes through `Engine.stop(..., outcome=NOT_ATTEMPTED)`: requests in flight finish
+Every stop goes through the job's Stop with outcome NOT_ATTEMPTED: requests in flight finish
 within the grace period, every other row is recorded `not_attempted`, and `--resume` sends them
 later. A safety stop (not a limit) ends with exit code 3.
 """
@@ -23,15 +23,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from .jobs import Job
 from .logs import log
 from .results import Outcome, Result
-
-if TYPE_CHECKING:
-    from .engine import Engine
-    from .settings import Settings
+from .stop import Stop
 
 AUTH_STATUSES = frozenset({401, 403})
 SENT_OUTCOMES = frozenset({Outcome.APPLIED, Outcome.UNCHANGED, Outcome.FAILED})
@@ -46,23 +42,17 @@ class SafetyRules:
     canary: int = 0  # 0: no canary
     limit: int | None = None
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SafetyRules:
-        return cls(settings.max_failure_rate, settings.min_tasks,
-                   settings.max_consecutive_auth_failures, settings.canary, settings.limit)
-
 
 class SafetyPolicy:
     """Plugged into the engine: `observe` is its per-result hook (called by the writer, once per
     final row), `admit` its gate (awaited by the reader before each valid row is queued)."""
 
-    def __init__(self, rules: SafetyRules, grace: float) -> None:
+    def __init__(self, rules: SafetyRules, stop: Stop) -> None:
         self.rules = rules
-        self.grace = grace
+        self._stop = stop
         self.sent = 0  # rows sent and final
         self.failed = 0
         self.auth_run = 0  # consecutive rows refused with 401/403
-        self._engine: Engine | None = None
         self._admitted = 0
         # Gated rows (the canary, the limit) not final yet: bounded by the engine's queues.
         self._gate_size = max(rules.canary, rules.limit or 0)
@@ -70,12 +60,9 @@ class SafetyPolicy:
         self._all_final = asyncio.Event()
         self._in_canary = rules.canary > 0
 
-    def bind(self, engine: Engine) -> None:
-        self._engine = engine
-
     @property
     def _stopping(self) -> bool:
-        return self._engine is not None and self._engine.stopping
+        return self._stop.is_set
 
     # -- the gate (reader side) ----------------------------------------------------------------
 
@@ -91,7 +78,7 @@ class SafetyPolicy:
         if rules.limit is not None and self._admitted == rules.limit:
             await self._wait_pending()
             if not self._stopping:
-                self._stop(ROW_CAP, f"not attempted: --limit {rules.limit} was reached")
+                self._halt(ROW_CAP, f"not attempted: --limit {rules.limit} was reached")
             return
         self._admitted += 1
         if self._admitted <= self._gate_size:
@@ -134,11 +121,10 @@ class SafetyPolicy:
 
     def _trip(self, reason: str, why: str) -> None:
         log.error("safety_stop", reason=reason, why=why, sent=self.sent, failed=self.failed)
-        self._stop(reason, f"not attempted: the job stopped itself: {why}")
+        self._halt(reason, f"not attempted: the job stopped itself: {why}")
 
-    def _stop(self, reason: str, message: str) -> None:
-        assert self._engine is not None, "bind() the policy to its engine first"
-        self._engine.stop(reason, self.grace, outcome=Outcome.NOT_ATTEMPTED, message=message)
+    def _halt(self, reason: str, message: str) -> None:
+        self._stop.request(reason, Outcome.NOT_ATTEMPTED, message)
 
 
 def _answer(result: Result) -> str:

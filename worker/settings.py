@@ -21,14 +21,11 @@ from pydantic_settings import (
 )
 
 from . import ecosystem
+from .errors import ConfigError
 from .jobs import PROJECT_RE
 from .redaction import SECRETS
 
 _config_file: ContextVar[Path | None] = ContextVar("config_file", default=None)
-
-
-class ConfigError(Exception):
-    """A setting, flag or file that makes the job impossible to start (exit code 2)."""
 
 
 class Settings(BaseSettings):

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from .auth import Stopper
+
 ALGORITHM = "SDK-HMAC-SHA256"
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -117,18 +119,17 @@ class AkSkAuth:
 
     name = "aksk"
 
-    def __init__(self, key: AccessKey, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, key: AccessKey, stop: Stopper, clock: Callable[[], float] = time.time) -> None:
         self.key = key
+        self._stop = stop
         self._clock = clock
-        self.on_refused: Callable[[str], None] | None = None
 
     async def headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
         return sign(self.key, method, url, {"Content-Type": JSON} if body else {}, body,
                     self._clock())
 
     async def refresh_after_401(self, sent_at: float) -> bool:
-        if self.on_refused is not None:
-            self.on_refused("the API refused the AK/SK signature (HTTP 401)")
+        self._stop.request("credentials refused: the API refused the AK/SK signature (HTTP 401)")
         return False
 
     async def close(self) -> None:

@@ -3,11 +3,12 @@ whether a 401 is worth one retry (a refreshed token) or final."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
+from ..errors import SnaprelabelError
 
-class AuthError(Exception):
+
+class AuthError(SnaprelabelError):
     """The credentials were refused, or the identity service could not be used. The message is
     one line that names no secret; `transient` says whether trying again later can succeed."""
 
@@ -16,11 +17,16 @@ class AuthError(Exception):
         self.transient = transient
 
 
+class Stopper(Protocol):
+    """The job's stop (worker/stop.py), as an auth method uses it: once its credentials are
+    refused for good, every further request would be refused too (and under AK/SK count toward
+    the key's lockout), so it stops the job."""
+
+    def request(self, reason: str) -> None: ...
+
+
 class Auth(Protocol):
     name: str
-    # Set by the runner: called once the credentials are known to be refused for good, so the
-    # job stops instead of sending every remaining row to a certain 401.
-    on_refused: Callable[[str], None] | None
 
     async def headers(self, method: str, url: str, body: bytes) -> dict[str, str]: ...
 
@@ -39,7 +45,6 @@ class StaticToken:
 
     def __init__(self, token: str) -> None:
         self._headers = {"X-Auth-Token": token}
-        self.on_refused: Callable[[str], None] | None = None
 
     async def headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
         return self._headers
@@ -58,4 +63,3 @@ class NoAuth(StaticToken):
 
     def __init__(self) -> None:
         self._headers = {}
-        self.on_refused = None

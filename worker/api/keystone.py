@@ -15,7 +15,6 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -24,7 +23,7 @@ import aiohttp
 
 from ..logs import log
 from ..redaction import SECRETS
-from .auth import AuthError
+from .auth import AuthError, Stopper
 from .client import _network_error
 from .errors import TRANSIENT_STATUSES, ErrorInfo, describe_error
 
@@ -180,11 +179,11 @@ def _parse_time(text: str) -> datetime:
 class KeystoneAuth:
     name = "password"
 
-    def __init__(self, session: aiohttp.ClientSession, login: PasswordLogin,
+    def __init__(self, session: aiohttp.ClientSession, login: PasswordLogin, stop: Stopper,
                  token: Token | None = None) -> None:
         self.session = session
         self.login = login
-        self.on_refused: Callable[[str], None] | None = None
+        self._stop = stop
         self.token_requests = 0
         self._token = token
         self._pending: asyncio.Task[Token] | None = None
@@ -241,8 +240,7 @@ class KeystoneAuth:
         except AuthError as exc:
             if not exc.transient:
                 self._refused = str(exc)
-                if self.on_refused is not None:
-                    self.on_refused(self._refused)
+                self._stop.request(f"credentials refused: {self._refused}")
             raise
         finally:
             self._pending = None

@@ -9,12 +9,11 @@ import sys
 
 from .. import exitcodes
 from ..api.keystone import KeystoneAuth
-from ..connection import Connection, connect
-from ..credentials import Credentials, resolve
-from ..rate import make_limiter
+from ..connection import Connection
+from ..credentials import Credentials
 from ..logs import configure
-from ..runner import http_from, retry_policy_from
 from ..settings import Settings, load_settings
+from ..wiring import connection_from, credentials_from, limiter_from, stop_from
 from . import options
 
 
@@ -39,15 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     settings = load_settings(options.settings_flags(args), args.config)
     configure(settings.log_level, settings.log_format, stream=sys.stderr)
-    creds = resolve(settings)
+    creds = credentials_from(settings)
     for line in asyncio.run(_check(settings, creds)):
         print(line)
     return exitcodes.OK
 
 
 async def _check(settings: Settings, creds: Credentials) -> list[str]:
-    async with connect(creds, http_from(settings), make_limiter(settings.rate),
-                       retry_policy_from(settings)) as conn:
+    async with connection_from(settings, creds, limiter_from(settings), stop_from(settings)) as conn:
         return report(creds, conn)
 
 

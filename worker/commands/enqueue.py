@@ -8,10 +8,11 @@ import os
 
 from ..jobs import Validator
 from ..logs import configure
-from ..report import ReportWriter
-from ..runner import default_report_path, open_input, rules_from
 from ..redaction import SECRETS
+from ..report import ReportWriter
+from ..runner import default_report_path
 from ..settings import ConfigError, load_settings
+from ..wiring import open_input, rules_from
 from . import options
 from .queue import add_redis
 from .run import input_spec
@@ -42,8 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     # Imported here: every other command's start-up would pay for Redis (bench/RESULTS.md).
-    from ..queue.redis_link import RedisLink
     from ..queue.enqueue import enqueue_file
+    from ..queue.redis_link import RedisLink
     from ..queue.service import redis_url_from
     from ..queue.streams import QueueNames
 

@@ -11,16 +11,31 @@ from typing import IO
 
 from .. import exitcodes
 from ..api.client import ListingError
-from ..connection import connect
 from ..credentials import Credentials
-from ..credentials import resolve as resolve_credentials
-from ..jobs import Validator
-from ..rate import make_limiter
+from ..errors import ConfigError
+from ..jobs import Job, Validator
+from ..jobs_file import JobsWriter
+from ..listing import list_snapshots
 from ..logs import configure
-from ..plan import (DiffPrinter, JobsWriter, PlanCounts, Planned, Selection, Template,
-                    describe_refusal, list_snapshots, parse_time, plan)
-from ..runner import http_from, retry_policy_from, rules_from
-from ..settings import ConfigError, Settings, load_settings
+from ..plan import (
+    DiffPrinter,
+    PlanCounts,
+    Planned,
+    Selection,
+    Template,
+    describe_refusal,
+    parse_time,
+    plan,
+)
+from ..settings import Settings, load_settings
+from ..wiring import (
+    connection_from,
+    credentials_from,
+    limiter_from,
+    retrier_from,
+    rules_from,
+    stop_from,
+)
 from . import options
 
 
@@ -87,7 +102,7 @@ def main(args: argparse.Namespace) -> int:
                    if args.description is not None else None)
     if not settings.project_id:
         raise ConfigError("no project: give --project-id (or OS_PROJECT_ID, SNAPRELABEL_PROJECT_ID)")
-    creds = resolve_credentials(settings)
+    creds = credentials_from(settings)
     return asyncio.run(_plan(args, settings, creds, selection, name, description))
 
 
@@ -95,19 +110,23 @@ async def _plan(args: argparse.Namespace, settings: Settings, creds: Credentials
                 selection: Selection, name: Template | None, description: Template | None) -> int:
     counts = PlanCounts()
     validator = Validator(rules_from(settings))
-    limiter = make_limiter(settings.rate)
-    policy = retry_policy_from(settings)
+    limiter = limiter_from(settings)
+    stop = stop_from(settings)
     # The same check as run's before the first request: wrong credentials are one line, exit 2.
-    async with connect(creds, http_from(settings), limiter, policy) as conn:
-        snapshots = list_snapshots(conn.api, limiter, policy, settings.project_id or "",
+    async with connection_from(settings, creds, limiter, stop) as conn:
+        retrier = retrier_from(settings, limiter, stop, conn.auth)
+        snapshots = list_snapshots(conn.api, retrier, settings.project_id or "",
                                    selection.server_filters())
         target = _Output(args.output)
         try:
-            writer = DiffPrinter(sys.stdout) if args.diff else JobsWriter(target.stream,
-                                                                          args.output_format)
+            diff = DiffPrinter(sys.stdout) if args.diff else None
+            jobs = JobsWriter(target.stream, args.output_format)
             async for item in plan(snapshots, selection, name, description, validator, counts):
                 if isinstance(item, Planned):
-                    writer.write(item.job)
+                    if diff is not None:
+                        diff.write(item.job)
+                    else:
+                        jobs.write(_columns(item.job))
                 else:
                     print(f"plan: {describe_refusal(item)}", file=sys.stderr)
         except ListingError as exc:
@@ -119,13 +138,22 @@ async def _plan(args: argparse.Namespace, settings: Settings, creds: Credentials
         except BaseException:
             target.abandon()
             raise
-        writer.close(counts.counts["planned"])
+        if diff is not None:
+            diff.close(counts.counts["planned"])
+        else:
+            jobs.finish()
         target.commit()
     if args.diff:
         print(counts.describe())
     else:
         print(f"plan: {counts.describe()}", file=sys.stderr)
     return exitcodes.PROBLEMS if counts.counts["rejected"] else exitcodes.OK
+
+
+def _columns(job: Job) -> dict[str, str | None]:
+    return {"snapshot_id": job.snapshot_id, "project_id": job.project_id, "name": job.name,
+            "description": job.description, "previous_name": job.previous_name,
+            "previous_description": job.previous_description}
 
 
 class _Output:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .parser import Parser
+
 DESCRIPTION = ("Serve the snapshot API locally (all three path families), with optional faults "
                "and a server-side rate limit. Runs until SIGINT/SIGTERM.")
 
@@ -19,7 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..cli import Parser
     from ..simulator import cli
 
     parser = Parser(prog="snaprelabel simulate", description=DESCRIPTION)

@@ -1,38 +1,17 @@
-"""`snaprelabel undo REPORT > undo.csv`: the jobs file that puts back what a job changed.
-
-It follows the journal's rule (a line's answer is its final row, else its last row) and restores
-every row whose change landed or may have landed: `applied`, and rows sent without a clear
-answer (`failed` after timeouts or 5xx, `interrupted` while in flight). For each such row, each
-field the job set gets its previous value back, when the report knows it. Its own previous
-values are the job's targets, so undoing the undo works as well.
-
-Empty values: in CSV an empty cell means "unknown" or "leave unchanged", so a CSV report cannot
-say that a previous description was empty, and a CSV jobs file cannot set one. JSON Lines can do
-both (`null` is unknown, `""` is empty): a JSON Lines report undone with `--format jsonl`
-restores empty values too. Whatever cannot be restored is counted on stderr, and the exit code
-is 1.
-"""
+"""`snaprelabel undo REPORT > undo.csv`: the jobs file that puts back what a job changed (the
+rules: worker/undo.py)."""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
-from collections import Counter
-from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO
 
 from .. import exitcodes
-from ..api.errors import TRANSIENT_STATUSES
-from ..jobs import AUTOBK_PREFIX
-from ..journal import JournalError, LineSet, Record, detect_format, iter_records, read_journal
-from ..results import Outcome
-from ..settings import ConfigError
-
-JOB_COLUMNS = ("snapshot_id", "project_id", "name", "description", "previous_name",
-               "previous_description")
-SHOWN_LINES = 10  # lines listed per problem on stderr
+from ..errors import ConfigError
+from ..jobs_file import JobsWriter
+from ..journal import JournalError, detect_format, iter_records, read_journal
+from ..undo import Undo
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,126 +41,12 @@ def main(args: argparse.Namespace) -> int:
     undo = Undo(final, empty_is_known=report_format == "jsonl", can_write_empty=fmt == "jsonl")
     out: IO[str] = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
     try:
-        write = _writer(out, fmt)
+        writer = JobsWriter(out, fmt)
         for job in undo.jobs(iter_records(args.report, report_format)):
-            write(job)
+            writer.write(job)
+        writer.finish()
     finally:
         if args.output:
             out.close()
     undo.explain(args.report, sys.stderr)
     return exitcodes.PROBLEMS if undo.incomplete else exitcodes.OK
-
-
-class Undo:
-    def __init__(self, final: LineSet, empty_is_known: bool, can_write_empty: bool) -> None:
-        self.final = final
-        self.empty_is_known = empty_is_known
-        self.can_write_empty = can_write_empty
-        self.counts: Counter[str] = Counter()
-        self.lines: dict[str, list[int]] = {}  # problem -> the first input lines that have it
-        self._taken = LineSet()  # lines already written
-        self._unfinished = LineSet()
-
-    @property
-    def incomplete(self) -> bool:
-        return bool(self.counts["unknown"] or self.counts["empty"] or self.counts["unfinished"])
-
-    def jobs(self, records: Iterator[Record]) -> Iterator[dict[str, str | None]]:
-        for record in records:
-            if not record.outcome.final:
-                if record.line in self.final:
-                    continue  # superseded by the line's final row
-                if record.outcome is Outcome.INTERRUPTED and record.line not in self._unfinished:
-                    self._unfinished.add(record.line)
-                    self._note("unfinished", record.line)
-            if record.line in self._taken or not self._changed(record):
-                continue
-            self._taken.add(record.line)
-            job = self._job(record)
-            if job is not None:
-                self.counts["rows"] += 1
-                yield job
-
-    def _changed(self, record: Record) -> bool:
-        """Whether the row's change landed, or may have."""
-        if record.outcome is Outcome.APPLIED:
-            return True
-        if record.outcome not in (Outcome.FAILED, Outcome.INTERRUPTED):
-            return False
-        status = _int(record.fields.get("http_status"))
-        return (_int(record.fields.get("attempts")) or 0) > 0 and (status is None or status in TRANSIENT_STATUSES)
-
-    def _job(self, record: Record) -> dict[str, str | None] | None:
-        fields = record.fields
-        job: dict[str, str | None] = {"snapshot_id": fields.get("snapshot_id"),
-                                      "project_id": fields.get("project_id") or None}
-        restored = False
-        for key in ("name", "description"):
-            target = self._value(fields.get(key))
-            if target is None:
-                continue  # the job did not set this field
-            previous = self._value(fields.get(f"previous_{key}"))
-            if previous is None:
-                self._note("unknown", record.line)
-            elif previous == "" and not self.can_write_empty:
-                self._note("empty", record.line)
-            else:
-                job[key] = previous
-                job[f"previous_{key}"] = target
-                restored = True
-                if key == "name" and previous.startswith(AUTOBK_PREFIX):
-                    self._note("autobk", record.line)
-        return job if restored else None
-
-    def _value(self, value: Any) -> str | None:
-        """A cell as a value: None when unknown (an empty CSV cell is unknown)."""
-        if value is None or (value == "" and not self.empty_is_known):
-            return None
-        return str(value)
-
-    def _note(self, problem: str, line: int) -> None:
-        self.counts[problem] += 1
-        shown = self.lines.setdefault(problem, [])
-        if len(shown) < SHOWN_LINES:
-            shown.append(line)
-
-    def explain(self, report: str, err: IO[str]) -> None:
-        print(f"undo: {self.counts['rows']} rows to restore from {report}", file=err)
-        messages = {
-            "unknown": "changed a value whose previous value the report does not know (run with "
-                       "--skip-unchanged, or give the current values in a previous_name / "
-                       "previous_description column, to record it)",
-            "empty": "need a value set back to empty, which a CSV jobs file cannot express: "
-                     "use --format jsonl",
-            "unfinished": "have no final row (the job did not finish): resume it to its end, "
-                          "then undo",
-            "autobk": f"restore a name starting {AUTOBK_PREFIX}: run the undo job with "
-                      "--allow-autobk-prefix",
-        }
-        for problem, message in messages.items():
-            if self.counts[problem]:
-                lines = ", ".join(map(str, self.lines[problem]))
-                more = " …" if self.counts[problem] > len(self.lines[problem]) else ""
-                print(f"undo: {self.counts[problem]} rows {message} (input lines {lines}{more})",
-                      file=err)
-
-
-def _writer(out: IO[str], fmt: str):
-    if fmt == "jsonl":
-        def write_jsonl(job: dict[str, str | None]) -> None:
-            out.write(json.dumps({k: v for k, v in job.items() if v is not None},
-                                 ensure_ascii=False) + "\n")
-        return write_jsonl
-    writer = csv.writer(out)
-    writer.writerow(JOB_COLUMNS)
-
-    def write_csv(job: dict[str, str | None]) -> None:
-        writer.writerow([job.get(column) or "" for column in JOB_COLUMNS])
-    return write_csv
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

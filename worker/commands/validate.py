@@ -8,8 +8,8 @@ from collections import Counter
 
 from .. import exitcodes
 from ..jobs import Job, Rejection, Validator
-from ..runner import open_input, rules_from
 from ..settings import load_settings
+from ..wiring import open_input, rules_from
 from . import options
 from .run import input_spec
 

@@ -4,7 +4,7 @@
                                                                    └─ max deliveries ─► DEAD
 
 - streams.py: key names and the message format (what a producer writes).
-- connection.py: one Redis client, reconnecting with backoff for a bounded time.
+- redis_link.py: one Redis client, reconnecting with backoff for a bounded time.
 - enqueue.py: validate a jobs file and XADD the valid rows in idempotent batches.
 - consumer.py: the engine's source (read, claim, dead-letter) and sink (result + ack, atomically).
 - shared_limit.py: the rate limit shared by every replica (GCRA on the Redis clock).

@@ -7,12 +7,19 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from ..api.client import Answer
-from ..relabel import Counters
+from ..relabel import Updates
+from ..retry import Counters
 from .status import QueueStatus
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -91,14 +98,11 @@ class _RelabelCounters(Collector):
 
 
 class MeteredApi:
-    """The snapshot API with every update timed: wraps `SnapshotApi`, delegates the rest."""
+    """The snapshot API with every update timed and counted by status."""
 
-    def __init__(self, api: Any, metrics: Metrics) -> None:
+    def __init__(self, api: Updates, metrics: Metrics) -> None:
         self._api = api
         self._metrics = metrics
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._api, name)
 
     async def update(self, project_id: str, snapshot_id: str, body: dict[str, Any]) -> Answer:
         answer = await self._api.update(project_id, snapshot_id, body)

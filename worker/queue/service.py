@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import sys
 import time
@@ -14,23 +13,33 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 from .. import exitcodes
-from ..connection import Connection, connect
+from ..connection import Connection
 from ..credentials import Credentials
-from ..credentials import resolve as resolve_credentials
-from ..engine import Engine
-from ..jobs import Validator
-from ..rate import Limiter, make_limiter
+from ..errors import ConfigError
+from ..execution import execute, exit_code
 from ..logs import log
-from ..progress import Progress
+from ..rate import Limiter
 from ..redaction import SECRETS
-from ..relabel import Relabeler
+from ..relabel import Updates
 from ..report import ReportWriter
-from ..runner import http_from, retry_policy_from, rules_from, sizer_for
-from ..safety import SafetyPolicy, SafetyRules
-from ..settings import ConfigError, Settings
-from .redis_link import RedisLink, RedisLost, RedisUnavailable
+from ..retry import Counters
+from ..safety import SafetyRules
+from ..settings import Settings
+from ..stop import Stop
+from ..wiring import (
+    connection_from,
+    credentials_from,
+    engine_from,
+    limiter_from,
+    relabeler_from,
+    rules_from,
+    safety_from,
+    senders_from,
+    stop_from,
+)
 from .consumer import QueueConsumer, QueueOptions, create_group
 from .metrics import MeteredApi, Metrics
+from .redis_link import RedisLink, RedisLost, RedisUnavailable
 from .shared_limit import Combined, SharedLimiter, limit_key
 from .status import read_status
 from .streams import QueueNames
@@ -62,7 +71,7 @@ async def run_consumer(settings: Settings, spec: ConsumeSpec, on_terminal: bool 
     if on_terminal is None:
         on_terminal = sys.stderr.isatty()
     url = redis_url_from(settings)
-    creds = resolve_credentials(settings)
+    creds = credentials_from(settings)
     report = None
     if spec.report:
         try:  # appended: a consumer restarted on the same volume goes on with the same report
@@ -86,78 +95,66 @@ async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, creds
     names = QueueNames(settings.stream, settings.group)
     await link.call("connect", lambda r: r.ping())
     await create_group(link, names)
-    local = make_limiter(settings.rate)
+    local = limiter_from(settings)
+    stop = stop_from(settings)
     # The credentials and the endpoint are proven (one GET) before any job is taken.
-    async with connect(creds, http_from(settings), local, retry_policy_from(settings)) as conn:
-        return await _work(settings, spec, link, names, conn, local, report, on_terminal)
+    async with connection_from(settings, creds, local, stop) as conn:
+        return await _work(settings, spec, link, names, conn, local, stop, report, on_terminal)
+
+
+def _shared_rate(settings: Settings) -> float | None:
+    if settings.shared_rate is not None or settings.rate == "auto":
+        return settings.shared_rate  # --rate auto: each replica finds its share from the 429s
+    return settings.rate
 
 
 async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: QueueNames,
-                conn: Connection, local: Limiter, report: ReportWriter | None,
+                conn: Connection, local: Limiter, stop: Stop, report: ReportWriter | None,
                 on_terminal: bool) -> int:
-    relabeler = Relabeler(conn.api, local, retry_policy_from(settings))
-    shared_rate = settings.shared_rate
-    if shared_rate is None and settings.rate != "auto":
-        shared_rate = settings.rate  # --rate auto: each replica finds its share from the 429s
+    # The sender's parts are composed first, then the sender is built whole.
+    shared_rate = _shared_rate(settings)
     shared = None
+    limiter = local
     if shared_rate:
         key = limit_key(conn.endpoint, conn.credentials.project_id)
         shared = SharedLimiter(link.client, key, shared_rate, spec.consumer,
                                settings.throttled_backoff)
-        relabeler.limiter = Combined(local, shared)
+        limiter = Combined(local, shared)
+    counters = Counters()
+    api: Updates = conn.api
     metrics = metrics_port = None
     if settings.metrics_port is not None:
-        metrics = Metrics(relabeler.counters)
-        relabeler.api = MeteredApi(relabeler.api, metrics)  # type: ignore[assignment]
+        metrics = Metrics(counters)
+        api = MeteredApi(conn.api, metrics)
         try:
             metrics_port = metrics.serve(settings.metrics_port)
         except OSError as exc:
             raise ConfigError(f"cannot serve metrics on port {settings.metrics_port}: "
                               f"{exc.strerror or exc}") from None
-    engine: Engine | None = None
+    relabeler = relabeler_from(settings, api, conn.auth, limiter, stop, counters)
 
     def source_failed(exc: Exception) -> None:
-        if engine is not None and not engine.stopping:  # a second stop() would cancel at once
-            engine.stop("redis", settings.grace, message=str(exc))
+        stop.request("redis", message=str(exc))
 
     consumer = QueueConsumer(
         link, names,
         QueueOptions(spec.consumer, settings.claim_idle, settings.max_deliveries,
-                     # auto: the old default of 16 a read, so replicas share a small queue
-                     batch=16 if settings.concurrency == "auto" else settings.concurrency,
-                     until_empty=spec.until_empty),
-        rules_from(settings), relabeler.stopping, report, on_failure=source_failed,
+                     batch=senders_from(settings), until_empty=spec.until_empty),
+        rules_from(settings), stop.requested, report, on_failure=source_failed,
         count=metrics.job if metrics else None,
     )
     # Of run's safety rails, a stream keeps the run of 401/403 only: a continuous feed has no
     # first rows for a canary, and a share of failures (snapshots deleted since) is no sign of
     # wrong settings. The jobs not started go back to the stream for a consumer that can.
-    safety = SafetyPolicy(SafetyRules(max_failure_rate=1.0, max_consecutive_auth_failures=(
-        settings.max_consecutive_auth_failures)), settings.grace)
-    engine = Engine(consumer.rows(), Validator(rules_from(settings)), relabeler, [consumer],
-                    concurrency=16 if settings.concurrency == "auto" else settings.concurrency,
-                    progress=Progress(None, on_terminal), log_successes=not on_terminal,
-                    on_result=safety.observe, sizer=sizer_for(settings, local))
-    safety.bind(engine)
-    received: list[int] = []
-    loop = asyncio.get_running_loop()
+    safety = safety_from(settings, stop, SafetyRules(
+        max_failure_rate=1.0, max_consecutive_auth_failures=settings.max_consecutive_auth_failures))
+    engine = engine_from(settings, consumer.rows(), relabeler, [consumer], stop, local,
+                         on_terminal, on_result=safety.observe)
 
-    def credentials_refused(reason: str) -> None:
-        # Every further request would be refused too (and count toward an AK/SK lockout): stop,
-        # and hand the unfinished jobs back.
-        if not engine.stopping:
-            engine.stop(f"credentials refused: {reason}", settings.grace)
-
-    conn.auth.on_refused = credentials_refused
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
+    def on_signal() -> None:
         # Stopping: Redis gets the grace period to come back, not the whole --redis-wait.
         link.give_up_at = time.monotonic() + settings.grace
-        engine.stop(signal.Signals(signum).name, settings.grace)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
     upkeep = [asyncio.create_task(_heartbeat(consumer, settings.claim_idle))]
     if metrics:
         upkeep.append(asyncio.create_task(_update_metrics(metrics, link, names, shared)))
@@ -169,24 +166,16 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
              claim_idle_s=settings.claim_idle, max_deliveries=settings.max_deliveries,
              metrics_port=metrics_port, report=spec.report, auth=conn.auth.name)
     try:
-        summary = await engine.run()
+        ran = await execute(engine, stop, on_signal)
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
         for task in upkeep:
             task.cancel()
         await asyncio.gather(*upkeep, return_exceptions=True)
         await consumer.leave()
-    failure = consumer.failure or engine.fatal
-    if failure is not None:
-        code = _fatal(failure)
-    elif received:
-        code = exitcodes.SIGTERM if received[0] == signal.SIGTERM else exitcodes.SIGINT
-    elif summary.stopped:  # its credentials were refused mid-run, or a run of 401/403
-        code = exitcodes.STOPPED
-    else:
-        code = exitcodes.OK
-    log.info("summary", **summary.as_fields(), consumer=spec.consumer, exit_code=code)
+    failure = consumer.failure or ran.fatal
+    # A stop (credentials refused mid-run, a run of 401/403) is exit 3, as in run.
+    code = _fatal(failure) if failure is not None else exit_code(ran, problems=False)
+    log.info("summary", **ran.summary.as_fields(), consumer=spec.consumer, exit_code=code)
     return code
 
 
