@@ -8,6 +8,8 @@ import asyncio
 import json
 import os
 import random
+import resource
+import signal
 import subprocess
 import sys
 import time
@@ -122,3 +124,34 @@ async def test_resets_timeouts_503_bursts_truncated_and_non_json_bodies_lose_not
     assert result.summary.retries >= sum(happened.values())
     assert sum(int(r["attempts"]) > 2 for r in rows) > 0
 
+
+
+def test_a_full_disk_mid_job_is_exit_4_and_a_failed_manifest_never_a_traceback(sim_thread, tmp_path):
+    # The report may grow to 20 kB only (RLIMIT_FSIZE: writes past it fail as on a full disk).
+    sim = sim_thread(snapshots=1000)
+    jobs = write_jobs(tmp_path / "jobs.csv", relabel_targets(sim.sim.snapshots, 1000))
+    report = tmp_path / "report.csv"
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SNAPRELABEL_", "OS_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", "run", str(jobs), "--endpoint", sim.url, "--project-id",
+         PROJECT, "--rate", "0", "--report", str(report)],
+        capture_output=True, text=True, env={**env, "SNAPRELABEL_TOKEN": TOKEN}, cwd=ROOT,
+        preexec_fn=small_disk, timeout=120)
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "snaprelabel run: error: cannot go on" in done.stderr and "--resume" in done.stderr
+    manifest = json.loads((tmp_path / "report.csv.manifest.json").read_text())
+    assert (manifest["status"], manifest["exit_code"]) == ("failed", 4)
+    # Space freed: --resume finishes the job, and every snapshot carries its new name.
+    resumed = subprocess.run(
+        [sys.executable, "-m", "worker", "run", str(jobs), "--endpoint", sim.url, "--project-id",
+         PROJECT, "--rate", "0", "--report", str(report), "--resume"],
+        capture_output=True, text=True, env={**env, "SNAPRELABEL_TOKEN": TOKEN}, cwd=ROOT, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    final = {r["line"]: r["outcome"] for r in read_report(report)}
+    assert len(final) == 1000 and set(final.values()) == {"applied"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import sys
 from collections import Counter
@@ -59,6 +60,7 @@ class JobResult:
     summary: Summary
     exit_code: int
     report: str
+    error: str | None = None  # why the job could not go on (exit code 4), in one line
 
 
 def default_report_path(fmt: str) -> str:
@@ -237,12 +239,21 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, conn: Connection |
     if not summary.rows and not summary.skipped:
         log.warning("no rows in the input", input=spec.input.display_name)
     totals = summary.counts + (journal.counts if journal else Counter())
+    try:
+        report.close()  # before the manifest: it records the report's final checksum
+    except OSError as exc:  # the last rows could not be written (a full disk): fatal too
+        log.error("cannot record results", error=f"{type(exc).__name__}: {exc}")
+        ran = dataclasses.replace(ran, fatal=ran.fatal or exc)
     code = exit_code(ran, problems=bool(totals[Outcome.REJECTED] or totals[Outcome.FAILED]))
-    report.close()  # the manifest records the report's final checksum
-    manifest.finish(ran.status, {
-        **job_figures(summary, code),
-        # The whole report, earlier runs included: one answer per input line.
-        "report_totals": {"rows": sum(totals.values()), **{str(o): n for o, n in totals.items()}},
-    })
+    try:
+        manifest.finish(ran.status, {
+            **job_figures(summary, code),
+            # The whole report, earlier runs included: one answer per input line.
+            "report_totals": {"rows": sum(totals.values()),
+                              **{str(o): n for o, n in totals.items()}},
+        })
+    except OSError as exc:
+        log.error("cannot write the manifest", path=manifest.report_path, error=f"{type(exc).__name__}: {exc}")
     log.info("summary", **summary.as_fields(), report=report.path, exit_code=code)
-    return JobResult(summary, code, report.path)
+    fatal = f"cannot go on: {type(ran.fatal).__name__}: {ran.fatal}" if ran.fatal else None
+    return JobResult(summary, code, report.path, fatal)

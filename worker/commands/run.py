@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .. import fastpath
 from ..confirm import wants_confirmation
 from ..logs import configure
+from ..redaction import SECRETS
 from ..runner import JobSpec, run_job
 from ..settings import load_settings
 from ..sources import InputSpec
@@ -53,4 +55,8 @@ def main(args: argparse.Namespace) -> int:
     source = input_spec(args)
     spec = JobSpec(source, args.report, args.dry_run, args.overwrite,
                    confirm=wants_confirmation(source, args.yes, args.dry_run), resume=args.resume)
-    return fastpath.run(run_job(settings, spec)).exit_code
+    result = fastpath.run(run_job(settings, spec))
+    if result.error is not None:
+        print(f"snaprelabel run: error: {SECRETS.redact(result.error)}; the report holds every row "
+              f"written before it; --resume continues the job", file=sys.stderr)
+    return result.exit_code
