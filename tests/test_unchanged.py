@@ -214,3 +214,25 @@ def test_undo_of_something_that_is_not_a_report_is_one_clear_line(tmp_path):
     done = run_cli("undo", str(tmp_path / "jobs.csv"))
     assert done.returncode == 2 and "not a snaprelabel report" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+async def test_undo_restores_rows_a_2xx_may_have_applied_though_its_body_was_unreadable(sim, tmp_path):
+    # A 204 or a 200 with an HTML body: the server accepted the PUT, the tool could not confirm
+    # it (failed, unreadable_response). Undo must put those back too, not say "0 rows".
+    ids = sorted(sim.snapshots)[:2]
+    jobs = write_rows(tmp_path / "jobs.csv", ["snapshot_id", "name", "previous_name"],
+                      [[ids[0], "new-0", "old-0"], [ids[1], "new-1", "old-1"]])
+    report = tmp_path / "r.csv"
+    await run(sim, jobs, report)
+    rows = read_report(report)
+    with report.open("w", encoding="utf-8", newline="") as f:
+        out = csv.DictWriter(f, list(rows[0]))
+        out.writeheader()
+        out.writerows({**r, "outcome": "failed", "http_status": status, "attempts": "6",
+                       "error_code": "unreadable_response"}
+                      for r, status in zip(rows, ("204", "200")))
+
+    undo = run_cli("undo", str(report))
+    assert undo.returncode == 0, undo.stderr
+    assert "undo: 2 rows to restore" in undo.stderr
+    assert sorted(r["name"] for r in csv.DictReader(undo.stdout.splitlines())) == ["old-0", "old-1"]
