@@ -150,8 +150,8 @@ class Settings(BaseSettings):
         "security token of temporary AK/SK credentials; environment or config file only"))
     # Queue mode (enqueue, consume, queue status)
     redis_url: SecretStr | None = Field(None, description=(  # may hold a password: a secret
-        "queue mode: redis://[:PASSWORD@]HOST:6379/0, rediss:// for TLS, or unix://; prefer "
-        "SNAPRELABEL_REDIS_URL when it holds a password"))
+        "queue mode: redis://[:PASSWORD@]HOST:6379/0, rediss:// for TLS, or unix://; kept secret "
+        "(masked in the manifest): prefer SNAPRELABEL_REDIS_URL when it holds a password"))
     stream: str = Field("relabel:jobs", min_length=1, description=(
         "the jobs stream; its results go to STREAM:results, dead letters to STREAM:dead"))
     group: str = Field("relabel", min_length=1, description="the consumer group")
@@ -238,7 +238,7 @@ class Settings(BaseSettings):
 
     def public(self) -> dict[str, Any]:
         """The effective settings without any secret, for logs and manifests."""
-        return self.model_dump(mode="json", exclude=SECRET_FIELDS)
+        return self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
 
     @property
     def cloud_file(self) -> Path | None:
