@@ -10,6 +10,7 @@ import argparse
 import re
 import sys
 
+from .cli import build_parser
 from .settings import Settings, default_text, env_names
 
 COMMAND = "python -m worker.settings_doc > docs/settings.md"
@@ -40,10 +41,8 @@ from the same descriptions as this table.
 """
 
 
-def settings_flags() -> dict[str, list[str]]:
+def flags_by_setting() -> dict[str, list[str]]:
     """Every command's flags for each setting: the flags whose default is 'absent'."""
-    from .cli import build_parser  # the commands, only when the page is made
-
     found: dict[str, list[str]] = {}
 
     def walk(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +59,7 @@ def settings_flags() -> dict[str, list[str]]:
 
 
 def render() -> str:
-    flags = settings_flags()
+    flags = flags_by_setting()
     rows = []
     for name, field in Settings.model_fields.items():
         rows.append("| " + " | ".join((
