@@ -31,74 +31,138 @@ _config_file: ContextVar[Path | None] = ContextVar("config_file", default=None)
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SNAPRELABEL_", extra="forbid")
 
+    # Every field's description is its one documentation: the flag's help (commands/options.py)
+    # and docs/settings.md (python -m worker.settings_doc) are made from it.
+
     # Where and as whom
-    endpoint: str | None = None
-    project_id: str | None = None
-    token: SecretStr | None = None
-    no_auth: bool = False
-    path_family: Literal["v2", "evs", "cinder-v3"] = "v2"
+    endpoint: str | None = Field(None, description=(
+        "base URL of the snapshot API, e.g. https://evs.cn-north-4.myhuaweicloud.com; unset: the "
+        "service catalog's, else the Huawei Cloud endpoint of --region"))
+    project_id: str | None = Field(None, description=(
+        "project of rows without a project_id column, and the project the credential check "
+        "lists; 32 hex digits"))
+    token: SecretStr | None = Field(None, description=(
+        "an X-Auth-Token you already have; prefer SNAPRELABEL_TOKEN or OS_TOKEN (flags show in "
+        "ps); it cannot be renewed: once it expires, rows fail with 401"))
+    no_auth: bool = Field(False, description="send no credentials (a local simulator started with --no-auth)")
+    path_family: Literal["v2", "evs", "cinder-v3"] = Field("v2", description=(
+        "v2: /v2/{project}/snapshots (the seed's); evs: /v2/{project}/cloudsnapshots (Huawei's "
+        "native); cinder-v3: /v3/{project}/snapshots; when not given and the endpoint comes from "
+        "the service catalog, its service type decides"))
     # How fast
-    # requests per second for the whole job; 0 = no limit; "auto" finds the quota from 429s
-    rate: float | Literal["auto"] = 5.0
-    # requests in flight; "auto" sizes it from the rate and the latency seen
-    concurrency: int | Literal["auto"] = "auto"
-    connect_timeout: float = Field(10.0, gt=0)
-    read_timeout: float = Field(30.0, gt=0)
-    total_timeout: float = Field(60.0, gt=0)
+    rate: float | Literal["auto"] = Field(5.0, description=(
+        "requests per second for the whole job, retries included; 0 = no limit; auto = find the "
+        "API's quota from its 429 answers"))
+    concurrency: int | Literal["auto"] = Field("auto", description=(
+        "requests in flight, 1 to 1024; auto = from the rate and the latency seen, 64 without a "
+        "rate limit"))
+    connect_timeout: float = Field(10.0, gt=0, description="seconds to connect, per request")
+    read_timeout: float = Field(30.0, gt=0, description=(
+        "seconds to wait for each read of an answer, per request"))
+    total_timeout: float = Field(60.0, gt=0, description="seconds for one request, connect to last byte")
     # Retries
-    max_attempts: int = Field(6, ge=1, le=100)
-    backoff_base: float = Field(0.5, ge=0)
-    backoff_cap: float = Field(30.0, ge=0)
-    job_deadline: float = Field(300.0, gt=0)
-    throttled_backoff: float = Field(2.0, ge=0)
+    max_attempts: int = Field(6, ge=1, le=100, description="attempts per row, the first included; 1 to 100")
+    backoff_base: float = Field(0.5, ge=0, description=(
+        "seconds; attempt n waits up to base * 2^(n-1), with full jitter"))
+    backoff_cap: float = Field(30.0, ge=0, description="longest single wait between attempts, in seconds")
+    job_deadline: float = Field(300.0, gt=0, description="seconds from a row's first attempt to its last")
+    throttled_backoff: float = Field(2.0, ge=0, description=(
+        "least wait in seconds after a 429 without Retry-After: gateways count per second or per "
+        "minute"))
     # TLS
-    verify_tls: bool = True
-    ca_bundle: Path | None = None
+    verify_tls: bool = Field(True, description=(
+        "whether TLS certificates are verified; --insecure (or OS_INSECURE=true) turns "
+        "verification off, with a warning on every run"))
+    ca_bundle: Path | None = Field(None, description="CA certificates file to verify TLS with")
     # Rules
-    allow_autobk_prefix: bool = False
-    skip_unchanged: bool = False
-    limits_profile: Literal["seed", "huawei-current"] = "seed"
+    allow_autobk_prefix: bool = Field(False, description=(
+        "allow target names starting autobk_snapshot_, and changes to backup-owned snapshots"))
+    skip_unchanged: bool = Field(False, description=(
+        "list the live snapshots first; send no PUT for rows already at their target, whose "
+        "snapshot is missing, or backup-owned"))
+    limits_profile: Literal["seed", "huawei-current"] = Field("seed", description=(
+        "length limits: seed = 255 UTF-8 bytes per field; huawei-current = Huawei's current "
+        "documentation, name 64 / description 85 characters"))
     # Safety rails (worker.safety)
-    max_failure_rate: float = Field(0.5, ge=0, le=1)
-    min_tasks: int = Field(100, ge=1)
-    max_consecutive_auth_failures: int = Field(10, ge=0, description="0 = off")
-    canary: int = Field(0, ge=0, description="0 = no canary")
-    limit: int | None = Field(None, ge=1)
+    max_failure_rate: float = Field(0.5, ge=0, le=1, description=(
+        "stop (exit 3) once more than this fraction of the rows sent failed; 1 = never"))
+    min_tasks: int = Field(100, ge=1, description=(
+        "rows sent and finished before the failure rate is judged"))
+    max_consecutive_auth_failures: int = Field(10, ge=0, description=(
+        "stop after this many rows in a row answered 401/403 (run: exit 3; consume: the consumer "
+        "exits 3 and the jobs it has not sent go back to the stream); 0 = off"))
+    canary: int = Field(0, ge=0, description=(
+        "send the first N valid rows alone; go on only if none of them failed; 0 = no canary"))
+    limit: int | None = Field(None, ge=1, description=(
+        "send only the first N valid rows; record the rest as not_attempted"))
     # Output
-    report_format: Literal["csv", "jsonl"] = "csv"
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["auto", "json", "console"] = "auto"
-    fsync: bool = True  # costs ~18% of rows/s unpaced, nothing at API rates (README, Durability)
-    grace: float = Field(20.0, ge=0)
-    # Credentials (README "Authentication"). Secrets come from the environment, a file or a
-    # config file, never from a flag: flags show in `ps`.
-    auth_method: Literal["auto", "token", "password", "aksk", "none"] = "auto"
-    os_cloud: str | None = None
-    auth_url: str | None = None
-    username: str | None = None
-    user_id: str | None = None
-    user_domain_name: str | None = None
-    user_domain_id: str | None = None
-    password: SecretStr | None = None
-    password_file: Path | None = None
-    project_name: str | None = None
-    project_domain_name: str | None = None
-    project_domain_id: str | None = None
-    region: str | None = None
-    interface: Literal["public", "internal", "admin"] = "public"
-    access_key: str | None = None
-    secret_key: SecretStr | None = None
-    sk_file: Path | None = None
-    security_token: SecretStr | None = None
+    report_format: Literal["csv", "jsonl"] = Field("csv", description=(
+        "report file format: csv or jsonl; only JSON Lines can tell an empty value from an "
+        "unknown one"))
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description=(
+        "least severe log event shown: debug, info, warning or error"))
+    log_format: Literal["auto", "json", "console"] = Field("auto", description=(
+        "auto: JSON lines unless stdout is a terminal; json; console"))
+    # Costs ~18% of rows/s unpaced, nothing at API rates: docs/design.md#durability.
+    fsync: bool = Field(True, description=(
+        "make every batch of report rows durable on disk before its senders take new rows "
+        "(consume: before its jobs are acknowledged); --no-fsync for a scratch run"))
+    grace: float = Field(20.0, ge=0, description=(
+        "seconds requests in flight may finish after SIGTERM/SIGINT or a safety stop"))
+    # Credentials (docs/auth.md). Secrets come from the environment, a file or a config file,
+    # never from a flag: flags show in `ps`.
+    auth_method: Literal["auto", "token", "password", "aksk", "none"] = Field("auto", description=(
+        "auto: --no-auth, else a token, else an access key, else a password; or one of token, "
+        "password, aksk, none"))
+    os_cloud: str | None = Field(None, description=(
+        "a cloud of clouds.yaml, which fills every setting no other source gives"))
+    auth_url: str | None = Field(None, description=(
+        "Keystone / IAM URL; unset: https://iam.{region}.myhuaweicloud.com/v3 from --region"))
+    username: str | None = Field(None, description="user name, for a password")
+    user_id: str | None = Field(None, description="user id, for a password (instead of a name and domain)")
+    user_domain_name: str | None = Field(None, description=(
+        "the user's domain by name; with neither name nor id: the domain with id 'default'"))
+    user_domain_id: str | None = Field(None, description=(
+        "the user's domain by id; with neither name nor id: 'default'"))
+    password: SecretStr | None = Field(None, description=(
+        "the password; environment or config file only (flags show in ps); --password-file wins"))
+    password_file: Path | None = Field(None, description="read the password from FILE (a container secret)")
+    project_name: str | None = Field(None, description="scope the token by project name instead of id")
+    project_domain_name: str | None = Field(None, description=(
+        "the project's domain by name; with neither name nor id: the user's domain"))
+    project_domain_id: str | None = Field(None, description=(
+        "the project's domain by id; with neither name nor id: the user's domain"))
+    region: str | None = Field(None, description=(
+        "catalog region (required when the catalog offers several); without an endpoint or auth "
+        "URL, the Huawei Cloud region: https://evs.REGION.myhuaweicloud.com and "
+        "https://iam.REGION.myhuaweicloud.com/v3"))
+    interface: Literal["public", "internal", "admin"] = Field("public", description=(
+        "catalog interface: public, internal or admin; publicURL and the like are read too"))
+    access_key: str | None = Field(None, description="access key (AK) for AK/SK request signing")
+    secret_key: SecretStr | None = Field(None, description=(
+        "secret key (SK) for AK/SK request signing; environment or config file only (flags show "
+        "in ps); --sk-file wins"))
+    sk_file: Path | None = Field(None, description="read the SK from FILE (a container secret)")
+    security_token: SecretStr | None = Field(None, description=(
+        "security token of temporary AK/SK credentials; environment or config file only"))
     # Queue mode (enqueue, consume, queue status)
-    redis_url: SecretStr | None = None  # may hold a password: a secret
-    stream: str = Field("relabel:jobs", min_length=1)
-    group: str = Field("relabel", min_length=1)
-    shared_rate: float | None = Field(None, ge=0, description="requests/s for all replicas; default: rate")
-    claim_idle: float = Field(60.0, gt=0)
-    max_deliveries: int = Field(5, ge=1)
-    redis_wait: float = Field(300.0, ge=0)
-    metrics_port: int | None = Field(None, ge=0, le=65535)
+    redis_url: SecretStr | None = Field(None, description=(  # may hold a password: a secret
+        "queue mode: redis://[:PASSWORD@]HOST:6379/0, rediss:// for TLS, or unix://; kept secret "
+        "(masked in the manifest): prefer SNAPRELABEL_REDIS_URL when it holds a password"))
+    stream: str = Field("relabel:jobs", min_length=1, description=(
+        "the jobs stream; its results go to STREAM:results, dead letters to STREAM:dead"))
+    group: str = Field("relabel", min_length=1, description="the consumer group")
+    shared_rate: float | None = Field(None, ge=0, description=(
+        "requests/s for all consumers of this endpoint and project together, kept in Redis; "
+        "0 = not shared; unset: --rate, unless that is auto"))
+    claim_idle: float = Field(60.0, gt=0, description=(
+        "seconds a held job may go without a sign of life before another consumer takes it"))
+    max_deliveries: int = Field(5, ge=1, description=(
+        "deliveries of a job before it goes to the dead-letter stream"))
+    redis_wait: float = Field(300.0, ge=0, description=(
+        "seconds to keep reconnecting to an unreachable Redis before giving up with exit code 4"))
+    metrics_port: int | None = Field(None, ge=0, le=65535, description=(
+        "consume: serve Prometheus metrics on this port; 0 = a free one"))
 
     _cloud_file: Path | None = PrivateAttr(None)  # the clouds.yaml the cloud came from
 
@@ -171,7 +235,7 @@ class Settings(BaseSettings):
 
     def public(self) -> dict[str, Any]:
         """The effective settings without any secret, for logs and manifests."""
-        return self.model_dump(mode="json", exclude=SECRET_FIELDS)
+        return self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
 
     @property
     def cloud_file(self) -> Path | None:
@@ -179,6 +243,27 @@ class Settings(BaseSettings):
 
 
 SECRET_FIELDS = frozenset({"token", "password", "secret_key", "security_token"})
+# Read by hand in ecosystem.env_values rather than through its ENV_SETTINGS table.
+_EXTRA_ENV = {"project_id": (ecosystem.HUAWEI_PROJECT_ENV,), "verify_tls": ("OS_INSECURE",)}
+
+
+def env_names(name: str) -> list[str]:
+    """The environment variables that set a setting, the one that wins first."""
+    ours = f"{Settings.model_config.get('env_prefix', '')}{name}".upper()
+    theirs = [var for var, setting in ecosystem.ENV_SETTINGS.items() if setting == name]
+    return [ours, *theirs, *_EXTRA_ENV.get(name, ())]
+
+
+def default_text(name: str) -> str | None:
+    """A setting's default as a user would write it; None when it has none."""
+    default = Settings.model_fields[name].default
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default)
 
 
 def _http_url(value: str, example: str) -> str:

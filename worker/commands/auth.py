@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "endpoint, and GET one page of the snapshot list; print the method and "
                     "endpoint used. Exit 0: the credentials work; 2: they do not (one line).")
     check.add_argument("--project-id", dest="project_id", default=options.S,
-                       help="the project to list (env SNAPRELABEL_PROJECT_ID, OS_PROJECT_ID)")
+                       help=options.help_for("project_id"))
     options.add_api(check)
     options.add_config(check)
     check.set_defaults(handler=main)

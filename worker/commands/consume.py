@@ -26,27 +26,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     queue.add_argument("--until-empty", dest="until_empty", action="store_true",
                        help="exit 0 once no job is waiting or pending (a container job)")
     queue.add_argument("--claim-idle", dest="claim_idle", type=float, default=S,
-                       help="take over jobs another consumer has held this many seconds without "
-                            "a sign of life (default 60)")
+                       help=options.help_for("claim_idle"))
     queue.add_argument("--max-deliveries", dest="max_deliveries", type=int, default=S,
-                       help="deliveries of a job before it goes to the dead-letter stream (default 5)")
+                       help=options.help_for("max_deliveries"))
     queue.add_argument("--shared-rate", dest="shared_rate", type=float, default=S,
-                       help="requests/s for all consumers of this endpoint and project together, "
-                            "kept in Redis (default: --rate; 0 = not shared)")
-    options.add_auth_failure_rail(
-        queue, "stop this consumer (exit 3) after this many jobs in a row answered 401/403; the "
-               "jobs it has not sent go back to the stream")
+                       help=options.help_for("shared_rate"))
+    options.add_auth_failure_rail(queue)
     queue.add_argument("--metrics-port", dest="metrics_port", type=int, default=S,
-                       help="serve Prometheus metrics on this port (0: a free one)")
+                       help=options.help_for("metrics_port"))
     options.add_rules(parser)
     options.add_api(parser)
     report = parser.add_argument_group("report")
     report.add_argument("--report", metavar="FILE",
                         help="also write each result to this local report (appended)")
-    report.add_argument("--report-format", dest="report_format", default=S, choices=("csv", "jsonl"))
+    report.add_argument("--report-format", dest="report_format", default=S, choices=("csv", "jsonl"),
+                        help=options.help_for("report_format"))
     report.add_argument("--fsync", action=argparse.BooleanOptionalAction, default=S,
-                        help="make every report row durable on disk before its job is acknowledged "
-                             "(default on)")
+                        help=options.help_for("fsync"))
     options.add_config(parser)
     parser.set_defaults(handler=main)
 

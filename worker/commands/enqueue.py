@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--report", metavar="FILE",
                        help="report of the rejected rows (default: snaprelabel-report-<UTC time>.csv)")
     group.add_argument("--report-format", dest="report_format", default=options.S,
-                       choices=("csv", "jsonl"))
+                       choices=("csv", "jsonl"), help=options.help_for("report_format"))
     group.add_argument("--overwrite", action="store_true", help="replace an existing report file")
     options.add_config(parser)
     parser.set_defaults(handler=main)

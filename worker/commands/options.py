@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..settings import Settings
+from ..settings import Settings, default_text, env_names
 
 S = argparse.SUPPRESS
 
@@ -33,15 +33,11 @@ def add_input(parser: argparse.ArgumentParser) -> None:
 
 def add_rules(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("validation")
-    group.add_argument("--project-id", dest="project_id", default=S,
-                       help="project of rows without a project_id column (env SNAPRELABEL_PROJECT_ID)")
+    group.add_argument("--project-id", dest="project_id", default=S, help=help_for("project_id"))
     group.add_argument("--allow-autobk-prefix", dest="allow_autobk_prefix", action="store_true",
-                       default=S, help="allow target names starting autobk_snapshot_, and "
-                                       "changes to backup-owned snapshots")
+                       default=S, help=help_for("allow_autobk_prefix"))
     group.add_argument("--limits-profile", dest="limits_profile", default=S,
-                       choices=("seed", "huawei-current"),
-                       help="length limits: seed = 255 bytes (default); huawei-current = "
-                            "name 64 / description 85 characters")
+                       choices=("seed", "huawei-current"), help=help_for("limits_profile"))
 
 
 def add_config(parser: argparse.ArgumentParser) -> None:
@@ -49,71 +45,62 @@ def add_config(parser: argparse.ArgumentParser) -> None:
                         help="settings file (see config/snaprelabel.example.toml)")
     group = parser.add_argument_group("output")
     group.add_argument("--log-level", dest="log_level", default=S,
-                       choices=("debug", "info", "warning", "error"))
+                       choices=("debug", "info", "warning", "error"), help=help_for("log_level"))
     group.add_argument("--log-format", dest="log_format", default=S,
-                       choices=("auto", "json", "console"),
-                       help="auto: JSON lines unless stdout is a terminal")
+                       choices=("auto", "json", "console"), help=help_for("log_format"))
 
 
 def add_api(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("API")
-    group.add_argument("--endpoint", default=S,
-                       help="base URL, e.g. https://evs.cn-north-4.myhuaweicloud.com")
-    group.add_argument("--token", default=S,
-                       help="X-Auth-Token (prefer the env var SNAPRELABEL_TOKEN: flags show in ps)")
+    group.add_argument("--endpoint", default=S, help=help_for("endpoint"))
+    group.add_argument("--token", default=S, help=help_for("token"))
     group.add_argument("--no-auth", dest="no_auth", action="store_true", default=S,
-                       help="send no credentials (a local simulator started with --no-auth)")
+                       help=help_for("no_auth"))
     group.add_argument("--path-family", dest="path_family", default=S,
-                       choices=("v2", "evs", "cinder-v3"),
-                       help="v2: /v2/{project}/snapshots (default); evs: "
-                            "/v2/{project}/cloudsnapshots; cinder-v3: /v3/{project}/snapshots")
+                       choices=("v2", "evs", "cinder-v3"), help=help_for("path_family"))
     group.add_argument("--insecure", dest="verify_tls", action="store_false", default=S,
-                       help="do not verify TLS certificates (warned on every run)")
-    group.add_argument("--ca-bundle", dest="ca_bundle", default=S, help="CA certificates file")
-    group.add_argument("--connect-timeout", dest="connect_timeout", type=float, default=S)
-    group.add_argument("--read-timeout", dest="read_timeout", type=float, default=S)
+                       help=help_for("verify_tls"))
+    group.add_argument("--ca-bundle", dest="ca_bundle", default=S, help=help_for("ca_bundle"))
+    group.add_argument("--connect-timeout", dest="connect_timeout", type=float, default=S,
+                       help=help_for("connect_timeout"))
+    group.add_argument("--read-timeout", dest="read_timeout", type=float, default=S,
+                       help=help_for("read_timeout"))
     group.add_argument("--total-timeout", dest="total_timeout", type=float, default=S,
-                       help="seconds for one request, connect to last byte (default 60)")
+                       help=help_for("total_timeout"))
     add_auth(parser)
     pace = parser.add_argument_group("pace and retries")
-    pace.add_argument("--rate", type=number_or_auto(float), default=S,
-                      help="requests per second for the whole job, retries included (default 5; "
-                           "0 = no limit; auto = find the API's quota from its 429 answers)")
+    pace.add_argument("--rate", type=number_or_auto(float), default=S, help=help_for("rate"))
     pace.add_argument("--concurrency", type=number_or_auto(int), default=S,
-                      help="requests in flight (default auto: from the rate and the latency)")
+                      help=help_for("concurrency"))
     pace.add_argument("--max-attempts", dest="max_attempts", type=int, default=S,
-                      help="attempts per row, the first included (default 6)")
+                      help=help_for("max_attempts"))
     pace.add_argument("--backoff-base", dest="backoff_base", type=float, default=S,
-                      help="seconds; attempt n waits up to base*2^(n-1) (default 0.5)")
+                      help=help_for("backoff_base"))
     pace.add_argument("--backoff-cap", dest="backoff_cap", type=float, default=S,
-                      help="longest single wait in seconds (default 30)")
+                      help=help_for("backoff_cap"))
     pace.add_argument("--job-deadline", dest="job_deadline", type=float, default=S,
-                      help="seconds from a row's first attempt to its last (default 300)")
+                      help=help_for("job_deadline"))
     pace.add_argument("--throttled-backoff", dest="throttled_backoff", type=float, default=S,
-                      help="least wait after a 429 without Retry-After (default 2)")
-    pace.add_argument("--grace", type=float, default=S,
-                      help="seconds requests in flight may finish after SIGTERM/SIGINT (default 20)")
+                      help=help_for("throttled_backoff"))
+    pace.add_argument("--grace", type=float, default=S, help=help_for("grace"))
 
 
 def add_safety(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "safety rails", "a safety stop records the rows not yet sent as not_attempted and exits 3")
     group.add_argument("--max-failure-rate", dest="max_failure_rate", type=float, default=S,
-                       help="stop once more than this fraction of the rows sent failed "
-                            "(default 0.5; 1 = never)")
+                       help=help_for("max_failure_rate"))
     group.add_argument("--min-tasks", dest="min_tasks", type=int, default=S,
-                       help="rows sent and finished before the failure rate is judged (default 100)")
-    add_auth_failure_rail(group, "stop after this many rows in a row answered 401/403")
-    group.add_argument("--canary", type=int, default=S, metavar="N",
-                       help="send the first N valid rows alone; go on only if none of them failed")
-    group.add_argument("--limit", type=int, default=S, metavar="N",
-                       help="send only the first N valid rows; record the rest as not_attempted")
+                       help=help_for("min_tasks"))
+    add_auth_failure_rail(group)
+    group.add_argument("--canary", type=int, default=S, metavar="N", help=help_for("canary"))
+    group.add_argument("--limit", type=int, default=S, metavar="N", help=help_for("limit"))
 
 
-def add_auth_failure_rail(group: argparse._ArgumentGroup, what: str) -> None:
+def add_auth_failure_rail(group: argparse._ArgumentGroup) -> None:
     """The run of 401/403 that stops a job (run) or a consumer (consume)."""
     group.add_argument("--max-consecutive-auth-failures", dest="max_consecutive_auth_failures",
-                       type=int, default=S, help=f"{what} (default 10; 0 = off)")
+                       type=int, default=S, help=help_for("max_consecutive_auth_failures"))
 
 
 def add_auth(parser: argparse.ArgumentParser) -> None:
@@ -122,40 +109,35 @@ def add_auth(parser: argparse.ArgumentParser) -> None:
                        "secret keys come from the environment or a file, never a flag")
     group.add_argument("--auth-method", dest="auth_method", default=S,
                        choices=("auto", "token", "password", "aksk", "none"),
-                       help="auto (default): --no-auth, else a token, else an access key, else a password")
+                       help=help_for("auth_method"))
     group.add_argument("--os-cloud", dest="os_cloud", default=S, metavar="NAME",
-                       help="a cloud of clouds.yaml (env OS_CLOUD)")
-    group.add_argument("--auth-url", dest="auth_url", default=S,
-                       help="Keystone / IAM URL (env OS_AUTH_URL)")
-    group.add_argument("--username", default=S, help="env OS_USERNAME")
+                       help=help_for("os_cloud"))
+    group.add_argument("--auth-url", dest="auth_url", default=S, help=help_for("auth_url"))
+    group.add_argument("--username", default=S, help=help_for("username"))
     group.add_argument("--user-domain-name", dest="user_domain_name", default=S,
-                       help="env OS_USER_DOMAIN_NAME (default: the domain with id 'default')")
+                       help=help_for("user_domain_name"))
     group.add_argument("--project-name", dest="project_name", default=S,
-                       help="scope by name instead of id (env OS_PROJECT_NAME)")
+                       help=help_for("project_name"))
     group.add_argument("--password-file", dest="password_file", default=S, metavar="FILE",
-                       help="read the password from FILE (a container secret)")
-    group.add_argument("--region", default=S,
-                       help="catalog region (env OS_REGION_NAME); without an endpoint or auth URL, "
-                            "the Huawei Cloud region: https://evs.REGION.myhuaweicloud.com and "
-                            "https://iam.REGION.myhuaweicloud.com")
+                       help=help_for("password_file"))
+    group.add_argument("--region", default=S, help=help_for("region"))
     group.add_argument("--interface", default=S, choices=("public", "internal", "admin"),
-                       help="catalog interface (default public; env OS_INTERFACE)")
-    group.add_argument("--access-key", dest="access_key", default=S,
-                       help="AK for AK/SK signing (env HUAWEICLOUD_SDK_AK)")
+                       help=help_for("interface"))
+    group.add_argument("--access-key", dest="access_key", default=S, help=help_for("access_key"))
     group.add_argument("--sk-file", dest="sk_file", default=S, metavar="FILE",
-                       help="read the SK from FILE (a container secret)")
+                       help=help_for("sk_file"))
 
 
 def add_report(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("report")
     group.add_argument("--report", metavar="FILE",
                        help="report file (default: snaprelabel-report-<UTC time>.csv)")
-    group.add_argument("--report-format", dest="report_format", default=S, choices=("csv", "jsonl"))
+    group.add_argument("--report-format", dest="report_format", default=S, choices=("csv", "jsonl"),
+                       help=help_for("report_format"))
     group.add_argument("--overwrite", action="store_true",
                        help="replace an existing report file")
     group.add_argument("--fsync", action=argparse.BooleanOptionalAction, default=S,
-                       help="make every report row durable on disk before its sender takes the "
-                            "next row (default on; --no-fsync for a scratch run)")
+                       help=help_for("fsync"))
 
 
 def number_or_auto(kind: type) -> Any:
@@ -170,6 +152,21 @@ def number_or_auto(kind: type) -> Any:
                 f"{text!r} is not {'an integer' if kind is int else 'a number'} or auto") from None
 
     return parse
+
+
+def help_for(name: str) -> str:
+    """A setting's flag help, made from its description in the model (worker/settings.py), where
+    the text is written once; its default and the ecosystem's variables are appended."""
+    field = Settings.model_fields[name]
+    if not field.description:
+        raise ValueError(f"setting {name} has no description in worker/settings.py")
+    notes = []
+    if field.default is not None and not isinstance(field.default, bool):
+        notes.append(f"default {default_text(name)}")
+    if theirs := env_names(name)[1:]:
+        notes.append(f"env {', '.join(theirs)}")
+    text = f"{field.description} ({'; '.join(notes)})" if notes else field.description
+    return text.replace("%", "%%")  # argparse formats help with %
 
 
 def settings_flags(args: argparse.Namespace) -> dict[str, Any]:

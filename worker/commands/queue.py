@@ -17,15 +17,11 @@ S = argparse.SUPPRESS
 def add_redis(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("queue")
     group.add_argument("--redis", dest="redis_url", default=S, metavar="URL",
-                       help="redis://[:PASSWORD@]HOST:6379/0, or rediss:// for TLS (prefer the "
-                            "env var SNAPRELABEL_REDIS_URL when it holds a password)")
-    group.add_argument("--stream", default=S,
-                       help="the jobs stream (default relabel:jobs; its results go to "
-                            "relabel:results, dead letters to relabel:dead)")
-    group.add_argument("--group", default=S, help="the consumer group (default relabel)")
+                       help=options.help_for("redis_url"))
+    group.add_argument("--stream", default=S, help=options.help_for("stream"))
+    group.add_argument("--group", default=S, help=options.help_for("group"))
     group.add_argument("--redis-wait", dest="redis_wait", type=float, default=S,
-                       help="seconds to keep reconnecting to an unreachable Redis before giving "
-                            "up with exit code 4 (default 300)")
+                       help=options.help_for("redis_wait"))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -33,9 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="continue the report of an earlier run of this jobs file: rows it "
                              "already answers are skipped, the rest are appended")
     parser.add_argument("--skip-unchanged", dest="skip_unchanged", action="store_true",
-                        default=options.S,
-                        help="list the live snapshots first; send no PUT for rows already at "
-                             "their target, whose snapshot is missing, or backup-owned")
+                        default=options.S, help=options.help_for("skip_unchanged"))
     options.add_config(parser)
     parser.set_defaults(handler=main)
 
