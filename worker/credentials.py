@@ -57,7 +57,8 @@ class Credentials:
         if self.method == "aksk":
             assert self.key is not None
             temporary = ", temporary (security token)" if self.key.security_token else ""
-            return f"AK/SK (SDK-HMAC-SHA256, access key {self.key.access_key}{temporary}, project {self.key.project_id})"
+            return (f"AK/SK (SDK-HMAC-SHA256, access key {self.key.access_key}{temporary}, "
+                    f"project {self.key.project_id})")
         if self.method == "token":
             return "token (X-Auth-Token)"
         return "none (no credentials sent)"

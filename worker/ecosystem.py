@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-
 ENV_SETTINGS: dict[str, str] = {
     "OS_CLOUD": "os_cloud",
     "OS_AUTH_TYPE": "auth_method",

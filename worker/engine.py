@@ -189,7 +189,7 @@ class Engine:
             except asyncio.CancelledError:
                 if not self._stopping.is_set():
                     raise
-            except Exception as exc:  # noqa: BLE001 - a source's bug must not end the job silently
+            except Exception as exc:
                 self._fail(exc, "cannot read the input")
             await self._put_job(None)  # the end: each sender passes it on to the next
             while self._senders:  # senders added meanwhile too
@@ -351,7 +351,7 @@ class Engine:
             except asyncio.CancelledError:
                 self._emit(self._stopped_result(job, "stopped while its request was in flight"))
                 return
-            except Exception as exc:  # noqa: BLE001 - recorded, then fatal: never a silent loss
+            except Exception as exc:
                 self._emit(from_job(job, Outcome.FAILED, error_code="internal_error",
                                     error_message=f"{type(exc).__name__}: {exc}"))
                 self._fail(exc, "internal error")
@@ -408,7 +408,7 @@ class Engine:
                             await written
                         if (sync := getattr(sink, "sync", None)) is not None:
                             await asyncio.to_thread(sync)  # a slow disk must not stall the loop
-                except Exception as exc:  # noqa: BLE001 - any sink failure ends the job
+                except Exception as exc:
                     sinks_broken = True
                     self._fail(exc, "cannot record results")
                 else:

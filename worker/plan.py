@@ -15,7 +15,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from .backup import is_backup_owned
@@ -114,7 +114,7 @@ def parse_time(value: str, option: str) -> datetime:
 
 def _aware(moment: datetime) -> datetime:
     """API times are UTC, often without an offset."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _time_field(value: Any) -> Any:
@@ -231,7 +231,7 @@ class DiffPrinter:
 
 
 def _show(value: str | None) -> str:
-    return "(empty)" if not value else value
+    return value or "(empty)"
 
 
 def _pad(text: str, width: int) -> str:

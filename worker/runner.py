@@ -11,7 +11,7 @@ import os
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .api.client import ListingError
 from .confirm import JobFacts, confirm
@@ -64,7 +64,7 @@ class JobResult:
 
 
 def default_report_path(fmt: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"snaprelabel-report-{stamp}.{fmt}"
 
 

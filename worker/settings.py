@@ -275,7 +275,7 @@ def _http_url(value: str, example: str) -> str:
     if "@" in parts.netloc:  # user:password@ would end up in every log line naming the URL
         raise ValueError("give the URL without user:password@ (credentials go elsewhere)")
     try:
-        parts.port
+        parts.port  # noqa: B018 - reading it is the check: urlsplit raises for a bad port
     except ValueError:
         raise ValueError(f"{value!r} has an invalid port") from None
     return value.strip().rstrip("/")

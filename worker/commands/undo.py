@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import IO
+from contextlib import nullcontext
 
 from .. import exitcodes
 from ..errors import ConfigError
@@ -39,14 +39,10 @@ def main(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot read {args.report}: {exc.strerror or exc}") from None
     undo = Undo(final, empty_is_known=report_format == "jsonl", can_write_empty=fmt == "jsonl")
-    out: IO[str] = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
-    try:
+    with open(args.output, "w", encoding="utf-8", newline="") if args.output else nullcontext(sys.stdout) as out:
         writer = JobsWriter(out, fmt)
         for job in undo.jobs(iter_records(args.report, report_format)):
             writer.write(job)
         writer.finish()
-    finally:
-        if args.output:
-            out.close()
     undo.explain(args.report, sys.stderr)
     return exitcodes.PROBLEMS if undo.incomplete else exitcodes.OK

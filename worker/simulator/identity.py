@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -226,7 +226,7 @@ class Identity:
             self.token_requests.append(TokenRequest(time.monotonic(), user.name, 401))
             return _keystone_error(401, "Unauthorized", f"User {user.id} has no access to the project.")
         token = "gAAAAA" + secrets.token_urlsafe(96)
-        issued_at = datetime.now(timezone.utc)
+        issued_at = datetime.now(UTC)
         self._prune()
         self.issued[token] = (time.monotonic() + self.token_lifetime, project_id if scope else None)
         self.token_requests.append(TokenRequest(time.monotonic(), user.name, 201, token))

@@ -41,7 +41,7 @@ def fmt_time(epoch_seconds: float) -> str:
 
 def _uuid(rng: random.Random) -> str:
     """A UUID4-shaped id from the seeded RNG (uuid.UUID is three times slower at 1M rows)."""
-    h = "%032x" % rng.getrandbits(128)
+    h = f"{rng.getrandbits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
