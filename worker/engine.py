@@ -49,6 +49,11 @@ from .relabel import Relabeler
 from .results import Outcome, Result, from_job, from_rejection
 from .stop import Stop
 
+# What a source hands over: a file's rows (read in a thread), or a queue's (async; it may also
+# hand over a validated Job, or a finished Result such as a dead letter).
+Item = Job | RawRow | Rejection | Result
+Source = Iterator[RawRow | Rejection] | AsyncIterator[Item]
+
 BATCH = 256  # rows read and validated per hop to the reader thread
 RESULTS_HIGH_WATER = 4096  # the reader waits while this many results await the writer
 RESIZE_EVERY = 0.05  # seconds between checks of the number of senders (--concurrency auto)
@@ -100,7 +105,7 @@ class Summary:
 class Engine:
     def __init__(
         self,
-        rows: Iterator[RawRow | Rejection] | AsyncIterator[Job | RawRow | Rejection | Result],
+        rows: Source,
         validator: Validator,
         relabeler: Relabeler | None,
         sinks: list[Sink],
@@ -251,44 +256,41 @@ class Engine:
             await self._batch_written.wait()
 
     async def _read(self) -> None:
-        rows = self._rows
         validator = self._validator
-        skip = self._skip
-        summary = self.summary
-
-        def next_batch(validate: bool) -> list[Job | Rejection | RawRow]:
-            batch: list[Job | Rejection | RawRow] = []
-            for item in rows:
-                if isinstance(item, RawRow) and validate:
-                    item = validator.validate(item)
-                if skip is not None and item.line in skip:
-                    summary.skipped += 1
-                    continue
-                batch.append(item)
-                if len(batch) >= BATCH:
-                    break
-            return batch
-
-        async for batch in self._batches(next_batch):
+        async for batch in self._batches():
             await self._room.wait()
             for item in batch:
                 if isinstance(item, Result):  # decided by the source (a queue's dead letter)
                     self._emit(item)
                 elif isinstance(item, Rejection):
                     self._emit(from_rejection(item, validator.rules.default_project_id))
-                elif self._stopping.is_set():
-                    self._emit(self._stopped_result(item))
+                elif isinstance(item, RawRow) or self._stopping.is_set():
+                    self._emit(self._stopped_result(item))  # rows are left unvalidated once stopping
                 elif self._relabeler is None:
-                    self._emit(from_job(item, Outcome.DRY_RUN))  # type: ignore[arg-type]
+                    self._emit(from_job(item, Outcome.DRY_RUN))
                 else:
                     if self._gate is not None:
-                        await self._gate(item)  # type: ignore[arg-type]
+                        await self._gate(item)
                     if self._stopping.is_set():
                         self._emit(self._stopped_result(item))
                     else:
-                        await self._put_job(item)  # type: ignore[arg-type]
+                        await self._put_job(item)
 
-    async def _batches(self, next_batch: Callable[[bool], list]) -> AsyncIterator[list]:
+    def _next_batch(self, rows: Iterator[RawRow | Rejection], validate: bool) -> list[Item]:
+        """Up to BATCH rows of a file source, validated (run in a thread)."""
+        batch: list[Item] = []
+        skip, summary = self._skip, self.summary
+        for row in rows:
+            item = self._validator.validate(row) if isinstance(row, RawRow) and validate else row
+            if skip is not None and item.line in skip:
+                summary.skipped += 1
+                continue
+            batch.append(item)
+            if len(batch) >= BATCH:
+                break
+        return batch
+
+    async def _batches(self) -> AsyncIterator[list[Item]]:
         """Batches from a file source (read and validated in a thread), or one item at a time
         from an async source (a queue, which hands over what it has read)."""
         rows = self._rows
@@ -298,7 +300,7 @@ class Engine:
                     item = self._validator.validate(item)
                 yield [item]
             return
-        while batch := await asyncio.to_thread(next_batch, not self._stopping.is_set()):
+        while batch := await asyncio.to_thread(self._next_batch, rows, not self._stopping.is_set()):
             yield batch
 
     def _add_senders(self, count: int) -> None:
@@ -394,12 +396,11 @@ class Engine:
         progress = self._progress
         sinks_broken = False
         while True:
-            batch = [await self._results.get()]
-            while not self._results.empty() and len(batch) < 1024:
-                batch.append(self._results.get_nowait())
-            done = None in batch
-            if done:
-                batch = [r for r in batch if r is not None]
+            taken = [await self._results.get()]
+            while not self._results.empty() and len(taken) < 1024:
+                taken.append(self._results.get_nowait())
+            batch = [r for r in taken if r is not None]
+            done = len(batch) < len(taken)  # None: the end
             if batch and not sinks_broken:
                 try:
                     for sink in self._sinks:

@@ -12,6 +12,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from .api.client import ListingError
 from .confirm import JobFacts, confirm
@@ -179,7 +180,7 @@ def _journal(report_path: str, settings: Settings, spec: JobSpec,
     return journal
 
 
-def _resumed(report_path: str, journal: Journal | None) -> dict | None:
+def _resumed(report_path: str, journal: Journal | None) -> dict[str, Any] | None:
     """The manifest's record of the runs so far."""
     if journal is None:
         return None
@@ -219,7 +220,7 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, conn: Connection |
         skip=journal.final if journal else None, live=live)
     counting = asyncio.create_task(asyncio.to_thread(count_rows, spec.input))
     counting.add_done_callback(
-        lambda t: t.cancelled() or t.exception() or engine.set_total(t.result()))
+        lambda t: None if t.cancelled() or t.exception() else engine.set_total(t.result()))
     log.info(
         "start", input=spec.input.display_name, report=report.path, dry_run=spec.dry_run,
         endpoint=conn.endpoint if conn else settings.endpoint,

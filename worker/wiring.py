@@ -4,7 +4,7 @@ their parts; the parts themselves never see a setting."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterator
+from collections.abc import Awaitable, Callable, Container
 from contextlib import AbstractAsyncContextManager
 
 from .api.auth import Auth
@@ -13,9 +13,9 @@ from .concurrency import AUTO_START, ConcurrencySizer
 from .concurrency import MAX as MOST_IN_FLIGHT
 from .connection import Connection, connect
 from .credentials import Credentials, resolve
-from .engine import Engine, Sink
+from .engine import Engine, Sink, Source
 from .errors import ConfigError
-from .jobs import FIELD_LENGTHS, Job, JobRules, RawRow, Rejection, Validator
+from .jobs import FIELD_LENGTHS, Job, JobRules, Validator
 from .live import LiveState
 from .progress import Progress
 from .rate import Limiter, make_limiter
@@ -110,10 +110,8 @@ def live_state_from(settings: Settings, conn: Connection, limiter: Limiter,
                      settings.allow_autobk_prefix)
 
 
-def engine_from(settings: Settings, rows: Iterator[RawRow | Rejection] | AsyncIterator[
-                    Job | RawRow | Rejection | Result],
-                relabeler: Relabeler | None, sinks: list[Sink], stop: Stop, limiter: Limiter,
-                on_terminal: bool, *, on_result: Callable[[Result], None] | None = None,
+def engine_from(settings: Settings, rows: Source, relabeler: Relabeler | None, sinks: list[Sink],
+                stop: Stop, limiter: Limiter, on_terminal: bool, *, on_result: Callable[[Result], None] | None = None,
                 gate: Callable[[Job], Awaitable[None]] | None = None,
                 skip: Container[int] | None = None, live: LiveState | None = None) -> Engine:
     return Engine(
