@@ -3,8 +3,7 @@ sample changes and asks; `--yes` skips the question, and it is never asked when 
 terminal (a pipe, a container, CI) or is the input itself.
 
 The totals come from a dry pre-pass that reads and validates the whole input once, holding only
-counts and the samples, so a streamed input stays streamed; the run then reads it again. The cost
-is one more read and validation of the file before the first request (measured in bench/)."""
+counts and the samples; the run then reads it again (its cost: docs/design.md#confirmation-pre-pass)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ are sent but not yet in the report, which bounds what a kill -9 can make --resum
 Resume: rows whose line is in `skip` (final in the report already) are validated, so duplicate
 detection still sees them, and then dropped.
 
-The rows come from a file (an iterator, read and validated in a thread) or from a queue (an async
+The rows come from a file (an iterator, read and validated in a thread: docs/design.md#reader-thread) or from a queue (an async
 iterator, unbounded: it ends when the engine stops, and what it has not delivered stays queued).
 A source may also hand over a finished Result (a queue's dead letter): it goes straight to the
 writer.
@@ -389,8 +389,7 @@ class Engine:
         return from_job(item, stop.outcome, error_message=message or stop.message)
 
     async def _write(self) -> None:
-        # Bound once: the module's lazy logger binds anew on every call, half the cost of a job
-        # event (bench/RESULTS.md).
+        # Bound once: the lazy logger binds anew on every call (docs/design.md#log-events).
         self._job_log = log.bind()
         counts = self.summary.counts
         progress = self._progress

@@ -33,8 +33,7 @@ class RetryPolicy:
     base: float = 0.5  # seconds; attempt n waits up to base * 2**(n-1)
     cap: float = 30.0  # no single wait is longer than this
     deadline: float = 300.0  # seconds from a job's first attempt to its last
-    # A 429 without Retry-After: gateways count per second or per minute, so wait seconds, not
-    # milliseconds (Huawei advises 2-5 s).
+    # A 429 without Retry-After: wait seconds, not milliseconds (docs/design.md#retries).
     throttled_min: float = 2.0
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
