@@ -7,14 +7,14 @@ import asyncio
 import io
 import json
 import timeit
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from worker import fastpath
 from worker.api.client import Answer
 from worker.jobs import JobRules, RawRow, Validator
-from worker.rate import AdaptiveRateLimiter, RateLimiter
 from worker.logs import configure
+from worker.rate import AdaptiveRateLimiter, RateLimiter
 from worker.report import ReportWriter
 from worker.results import Outcome, from_answer, now_iso
 
@@ -38,7 +38,7 @@ def pieces(tmp: Path) -> dict[str, float]:
     job = validate()
     body = job.body()  # type: ignore[attr-defined]
     raw = json.dumps({"snapshot": {"id": SID, "name": "bench-1", "status": "available"}}).encode()
-    answer = Answer(200, snapshot={"id": SID, "name": "bench-1"}, request_id="req-1", latency=0.01)
+    answer = Answer(200, payload={"id": SID, "name": "bench-1"}, request_id="req-1", latency=0.01)
     result = from_answer(job, answer, Outcome.APPLIED, 1)  # type: ignore[arg-type]
     report = ReportWriter(str(tmp / "micro-report.csv"))
     batch = [result] * 256
