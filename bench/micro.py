@@ -7,14 +7,14 @@ import asyncio
 import io
 import json
 import timeit
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from worker import fastpath
 from worker.api.client import Answer
-from worker.jobs import JobRules, RawRow, Validator
-from worker.rate import AdaptiveRateLimiter, RateLimiter
+from worker.jobs import Job, JobRules, RawRow, Rejection, Validator
 from worker.logs import configure
+from worker.rate import AdaptiveRateLimiter, RateLimiter
 from worker.report import ReportWriter
 from worker.results import Outcome, from_answer, now_iso
 
@@ -30,16 +30,17 @@ def pieces(tmp: Path) -> dict[str, float]:
     validator = Validator(JobRules(default_project_id=PROJECT))
     counter = iter(range(10**9))
 
-    def validate() -> object:  # a fresh id each time: duplicates are rejected early
+    def validate() -> Job | Rejection:  # a fresh id each time: duplicates are rejected early
         i = next(counter)
         return validator.validate(RawRow(2, {"snapshot_id": f"0a1b2c3d-0000-4000-8000-{i:012d}",
                                              "project_id": PROJECT, "name": f"bench-{i}"}))
 
     job = validate()
-    body = job.body()  # type: ignore[attr-defined]
+    assert isinstance(job, Job), job
+    body = job.body()
     raw = json.dumps({"snapshot": {"id": SID, "name": "bench-1", "status": "available"}}).encode()
-    answer = Answer(200, snapshot={"id": SID, "name": "bench-1"}, request_id="req-1", latency=0.01)
-    result = from_answer(job, answer, Outcome.APPLIED, 1)  # type: ignore[arg-type]
+    answer = Answer(200, payload={"id": SID, "name": "bench-1"}, request_id="req-1", latency=0.01)
+    result = from_answer(job, answer, Outcome.APPLIED, 1)
     report = ReportWriter(str(tmp / "micro-report.csv"))
     batch = [result] * 256
     sink = io.StringIO()
@@ -58,7 +59,7 @@ def pieces(tmp: Path) -> dict[str, float]:
         "JSON body (fastpath.dumps)": per_call_us(lambda: fastpath.dumps(body)),
         "answer JSON (fastpath.loads)": per_call_us(lambda: fastpath.loads(raw)),
         "result (from_answer)": per_call_us(
-            lambda: from_answer(job, answer, Outcome.APPLIED, 1)),  # type: ignore[arg-type]
+            lambda: from_answer(job, answer, Outcome.APPLIED, 1)),
         "finished_at (now_iso)": per_call_us(now_iso),
         "report row (CSV, per row of a 256 batch)": per_call_us(
             lambda: report.write_batch(batch), number=200) / 256,

@@ -19,14 +19,15 @@ import sys
 import tempfile
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 from openpyxl import Workbook
 
 from worker.confirm import preview
-from worker.wiring import open_input, rules_from
 from worker.settings import load_settings
 from worker.sources import InputSpec
+from worker.wiring import open_input, rules_from
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 
@@ -40,7 +41,7 @@ def write_inputs(folder: Path, rows: int) -> dict[str, Path]:
         out = csv.writer(f)
         out.writerow(header)
         out.writerows(records)
-    paths["json"].write_text(json.dumps([dict(zip(header, r)) for r in records], indent=2))
+    paths["json"].write_text(json.dumps([dict(zip(header, r, strict=True)) for r in records], indent=2))
     book = Workbook(write_only=True)
     sheet = book.create_sheet()
     sheet.append(header)
@@ -57,7 +58,7 @@ def main() -> None:
         for fmt, path in write_inputs(Path(folder), rows).items():
             started = time.perf_counter()
             spec = InputSpec(str(path))
-            result = preview(spec, lambda: open_input(spec, settings), rules_from(settings))
+            result = preview(spec, partial(open_input, spec, settings), rules_from(settings))
             seconds = time.perf_counter() - started
             assert result is not None and result.valid == rows
             print(f"{fmt:5} {rows:,} rows ({path.stat().st_size / 1e6:.1f} MB): pre-pass "

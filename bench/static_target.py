@@ -58,7 +58,7 @@ ARRIVALS: array | None = None  # with --record: arrival time of each PUT
 
 class Http(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport
         self.buffer = b""
 
     def data_received(self, data: bytes) -> None:
@@ -86,7 +86,7 @@ class Http(asyncio.Protocol):
             out.append(_answer(request_line, body))
         self.buffer = buffer
         if out:
-            self.transport.write(b"".join(out))  # type: ignore[attr-defined]
+            self.transport.write(b"".join(out))  # type: ignore[attr-defined]  # a TCP server's: it can write
 
 
 def _answer(request_line: bytes, body: bytes) -> bytes:

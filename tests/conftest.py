@@ -10,6 +10,7 @@ from helpers import sim_config
 from worker.logs import configure
 from worker.simulator import Simulator, run_in_thread
 
+
 @pytest.fixture(autouse=True)
 def _quiet_logs():
     configure("warning", "json")

@@ -11,8 +11,7 @@ import pytest
 from helpers import FAST, PROJECT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
 from worker import concurrency
 from worker.concurrency import ConcurrencySizer, size_for
-from worker.rate import (BURST, PACING_MARGIN, TIMER_TICK, AdaptiveRateLimiter, Pacer,
-                           RateLimiter, make_limiter)
+from worker.rate import BURST, PACING_MARGIN, TIMER_TICK, AdaptiveRateLimiter, Pacer, RateLimiter, make_limiter
 from worker.runner import JobSpec, run_job
 from worker.settings import ConfigError, load_settings
 from worker.simulator.faults import SlidingWindowLimiter

@@ -10,18 +10,17 @@ import time
 
 import pytest
 
-from helpers import FAST, PROJECT, TOKEN, read_report, relabel_targets, run_cli, sim_config, write_jobs
+from helpers import FAST, PROJECT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
 from worker.api.client import HttpSettings, SnapshotApi, make_session
 from worker.api.keystone import KeystoneAuth, PasswordLogin
 from worker.live import LiveState
 from worker.rate import RateLimiter
 from worker.retry import Retrier, RetryPolicy
 from worker.runner import JobSpec, run_job
-from worker.stop import Stop
 from worker.settings import ConfigError, load_settings
-from worker.simulator import Simulator
 from worker.simulator.identity import AccessKeyPair, CatalogEntry, User
 from worker.sources import InputSpec
+from worker.stop import Stop
 
 USER = User("bob", "bob-password-5c2e9", domain="Lab", domain_id="lab-id")
 KEY = AccessKeyPair("SIMAKBOB000000000001", "bob-secret-key-0a93f71", "bob-security-token-77d1e0")

@@ -43,7 +43,7 @@ def test_kill_9_at_random_points_and_resume_until_done(sim_thread, tmp_path):
     # Kill once while it starts, then after a random number of rows, a random moment later.
     kill_after_rows = [0] + sorted(rng.sample(range(150, 2700), 4))
     kills = 0
-    for runs in range(1, 20):
+    for runs in range(1, 20):  # noqa: B007 - the count goes into the context below
         proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
         if kills < len(kill_after_rows):

@@ -9,13 +9,11 @@ import json
 import pytest
 from openpyxl import Workbook
 
+from helpers import FAST, PROJECT, TOKEN, read_report
 from worker.jobs import RawRow, Rejection
 from worker.runner import JobSpec, run_job
 from worker.settings import ConfigError, load_settings
-from worker.sources import HeaderError, InputSpec, count_rows, open_rows
-from worker.sources import json_source
-
-from helpers import FAST, PROJECT, TOKEN, read_report
+from worker.sources import HeaderError, InputSpec, count_rows, json_source, open_rows
 
 SID = "3d4e5f60-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
 SID2 = "3d4e5f60-1a2b-4c3d-8e9f-0a1b2c3d4e50"

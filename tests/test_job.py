@@ -7,13 +7,12 @@ import bisect
 
 import pytest
 
+from helpers import FAST, PROJECT, TOKEN, read_report, relabel_targets, write_jobs
 from worker.results import Outcome
 from worker.runner import JobSpec, run_job
 from worker.settings import ConfigError, load_settings
 from worker.simulator import Fault
 from worker.sources import InputSpec
-
-from helpers import FAST, PROJECT, TOKEN, read_report, relabel_targets, write_jobs
 
 
 def settings_for(sim, **overrides):

@@ -9,15 +9,14 @@ import json
 
 import pytest
 
+from helpers import PROJECT, TOKEN, read_report, run_cli
 from worker.api.auth import StaticToken
 from worker.api.client import HttpSettings, ListingError, SnapshotApi, make_session
-from worker.rate import RateLimiter
 from worker.listing import list_snapshots
+from worker.rate import RateLimiter
 from worker.retry import Retrier, RetryPolicy
-from worker.stop import Stop
 from worker.simulator import Fault
-
-from helpers import PROJECT, TOKEN, read_report, run_cli
+from worker.stop import Stop
 
 ENV = {"SNAPRELABEL_TOKEN": TOKEN}
 SYSTEM = json.dumps({"__system__enableActive": "true"})
@@ -28,9 +27,11 @@ SEED = [
     ("33333333-3333-4333-8333-333333333333", "vol-db-03", "", "error", 30, "2024-02-11T00:00:00.000000", ""),
     ("44444444-4444-4444-8444-444444444444", "other-04", "", "available", 40, "2024-02-12T00:00:00.000000", ""),
     ("55555555-5555-4555-8555-555555555555", "vol-bk-05", "", "available", 50, "2024-02-13T00:00:00.000000", SYSTEM),
-    ("66666666-6666-4666-8666-666666666666", "vol-big-06", "x" * 240, "available", 60, "2024-03-01T00:00:00.000000", ""),
+    ("66666666-6666-4666-8666-666666666666", "vol-big-06", "x" * 240, "available", 60,
+     "2024-03-01T00:00:00.000000", ""),
     ("77777777-7777-4777-8777-777777777777", "vol-autobk-07", "", "available", 70, "2024-03-02T00:00:00.000000", ""),
-    ("88888888-8888-4888-8888-888888888888", "autobk_snapshot_vbs_88", "", "available", 80, "2024-03-03T00:00:00.000000", ""),
+    ("88888888-8888-4888-8888-888888888888", "autobk_snapshot_vbs_88", "", "available", 80,
+     "2024-03-03T00:00:00.000000", ""),
     ("99999999-9999-4999-8999-999999999999", "vol-app-09", "", "available", 90, "2024-03-04T00:00:00.000000", ""),
 ]
 MATCH = r"^vol-(?P<role>[a-z]+)-(?P<n>\d+)$"

@@ -8,12 +8,11 @@ from collections import Counter
 
 import pytest
 
+from helpers import FAST, PROJECT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
 from worker.runner import JobSpec, run_job
 from worker.settings import load_settings
 from worker.simulator import Fault
 from worker.sources import InputSpec
-
-from helpers import FAST, PROJECT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
 
 CONCURRENCY = 8
 

@@ -168,9 +168,12 @@ async def test_token_is_required_and_redacted(sim, http):
 
 
 async def test_no_tokens_means_no_auth():
-    async with Simulator(SimulatorConfig(snapshots=3, tokens=set())) as s, aiohttp.ClientSession() as anonymous:
-        async with anonymous.put(url(s, first_id(s)), json={"snapshot": {"name": "x"}}) as r:
-            assert r.status == 200
+    async with (
+        Simulator(SimulatorConfig(snapshots=3, tokens=set())) as s,
+        aiohttp.ClientSession() as anonymous,
+        anonymous.put(url(s, first_id(s)), json={"snapshot": {"name": "x"}}) as r,
+    ):
+        assert r.status == 200
 
 
 async def test_unrouted_paths_are_not_found_and_still_recorded(sim, http):
@@ -289,7 +292,7 @@ async def test_gateway_throttling_shapes(sim, http):
     for kind in ("429", "429-retry-after", "429-retry-date"):
         sim.set_faults([Fault(kind, 1.0)])
         answers[kind] = await put_name(sim, http, sid, kind)
-    for status, headers, body in answers.values():
+    for status, _headers, body in answers.values():
         doc = json.loads(body)
         assert status == 429 and doc["error_code"] == "APIGW.0308"
         assert doc["error_msg"].startswith("The throttling threshold has been reached: policy user over ratelimit")
@@ -371,11 +374,13 @@ async def test_fault_draws_are_deterministic_with_the_seed():
 
 
 async def test_latency_is_added_per_request():
-    async with Simulator(SimulatorConfig(snapshots=1, tokens=set(), latency=0.2, latency_jitter=0.05)) as s:
-        async with aiohttp.ClientSession() as session:
-            t0 = time.monotonic()
-            assert (await put_name(s, session, first_id(s), "slow"))[0] == 200
-            assert time.monotonic() - t0 >= 0.15
+    async with (
+        Simulator(SimulatorConfig(snapshots=1, tokens=set(), latency=0.2, latency_jitter=0.05)) as s,
+        aiohttp.ClientSession() as session,
+    ):
+        t0 = time.monotonic()
+        assert (await put_name(s, session, first_id(s), "slow"))[0] == 200
+        assert time.monotonic() - t0 >= 0.15
 
 
 # -- server-side rate limit -----------------------------------------------------------------------

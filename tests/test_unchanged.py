@@ -230,7 +230,7 @@ async def test_undo_restores_rows_a_2xx_may_have_applied_though_its_body_was_unr
         out.writeheader()
         out.writerows({**r, "outcome": "failed", "http_status": status, "attempts": "6",
                        "error_code": "unreadable_response"}
-                      for r, status in zip(rows, ("204", "200")))
+                      for r, status in zip(rows, ("204", "200"), strict=True))
 
     undo = run_cli("undo", str(report))
     assert undo.returncode == 0, undo.stderr

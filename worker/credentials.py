@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from pydantic import SecretStr
 
@@ -64,10 +65,27 @@ class Credentials:
         return "none (no credentials sent)"
 
 
+class _Common(TypedDict):
+    """The fields every method fills the same way."""
+
+    method: str
+    why: str
+    origin: str
+    region: str | None
+    interface: str
+    path_family: str | None
+    project_id: str | None
+
+
+class _Endpoint(TypedDict, total=False):
+    endpoint: str | None
+    endpoint_origin: str
+
+
 def resolve(settings: Settings) -> Credentials:
     """Raises ConfigError (one line, exit 2) when the chosen method lacks something."""
     method, why = choose_method(settings)
-    common = {
+    common: _Common = {
         "method": method,
         "why": why,
         "origin": (f"clouds.yaml cloud {settings.os_cloud!r} ({settings.cloud_file}) under flags and environment"
@@ -158,7 +176,7 @@ def _password_login(settings: Settings) -> PasswordLogin:
     )
 
 
-def _endpoint(settings: Settings, catalog: bool) -> dict[str, str | None]:
+def _endpoint(settings: Settings, catalog: bool) -> _Endpoint:
     if settings.endpoint:
         return {"endpoint": settings.endpoint, "endpoint_origin": "--endpoint"}
     if catalog:

@@ -133,7 +133,8 @@ def cloud_values(name: str, environ: Mapping[str, str]) -> tuple[dict[str, Any],
         known = ", ".join(sorted(str(k) for k in clouds)) or "none"
         raise ValueError(f"cloud {name!r} is not in {path} (clouds there: {known})")
     values: dict[str, Any] = {}
-    auth = cloud.get("auth") if isinstance(cloud.get("auth"), dict) else {}
+    given_auth = cloud.get("auth")
+    auth: dict[str, Any] = given_auth if isinstance(given_auth, dict) else {}
     for key, setting in CLOUD_AUTH_KEYS.items():
         if auth.get(key) not in (None, ""):
             values.setdefault(setting, str(auth[key]))

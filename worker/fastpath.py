@@ -8,8 +8,10 @@ what is installed."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from collections.abc import Callable, Coroutine
+from types import ModuleType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -19,17 +21,23 @@ def _std_dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-try:
-    import orjson
-except ImportError:
-    orjson = None  # type: ignore[assignment]
+def _optional(name: str) -> ModuleType | None:
+    """The module when installed, else None; typed the same whether or not its stubs are."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+orjson = _optional("orjson")
+_fast_dumps: Callable[[Any], bytes] | None = orjson.dumps if orjson is not None else None
 
 
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON, as json.dumps(ensure_ascii=False) writes it."""
-    if orjson is not None:
+    if _fast_dumps is not None:
         try:
-            return orjson.dumps(obj)
+            return _fast_dumps(obj)
         except TypeError:  # what orjson refuses (a lone surrogate, a huge int): the slow way
             pass
     return _std_dumps(obj)

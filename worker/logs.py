@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 from .redaction import SECRETS
 
@@ -16,10 +18,10 @@ LEVELS = ("debug", "info", "warning", "error")
 
 
 class _RedactingRenderer:
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Callable[[WrappedLogger, str, EventDict], str]) -> None:
         self._inner = inner
 
-    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> str:
+    def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> str:
         return SECRETS.redact(self._inner(logger, method, event))
 
 

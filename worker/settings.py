@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 from . import ecosystem
-from .errors import ConfigError
+from .errors import ConfigError as ConfigError  # re-exported: what load_settings raises
 from .jobs import PROJECT_RE
 from .redaction import SECRETS
 

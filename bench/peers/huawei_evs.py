@@ -15,8 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.http.http_config import HttpConfig
-from huaweicloudsdkevs.v2 import (EvsClient, UpdateSnapshotOption, UpdateSnapshotRequest,
-                                  UpdateSnapshotRequestBody)
+from huaweicloudsdkevs.v2 import EvsClient, UpdateSnapshotOption, UpdateSnapshotRequest, UpdateSnapshotRequestBody
 
 
 def main() -> None:

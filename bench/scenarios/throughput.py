@@ -15,8 +15,21 @@ import time
 from pathlib import Path
 
 from .. import common
-from ..common import (BENCH, OUT, PEER_PY, PEER_VENV, PROJECT, PY, Measured, Target, measure,
-                      median, snaprelabel, synthetic_ids, write_jobs)
+from ..common import (
+    BENCH,
+    OUT,
+    PEER_PY,
+    PEER_VENV,
+    PROJECT,
+    PY,
+    Measured,
+    Target,
+    measure,
+    median,
+    snaprelabel,
+    synthetic_ids,
+    write_jobs,
+)
 from ..report import Section, table
 
 LEAN = {"PYTHONPATH": str(BENCH / "shadow")}  # uvloop and orjson hidden

@@ -15,9 +15,10 @@ from ..logs import configure
 from ..settings import Settings, load_settings
 from ..wiring import connection_from, credentials_from, limiter_from, stop_from
 from . import options
+from .parser import Parser
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
     parser = sub.add_parser("auth", help="check credentials",
                             description="Credentials: see `snaprelabel auth check --help`.")
     actions = parser.add_subparsers(dest="auth_action", metavar="ACTION",
@@ -32,7 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     options.add_api(check)
     options.add_config(check)
     check.set_defaults(handler=main)
-    parser.set_defaults(handler=lambda args: parser.print_help(sys.stderr) or exitcodes.USAGE)
+
+    def usage(_: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return exitcodes.USAGE
+
+    parser.set_defaults(handler=usage)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import csv
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from .. import exitcodes
 from ..logs import configure
@@ -19,13 +20,14 @@ from ..results import Outcome
 from ..runner import JobSpec, run_job
 from ..settings import load_settings
 from ..sources import InputSpec
+from .parser import Parser
 
 DEMO_TOKEN = "demo-token-not-a-secret"
 PROJECT = "0123456789abcdef0123456789abcdef"
 UNKNOWN_SNAPSHOT = "00000000-0000-4000-8000-000000000000"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
     parser = sub.add_parser("demo", help="run the main job on the bundled simulator",
                             description="Start the simulator, write a sample jobs file (with a "
                                         "few bad rows), relabel, print the summary and check "
@@ -37,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=main)
 
 
-def write_jobs(path: Path, snapshots: list[dict], rows: int) -> int:
+def write_jobs(path: Path, snapshots: list[dict[str, Any]], rows: int) -> int:
     """An exported inventory with new_name/new_description added; returns the bad rows written."""
     good = [s for s in snapshots if not s["name"].startswith("autobk_snapshot_")][:rows]
     with path.open("w", encoding="utf-8", newline="") as f:
@@ -67,7 +69,7 @@ async def _demo(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     jobs_path, report_path = workdir / "jobs.csv", workdir / "report.csv"
     config = SimulatorConfig(
-        snapshots=max(args.rows + 100, 3000), project_id=PROJECT, tokens={DEMO_TOKEN},
+        snapshots=max(args.rows + 100, 3000), project_id=PROJECT, tokens=frozenset({DEMO_TOKEN}),
         faults=[Fault("503", 0.03), Fault("429-retry-after", 0.02), Fault("reset", 0.01)],
     )
     async with Simulator(config) as sim:
@@ -99,7 +101,7 @@ async def _demo(args: argparse.Namespace) -> int:
     return exitcodes.OK if expected else exitcodes.PROBLEMS
 
 
-def _check(report_path: Path, snapshots: dict[str, dict]) -> int:
+def _check(report_path: Path, snapshots: dict[str, dict[str, Any]]) -> int:
     """Applied rows whose snapshot, on the server, carries the requested name."""
     with report_path.open(encoding="utf-8", newline="") as f:
         return sum(

@@ -37,9 +37,10 @@ from ..wiring import (
     stop_from,
 )
 from . import options
+from .parser import Parser
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
     parser = sub.add_parser(
         "plan", help="write a jobs file from the live snapshot list",
         description="Page through the live snapshot list, select snapshots whose current name "

@@ -13,9 +13,10 @@ from ..runner import JobSpec, run_job
 from ..settings import load_settings
 from ..sources import InputSpec
 from . import options
+from .parser import Parser
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
     parser = sub.add_parser("run", help="apply a jobs file",
                             description="Validate every row of JOBS, then send the valid ones "
                                         "under the rate limit, with retries; write the report.")

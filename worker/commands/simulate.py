@@ -10,7 +10,7 @@ DESCRIPTION = ("Serve the snapshot API locally (all three path families), with o
                "and a server-side rate limit. Runs until SIGINT/SIGTERM.")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
     # The simulator's flags are parsed by its own parser, built when the command runs: building
     # it here imported the simulator's server (aiohttp.web), ~55 ms of every command's start-up
     # (bench/RESULTS.md). Its arguments pass through untouched (no prefix character is '-').

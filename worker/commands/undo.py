@@ -12,9 +12,10 @@ from ..errors import ConfigError
 from ..jobs_file import JobsWriter
 from ..journal import JournalError, detect_format, iter_records, read_journal
 from ..undo import Undo
+from .parser import Parser
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
     parser = sub.add_parser("undo", help="write the jobs file that restores a report's previous values",
                             description="Read a report and write, for every row whose change "
                                         "landed (or may have), a job that restores the previous "

@@ -11,10 +11,11 @@ from ..jobs import Job, Rejection, Validator
 from ..settings import load_settings
 from ..wiring import open_input, rules_from
 from . import options
+from .parser import Parser
 from .run import input_spec
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
     parser = sub.add_parser("validate", help="check a jobs file offline",
                             description="Check every row of JOBS with the same rules as run, "
                                         "print each problem as FILE:LINE: FIELD: REASON. "

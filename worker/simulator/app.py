@@ -108,7 +108,10 @@ class Handler:
             rec.status = status
         return resp
 
-    async def _answer(self, request, rec, family, project_id, snapshot_id, raw, parsed):
+    async def _answer(
+        self, request: web.BaseRequest, rec: RequestRecord | None, family: str | None, project_id: str | None,
+        snapshot_id: str | None, raw: bytes | None, parsed: Any,
+    ) -> tuple[web.Response, int | None, str | None]:
         """(response, status recorded, fault kind) for one API request."""
         sim = self.sim
         limiter = sim.limiter
@@ -149,7 +152,10 @@ class Handler:
         resp = fault_response(fault)
         return resp, resp.status, fault
 
-    def _serve(self, request, family, project_id, snapshot_id, raw, parsed) -> tuple[int, bytes]:
+    def _serve(
+        self, request: web.BaseRequest, family: str | None, project_id: str | None, snapshot_id: str | None,
+        raw: bytes | None, parsed: Any,
+    ) -> tuple[int, bytes]:
         """The service proper (auth, then the snapshot API): (status, JSON body)."""
         sim = self.sim
         identity: Identity = sim.identity
@@ -157,7 +163,7 @@ class Handler:
             refused = identity.refuse(request, raw)
             if refused is not None:
                 return refused
-        if family is None:
+        if family is None or project_id is None:  # route() gives both or neither
             return not_found()
         method = request.method
         if snapshot_id is None:
@@ -171,7 +177,7 @@ class Handler:
             return 200, encode({"snapshot": public_view(snap)})
         return _METHOD_NOT_ALLOWED
 
-    def _update(self, project_id: str, snapshot_id: str, raw: bytes, parsed: Any) -> tuple[int, bytes]:
+    def _update(self, project_id: str, snapshot_id: str, raw: bytes | None, parsed: Any) -> tuple[int, bytes]:
         if parsed is MALFORMED:
             return bad_request("Malformed request body")
         try:

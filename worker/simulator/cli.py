@@ -7,14 +7,18 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, Self, TypeVar
 
 from .config import DEFAULT_PROJECT_ID, Fault, SimulatorConfig
 from .identity import AccessKeyPair, User
 
+N = TypeVar("N", int, float)
 
-def _type(convert, check, what):
-    def parse(text: str):
+
+def _type(convert: Callable[[str], N], check: Callable[[N], bool], what: str) -> Callable[[str], N]:
+    def parse(text: str) -> N:
         try:
             value = convert(text)
         except ValueError:
@@ -51,8 +55,18 @@ def _always_fail(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _parsed(cls):
-    def parse(text: str):
+class _Parsable(Protocol):
+    """A class that reads itself from a command-line spec (User, AccessKeyPair)."""
+
+    @classmethod
+    def parse(cls, spec: str) -> Self: ...
+
+
+P = TypeVar("P", bound=_Parsable)
+
+
+def _parsed(cls: type[P]) -> Callable[[str], P]:
+    def parse(text: str) -> P:
         try:
             return cls.parse(text)
         except ValueError as exc:

@@ -68,7 +68,11 @@ class Fault:
         return {"kind": self.kind, "fraction": self.fraction}
 
 
-def to_faults(items: Iterable[Fault | str | tuple | dict]) -> list[Fault]:
+# What to_faults accepts for one fault.
+FaultSpec = Fault | str | tuple[str, float] | dict[str, Any]
+
+
+def to_faults(items: Iterable[FaultSpec]) -> list[Fault]:
     """Accept Fault objects, 'KIND:FRACTION' strings, (kind, fraction) pairs or dicts."""
     out: list[Fault] = []
     for item in items:
@@ -134,8 +138,9 @@ class SimulatorConfig:
             raise ValueError(f"project_id must be a non-empty path segment, got {self.project_id!r}")
         if self.seed_file is not None:
             self.seed_file = Path(self.seed_file)
-        if isinstance(self.tokens, str):  # a lone string would become a set of characters
-            self.tokens = frozenset({self.tokens})
+        tokens: object = self.tokens  # callers pass a set too, or a lone string
+        if isinstance(tokens, str):  # a lone string would become a set of characters
+            self.tokens = frozenset({tokens})
         self.tokens = frozenset(self.tokens)
         self.faults = to_faults(self.faults)
         self.rate_limit = check_rate(self.rate_limit)

@@ -6,6 +6,7 @@ No auth, no faults, no rate limit, not recorded: it is the test harness's side d
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -28,10 +29,14 @@ def _error(status: int, message: str) -> web.Response:
     return _json({"error": {"code": status, "message": message}}, status)
 
 
+# An endpoint: the request and its parsed JSON body (None without one) to the answer.
+Endpoint = Callable[[web.BaseRequest, object], web.Response]
+
+
 class Control:
     def __init__(self, sim: Simulator):
         self.sim = sim
-        self.routes = {
+        self.routes: dict[tuple[str, str], Endpoint] = {
             ("GET", "/_sim/health"): self.health,
             ("GET", "/_sim/snapshots"): self.snapshots,
             ("GET", "/_sim/requests"): self.requests,
@@ -46,7 +51,7 @@ class Control:
         fn = self.routes.get((request.method, request.path))
         if fn is None:
             return _error(404, f"no control endpoint {request.method} {request.path}")
-        body = None
+        body: object = None
         if request.method == "POST":
             raw = await request.read()
             try:
@@ -58,32 +63,32 @@ class Control:
         except (ValueError, TypeError, KeyError) as exc:
             return _error(400, str(exc))
 
-    def health(self, request, body) -> web.Response:
+    def health(self, request: web.BaseRequest, body: object) -> web.Response:
         sim = self.sim
         project = sim.config.project_id
         return _json({"ok": True, "url": sim.url, "project_id": project, "snapshots": len(sim.snapshots)})
 
-    def snapshots(self, request, body) -> web.Response:
+    def snapshots(self, request: web.BaseRequest, body: object) -> web.Response:
         return _json({"snapshots": list(self.sim.snapshots.values())})
 
-    def requests(self, request, body) -> web.Response:
+    def requests(self, request: web.BaseRequest, body: object) -> web.Response:
         since = int(request.query.get("since", "0"))
         if since < 0:
             raise ValueError("since must not be negative")
         records = self.sim.requests[since:]
         return _json({"requests": [r.to_dict() for r in records], "next": since + len(records)})
 
-    def stats(self, request, body) -> web.Response:
+    def stats(self, request: web.BaseRequest, body: object) -> web.Response:
         return _json(self.sim.stats())
 
-    def faults(self, request, body) -> web.Response:
+    def faults(self, request: web.BaseRequest, body: object) -> web.Response:
         items = body.get("faults") if isinstance(body, dict) else body
         if not isinstance(items, list):
             raise ValueError('send a JSON list of {"kind": ..., "fraction": ...}')
         self.sim.set_faults(items)
         return _json({"faults": [f.to_dict() for f in self.sim.picker.faults]})
 
-    def rate_limit(self, request, body) -> web.Response:
+    def rate_limit(self, request: web.BaseRequest, body: object) -> web.Response:
         if not isinstance(body, dict) or "rate" not in body:
             raise ValueError('send {"rate": R or null, "retry_after": S or null (optional)}')
         rate = check_rate(body["rate"])
@@ -94,12 +99,12 @@ class Control:
         limiter = self.sim.limiter
         return _json({"rate": rate, "retry_after": limiter.retry_after if limiter else None})
 
-    def always_fail(self, request, body) -> web.Response:
+    def always_fail(self, request: web.BaseRequest, body: object) -> web.Response:
         if not isinstance(body, dict):
             raise ValueError('send {"snapshot_id": "kind", ...} ({} clears)')
         self.sim.set_always_fail(body)
         return _json({"always_fail": self.sim.always_fail})
 
-    def reset_records(self, request, body) -> web.Response:
+    def reset_records(self, request: web.BaseRequest, body: object) -> web.Response:
         self.sim.reset_records()
         return _json({"ok": True})

@@ -25,12 +25,15 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ..api.aksk import ALGORITHM, DATE_FORMAT, canonical_request, query_pairs, signature
 from .responses import UNAUTHORIZED, encode, json_response
+
+if TYPE_CHECKING:
+    from .config import SimulatorConfig
 
 MAX_CLOCK_SKEW = 15 * 60.0
 LOCKOUT_FAILURES = 5
@@ -114,12 +117,17 @@ def _gateway_401(code: str, message: str) -> tuple[int, bytes]:
 _UNAUTHORIZED = (401, UNAUTHORIZED)
 
 
+def _object(value: object) -> dict[str, Any]:
+    """A JSON object as it is, anything else as an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
 def _iso(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Identity:
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: SimulatorConfig) -> None:
         self.static_tokens: frozenset[str] = config.tokens
         self.users: tuple[User, ...] = tuple(config.users)
         self.keys = {k.access_key: k for k in config.access_keys}
@@ -256,7 +264,7 @@ class Identity:
         return json_response(200, encode({"catalog": self._catalog(request, project_id) if project_id else []}))
 
     def _find_user(self, given: dict[str, Any]) -> User | None:
-        domain = given.get("domain") if isinstance(given.get("domain"), dict) else {}
+        domain = _object(given.get("domain"))
         for user in self.users:
             if given.get("id"):
                 if given["id"] == user.id:
@@ -271,10 +279,10 @@ class Identity:
         if not isinstance(scope, dict):
             return False
         if scope.get("id"):
-            return scope["id"] == project_id
-        domain = scope.get("domain") if isinstance(scope.get("domain"), dict) else {}
-        return scope.get("name") == user.project_name and (
-            domain.get("id") == user.domain_id or domain.get("name") == user.domain)
+            return bool(scope["id"] == project_id)
+        domain = _object(scope.get("domain"))
+        return bool(scope.get("name") == user.project_name and (
+            domain.get("id") == user.domain_id or domain.get("name") == user.domain))
 
     def _catalog(self, request: web.BaseRequest, project_id: str) -> list[dict[str, Any]]:
         me = f"{request.scheme}://{request.host}"

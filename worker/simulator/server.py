@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from .app import Handler
-from .config import Fault, SimulatorConfig, check_fault_kind, check_rate, check_retry_after, to_faults
+from .config import FaultSpec, SimulatorConfig, check_fault_kind, check_rate, check_retry_after, to_faults
 from .control import Control
 from .faults import FaultPicker, SlidingWindowLimiter
 from .identity import Identity
@@ -63,7 +63,7 @@ class Simulator:
 
     # -- run-time knobs (plain attribute swaps, so safe to call from another thread) --
 
-    def set_faults(self, faults: Iterable[Fault | str | tuple | dict]) -> None:
+    def set_faults(self, faults: Iterable[FaultSpec]) -> None:
         # Same RNG, new list: the draw sequence continues rather than restarting.
         self.picker.faults = tuple(to_faults(faults))
 
