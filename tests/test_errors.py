@@ -1,11 +1,16 @@
-"""Every error shape the API family sends, and Retry-After in both forms."""
+"""Every error shape the API family sends, secrets it may echo, and Retry-After in both forms."""
 
+import base64
 import email.utils
+import html
+import json
 import time
+from urllib.parse import quote, quote_plus
 
 import pytest
 
 from worker.api.errors import describe_error, parse_retry_after
+from worker.redaction import MASK, SECRETS
 from worker.retry import RetryPolicy
 
 
@@ -53,3 +58,33 @@ def test_backoff_is_capped_full_jitter_and_429_waits_seconds():
     assert len({round(w, 6) for w in waits}) > 100  # jittered, not a fixed ladder
     assert min(policy.delay(1, 429, None) for _ in range(100)) >= 2.0
     assert policy.delay(1, 429, 7.0) == 7.0  # the server's word wins
+
+
+PASSWORD = 'pa"ss/wörd+&=% 1\\x<é>'
+
+
+@pytest.fixture
+def secret():
+    SECRETS.add(PASSWORD)
+    return PASSWORD
+
+
+@pytest.mark.parametrize("echo", [
+    lambda pw: json.dumps({"error": {"message": f"bad password {pw}", "code": 401}}),
+    lambda pw: json.dumps({"error": {"message": f"bad password {pw}", "code": 401}}, ensure_ascii=False),
+    lambda pw: json.dumps({"error_msg": f"bad password {pw}", "error_code": "IAM.0001"}).replace("/", "\\/"),
+    lambda pw: f"<html><title>401 for password={quote(pw)}</title></html>",
+    lambda pw: f"password={quote(pw, safe='')}",
+    lambda pw: f"password={quote(pw, safe='').lower()}",
+    lambda pw: f"password={quote_plus(pw)}",
+    lambda pw: f"<p>{html.escape(pw)}</p>",
+    lambda pw: "Authorization: Basic " + base64.b64encode(f"alice:{pw}".encode()).decode(),
+    lambda pw: "Basic " + base64.urlsafe_b64encode(f"al:{pw}".encode()).decode(),
+    lambda pw: "x" * 490 + pw,  # a secret across the clipping point is masked whole first
+])
+def test_a_secret_echoed_in_an_error_is_masked_in_any_encoding(secret, echo):
+    error = describe_error(401, echo(secret).encode())
+    shown = f"{error.code} {error.message}"
+    assert MASK in shown
+    for part in (secret, secret[:8], quote(secret, safe="")[:12], "wörd", "ss/w"):
+        assert part not in shown

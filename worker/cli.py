@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from . import __version__, exitcodes
 from .commands import COMMANDS
+from .redaction import SECRETS
 from .settings import ConfigError
 
 
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except ConfigError as exc:
-        print(f"snaprelabel {args.command}: error: {exc}", file=sys.stderr)
+        print(SECRETS.redact(f"snaprelabel {args.command}: error: {exc}"), file=sys.stderr)
         return exitcodes.USAGE
     except KeyboardInterrupt:
         return exitcodes.SIGINT

@@ -10,10 +10,12 @@ import time
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from ..redaction import SECRETS
+
 # 408/429 and 5xx gateway answers are transient; Cinder answers 413 for its own rate limits.
 TRANSIENT_STATUSES = frozenset({408, 413, 429, 500, 502, 503, 504})
 MAX_MESSAGE = 500
-_TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
+_TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 _TAG_RE = re.compile(r"<[^>]+>")
 
 
@@ -25,8 +27,16 @@ class ErrorInfo:
 
 
 def describe_error(status: int, body: bytes) -> ErrorInfo:
+    """The error an answer describes. A server may quote the request back (a token, a password):
+    secrets are masked before the message is clipped, which could otherwise cut one in two."""
+    error = _describe(status, SECRETS.redact(body.decode("utf-8", "replace")))
+    request_id = error.request_id and _clip(SECRETS.redact(error.request_id), 200)
+    return ErrorInfo(_clip(SECRETS.redact(error.code), 100), _clip(SECRETS.redact(error.message)), request_id)
+
+
+def _describe(status: int, body: str) -> ErrorInfo:
     data = None
-    if body[:1] in (b"{", b"[") or body.lstrip()[:1] in (b"{", b"["):
+    if body.lstrip()[:1] in ("{", "["):
         try:
             data = json.loads(body)
         except ValueError:
@@ -36,7 +46,7 @@ def describe_error(status: int, body: bytes) -> ErrorInfo:
         if "error_code" in data or "error_msg" in data:
             return ErrorInfo(
                 str(data.get("error_code") or f"http_{status}"),
-                _clip(str(data.get("error_msg") or "")),
+                str(data.get("error_msg") or ""),
                 _str_or_none(data.get("request_id")),
             )
         # OpenStack: {"itemNotFound": {"code": 404, "message": ...}} or {"error": {...}}
@@ -48,27 +58,26 @@ def describe_error(status: int, body: bytes) -> ErrorInfo:
                     label = str(code) if isinstance(code, str) and code else f"http_{status}"
                 else:
                     label = kind
-                return ErrorInfo(label, _clip(str(inner.get("message") or inner.get("title") or "")))
+                return ErrorInfo(label, str(inner.get("message") or inner.get("title") or ""))
         message = data.get("message") or data.get("msg") or data.get("detail")
         if message:
-            return ErrorInfo(f"http_{status}", _clip(str(message)))
+            return ErrorInfo(f"http_{status}", str(message))
     return ErrorInfo(f"http_{status}", _text_message(status, body))
 
 
-def _text_message(status: int, body: bytes) -> str:
+def _text_message(status: int, body: str) -> str:
     if not body.strip():
         try:
             return HTTPStatus(status).phrase + " (empty body)"
         except ValueError:
             return "empty body"
     title = _TITLE_RE.search(body)
-    text = title.group(1) if title else body
-    text = _TAG_RE.sub(" ", text.decode("utf-8", "replace"))
-    return _clip(" ".join(text.split()))
+    text = _TAG_RE.sub(" ", title.group(1) if title else body)
+    return " ".join(text.split())
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+def _clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _str_or_none(value: object) -> str | None:
