@@ -1,15 +1,18 @@
-"""Every error shape the API family sends, secrets it may echo, and Retry-After in both forms."""
+"""Every error shape the API family sends, secrets it may echo, and Retry-After in both forms
+and in absurd ones."""
 
 import base64
 import email.utils
 import html
 import json
+import math
 import time
 from urllib.parse import quote, quote_plus
 
 import pytest
 
-from worker.api.errors import describe_error, parse_retry_after
+from worker.api.errors import MAX_RETRY_AFTER, describe_error, parse_retry_after
+from worker.rate import AdaptiveRateLimiter
 from worker.redaction import MASK, SECRETS
 from worker.retry import RetryPolicy
 
@@ -88,3 +91,34 @@ def test_a_secret_echoed_in_an_error_is_masked_in_any_encoding(secret, echo):
     assert MASK in shown
     for part in (secret, secret[:8], quote(secret, safe="")[:12], "wörd", "ss/w"):
         assert part not in shown
+
+
+@pytest.mark.parametrize("value, seconds", [
+    ("1000000000", MAX_RETRY_AFTER),  # 31 years
+    ("1e9", MAX_RETRY_AFTER),
+    ("inf", MAX_RETRY_AFTER),
+    ("Infinity", MAX_RETRY_AFTER),
+    ("1" * 400, MAX_RETRY_AFTER),  # past what a float holds: inf
+    ("Fri, 31 Dec 9999 23:59:59 GMT", MAX_RETRY_AFTER),
+    ("-5", 0.0),
+    ("-inf", 0.0),
+    ("nan", None),  # means nothing: the usual backoff applies
+    ("Mon, 99 Foo 0000 99:99:99 GMT", None),
+])
+def test_an_absurd_retry_after_is_clamped_to_a_documented_maximum(value, seconds):
+    assert parse_retry_after(value) == seconds
+
+
+async def test_an_absurd_retry_after_pauses_the_adaptive_limiter_a_minute_at_most():
+    now, slept = [1000.0], []
+
+    async def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = AdaptiveRateLimiter(clock=lambda: now[0], sleep=sleep)
+    await limiter.acquire()
+    for retry_after in (1e9, math.inf, math.nan, -5.0):
+        limiter.observe(429, retry_after)
+    await limiter.acquire()
+    assert 0 < sum(slept) <= AdaptiveRateLimiter.MAX_PAUSE

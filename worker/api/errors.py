@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -15,6 +16,10 @@ from ..redaction import SECRETS
 # 408/429 and 5xx gateway answers are transient; Cinder answers 413 for its own rate limits.
 TRANSIENT_STATUSES = frozenset({408, 413, 429, 500, 502, 503, 504})
 MAX_MESSAGE = 500
+# The longest wait a server may ask for (Retry-After), in seconds. Huawei's quotas count per
+# second or per minute, so an honest value is far below; a larger one (31 years, `inf`, a date in
+# 9999) must not stall anything. The retry loop clamps further, to the job's deadline.
+MAX_RETRY_AFTER = 3600.0
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 _TAG_RE = re.compile(r"<[^>]+>")
 
@@ -85,18 +90,21 @@ def _str_or_none(value: object) -> str | None:
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header, in either form (delta-seconds or HTTP date)."""
+    """Seconds to wait from a Retry-After header, in either form (delta-seconds or HTTP date),
+    between 0 and MAX_RETRY_AFTER; None when there is none or it means nothing (`nan`)."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):
         return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
