@@ -11,7 +11,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from worker.api.errors import MAX_RETRY_AFTER, describe_error, parse_retry_after
+from worker.api.errors import MAX_RETRY_AFTER, describe_error, parse_retry_after, redirect_error
 from worker.rate import AdaptiveRateLimiter
 from worker.redaction import MASK, SECRETS
 from worker.retry import RetryPolicy
@@ -122,3 +122,16 @@ async def test_an_absurd_retry_after_pauses_the_adaptive_limiter_a_minute_at_mos
         limiter.observe(429, retry_after)
     await limiter.acquire()
     assert 0 < sum(slept) <= AdaptiveRateLimiter.MAX_PAUSE
+
+
+@pytest.mark.parametrize("location, shown", [
+    ("https://other.example/v2/p/snapshots/s?X-Auth-Token=abc#frag", "https://other.example/v2/p/snapshots/s"),
+    ("/login?next=/v2&sig=abc", "https://evs.example/login"),  # relative: made absolute
+    ("http://user:secret@other.example:8080/x?q", "http://other.example:8080/x"),
+    (None, "nowhere (no Location)"),
+    ("http://[::1/x?sig=abc", "http://[::1/x"),  # not a URL: still without its query
+])
+def test_a_redirect_names_where_it_points_without_query_or_credentials(location, shown):
+    error = redirect_error("https://evs.example/v2/p/snapshots/s", location)
+    assert error.code == "redirect"
+    assert error.message.startswith(f"redirected to {shown};")

@@ -10,6 +10,7 @@ import re
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ..redaction import SECRETS
 
@@ -108,3 +109,25 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if math.isnan(seconds):
         return None
     return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+def is_redirect(status: int) -> bool:
+    return 300 <= status < 400
+
+
+def redirect_error(url: str, location: str | None) -> ErrorInfo:
+    """A redirect is never followed (it would carry the credentials to wherever it points): it
+    is a failure that says where it pointed, without the query string (which may hold a
+    signature or a token)."""
+    where = _shown_location(url, location) if location else "nowhere (no Location)"
+    return ErrorInfo("redirect", f"redirected to {where}; redirects are never followed "
+                                 "(the credentials would go along): give the final URL")
+
+
+def _shown_location(url: str, location: str) -> str:
+    try:
+        parts = urlsplit(urljoin(url, location))
+        shown = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    except ValueError:
+        shown = re.split(r"[?#]", location, maxsplit=1)[0]
+    return _clip(SECRETS.redact(shown), 300)

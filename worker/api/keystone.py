@@ -25,8 +25,8 @@ import aiohttp
 from ..logs import log
 from ..redaction import SECRETS
 from .auth import AuthError
-from .client import _network_error
-from .errors import TRANSIENT_STATUSES, ErrorInfo, describe_error
+from .client import ERROR_ANSWER_LIMIT, _network_error, read_at_most
+from .errors import TRANSIENT_STATUSES, ErrorInfo, describe_error, is_redirect, redirect_error
 
 _VERSION_SUFFIX = re.compile(r"/v(?:3|2\.0)/?$")
 # Renew in the background once this much of the token's life is left (keystoneauth renews
@@ -34,6 +34,8 @@ _VERSION_SUFFIX = re.compile(r"/v(?:3|2\.0)/?$")
 RENEW_AHEAD = 300.0
 # ...and stop sending a token this close to its expiry, whatever the clocks say.
 STALE_AHEAD = 120.0
+# A token's body holds the service catalog: large clouds have big ones, but not this big.
+TOKEN_ANSWER_LIMIT = 8 << 20
 
 
 def answer_text(status: int | None, error: ErrorInfo | None) -> str:
@@ -163,9 +165,20 @@ async def fetch_catalog(session: aiohttp.ClientSession, auth_url: str, token: st
 
 async def _call(session: aiohttp.ClientSession, method: str, url: str, body: bytes,
                 headers: dict[str, str]) -> tuple[int, bytes, str | None]:
+    """One exchange with the identity service. A redirect is never followed (a 307 would post
+    the password wherever it points) and is final, like an answer too large to read."""
     try:
-        async with session.request(method, url, data=body or None, headers=headers) as resp:
-            return resp.status, await resp.read(), resp.headers.get("X-Subject-Token")
+        async with session.request(method, url, data=body or None, headers=headers,
+                                   allow_redirects=False) as resp:
+            if is_redirect(resp.status):
+                error = redirect_error(url, resp.headers.get("Location"))
+                raise AuthError(f"the identity service {url} answered HTTP {resp.status}: {error.message}")
+            success = 200 <= resp.status < 300
+            raw, whole = await read_at_most(resp, TOKEN_ANSWER_LIMIT if success else ERROR_ANSWER_LIMIT)
+            if success and not whole:
+                raise AuthError(f"the identity service {url} answered with too large a body "
+                                f"(over {TOKEN_ANSWER_LIMIT >> 20} MiB): not read further")
+            return resp.status, raw, resp.headers.get("X-Subject-Token")
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         # The message is ours: aiohttp's own can quote request details.
         raise AuthError(f"cannot reach the identity service {url}: {_network_error(exc).message}",
