@@ -222,6 +222,14 @@ async def _token(server: HostileServer, request: Request, writer: asyncio.Stream
     send(writer, 201, {"token": token}, {"X-Subject-Token": ISSUED_TOKEN})
 
 
+@behaviour("token-expired")
+async def _token_expired(server: HostileServer, request: Request, writer: asyncio.StreamWriter) -> None:
+    """A token that expires the moment it is issued."""
+    now = datetime.now(timezone.utc).isoformat()
+    token = {"issued_at": now, "expires_at": now, "project": {"id": "0123456789abcdef0123456789abcdef"}}
+    send(writer, 201, {"token": token}, {"X-Subject-Token": ISSUED_TOKEN})
+
+
 @behaviour("catalog-ok")
 async def _catalog(server: HostileServer, request: Request, writer: asyncio.StreamWriter) -> None:
     send(writer, 200, {"catalog": []})

@@ -134,6 +134,14 @@ async def test_https_redirected_to_http_sends_no_token_in_clear(tmp_path, record
     assert outcomes(rows) == {("failed", "redirect")}
 
 
+async def test_a_token_issued_already_expired_is_not_asked_for_again_and_again(tmp_path):
+    # Taken as it was, each PUT asked for a new token: 25 logins for 50 rows.
+    with HostileServer(token="token-expired") as server:
+        with pytest.raises(ConfigError, match="issued a token already expired"):
+            await run(server, tmp_path, "password", ids=other_ids(50))
+        assert len(server.requests) == 3 and server.puts() == []  # --max-attempts 3
+
+
 # -- 6. a 2xx must be about the snapshot asked, with the values sent ----------------------------
 
 @pytest.mark.parametrize("behaviour, outcome, code, attempts", [

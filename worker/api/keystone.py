@@ -140,10 +140,16 @@ async def request_token(session: aiohttp.ClientSession, login: PasswordLogin) ->
         issued = _parse_time(data["issued_at"]) if data.get("issued_at") else datetime.now(timezone.utc)
     except (ValueError, KeyError, TypeError):
         raise AuthError(f"the identity service {url} answered with an unreadable token body") from None
+    if expires <= issued:
+        # Taken as it is, each request would ask for a new token: the identity service flooded
+        # with logins. Transient: retried after a backoff, like a 503.
+        clock = "" if data.get("issued_at") else " (by this machine's clock: is it right?)"
+        raise AuthError(f"the identity service {url} issued a token already expired: it expires at "
+                        f"{expires.isoformat()}, issued at {issued.isoformat()}{clock}", transient=True)
     project = data.get("project") if isinstance(data.get("project"), dict) else {}
     catalog = data.get("catalog") if isinstance(data.get("catalog"), list) else []
-    return Token(subject, expires, max(0.0, (expires - issued).total_seconds()), requested,
-                 time.monotonic(), project.get("id"), catalog)
+    return Token(subject, expires, (expires - issued).total_seconds(), requested, time.monotonic(),
+                 project.get("id"), catalog)
 
 
 async def fetch_catalog(session: aiohttp.ClientSession, auth_url: str, token: str) -> list[dict[str, Any]]:
