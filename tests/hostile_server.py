@@ -127,7 +127,7 @@ class HostileServer:
             if request is None:
                 return
             self.requests.append(request)
-            await BEHAVIOURS[self._behaviour_for(request)](self, request, writer)
+            await BEHAVIOURS[self.behaviour_for(request)](self, request, writer)
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass  # the client hung up: for a huge or trickling answer, that is the point
@@ -136,7 +136,7 @@ class HostileServer:
         finally:
             writer.close()
 
-    def _behaviour_for(self, request: Request) -> str:
+    def behaviour_for(self, request: Request) -> str:
         path = request.path
         if path.endswith("/auth/tokens"):
             return self.token if self.token != "ok" else "token-ok"
@@ -240,20 +240,16 @@ async def _catalog(server: HostileServer, request: Request, writer: asyncio.Stre
 @behaviour("redirect-301", "redirect-302", "redirect-303", "redirect-307", "redirect-308")
 async def _redirect(server: HostileServer, request: Request, writer: asyncio.StreamWriter) -> None:
     assert server.redirect_to, "a redirect needs redirect_to"
-    status = int(request_behaviour(server, request).rsplit("-", 1)[1])
+    status = int(server.behaviour_for(request).rsplit("-", 1)[1])
     location = f"{server.redirect_to}{request.path}?sig={QUERY_SECRET}"
     send(writer, status, b"<html>moved</html>", {"Location": location})
-
-
-def request_behaviour(server: HostileServer, request: Request) -> str:
-    return server._behaviour_for(request)
 
 
 # -- 2xx answers that say something else than was asked -----------------------------------------
 
 @behaviour("snapshot-string", "snapshot-list", "snapshot-number", "snapshot-empty")
 async def _odd_snapshot(server: HostileServer, request: Request, writer: asyncio.StreamWriter) -> None:
-    kind = request_behaviour(server, request).rsplit("-", 1)[1]
+    kind = server.behaviour_for(request).rsplit("-", 1)[1]
     value = {"string": "ok", "list": [echo(request)["snapshot"]], "number": 1, "empty": {}}[kind]
     send(writer, 200, {"snapshot": value})
 

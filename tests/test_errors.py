@@ -125,7 +125,8 @@ async def test_an_absurd_retry_after_pauses_the_adaptive_limiter_a_minute_at_mos
 
 
 @pytest.mark.parametrize("location, shown", [
-    ("https://other.example/v2/p/snapshots/s?X-Auth-Token=abc#frag", "https://other.example/v2/p/snapshots/s"),
+    ("https://other.example/v2/p/snapshots/s?X-Auth-Token=abc#frag",
+     "https://other.example/v2/p/snapshots/s"),
     ("/login?next=/v2&sig=abc", "https://evs.example/login"),  # relative: made absolute
     ("http://user:secret@other.example:8080/x?q", "http://other.example:8080/x"),
     (None, "nowhere (no Location)"),

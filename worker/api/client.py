@@ -215,7 +215,8 @@ async def read_at_most(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes,
 def too_large(limit: int) -> ErrorInfo:
     # Not transient: a snapshot's view or a page never comes near the bound, so this server (or
     # a proxy before it) would answer the same again.
-    return ErrorInfo("answer_too_large", f"the answer is too large (over {limit >> 20} MiB): not read further")
+    return ErrorInfo("answer_too_large",
+                     f"the answer is too large (over {limit >> 20} MiB): not read further")
 
 
 def _object_under(raw: bytes, key: str) -> Any:
