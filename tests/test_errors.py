@@ -1,11 +1,19 @@
-"""Every error shape the API family sends, and Retry-After in both forms."""
+"""Every error shape the API family sends, secrets it may echo, and Retry-After in both forms
+and in absurd ones."""
 
+import base64
 import email.utils
+import html
+import json
+import math
 import time
+from urllib.parse import quote, quote_plus
 
 import pytest
 
-from worker.api.errors import describe_error, parse_retry_after
+from worker.api.errors import MAX_RETRY_AFTER, describe_error, parse_retry_after, redirect_error
+from worker.rate import AdaptiveRateLimiter
+from worker.redaction import MASK, SECRETS
 from worker.retry import RetryPolicy
 
 
@@ -53,3 +61,78 @@ def test_backoff_is_capped_full_jitter_and_429_waits_seconds():
     assert len({round(w, 6) for w in waits}) > 100  # jittered, not a fixed ladder
     assert min(policy.delay(1, 429, None) for _ in range(100)) >= 2.0
     assert policy.delay(1, 429, 7.0) == 7.0  # the server's word wins
+
+
+PASSWORD = 'pa"ss/wörd+&=% 1\\x<é>'
+
+
+@pytest.fixture
+def secret():
+    SECRETS.add(PASSWORD)
+    return PASSWORD
+
+
+@pytest.mark.parametrize("echo", [
+    lambda pw: json.dumps({"error": {"message": f"bad password {pw}", "code": 401}}),
+    lambda pw: json.dumps({"error": {"message": f"bad password {pw}", "code": 401}}, ensure_ascii=False),
+    lambda pw: json.dumps({"error_msg": f"bad password {pw}", "error_code": "IAM.0001"}).replace("/", "\\/"),
+    lambda pw: f"<html><title>401 for password={quote(pw)}</title></html>",
+    lambda pw: f"password={quote(pw, safe='')}",
+    lambda pw: f"password={quote(pw, safe='').lower()}",
+    lambda pw: f"password={quote_plus(pw)}",
+    lambda pw: f"<p>{html.escape(pw)}</p>",
+    lambda pw: "Authorization: Basic " + base64.b64encode(f"alice:{pw}".encode()).decode(),
+    lambda pw: "Basic " + base64.urlsafe_b64encode(f"al:{pw}".encode()).decode(),
+    lambda pw: "x" * 490 + pw,  # a secret across the clipping point is masked whole first
+])
+def test_a_secret_echoed_in_an_error_is_masked_in_any_encoding(secret, echo):
+    error = describe_error(401, echo(secret).encode())
+    shown = f"{error.code} {error.message}"
+    assert MASK in shown
+    for part in (secret, secret[:8], quote(secret, safe="")[:12], "wörd", "ss/w"):
+        assert part not in shown
+
+
+@pytest.mark.parametrize("value, seconds", [
+    ("1000000000", MAX_RETRY_AFTER),  # 31 years
+    ("1e9", MAX_RETRY_AFTER),
+    ("inf", MAX_RETRY_AFTER),
+    ("Infinity", MAX_RETRY_AFTER),
+    ("1" * 400, MAX_RETRY_AFTER),  # past what a float holds: inf
+    ("Fri, 31 Dec 9999 23:59:59 GMT", MAX_RETRY_AFTER),
+    ("-5", 0.0),
+    ("-inf", 0.0),
+    ("nan", None),  # means nothing: the usual backoff applies
+    ("Mon, 99 Foo 0000 99:99:99 GMT", None),
+])
+def test_an_absurd_retry_after_is_clamped_to_a_documented_maximum(value, seconds):
+    assert parse_retry_after(value) == seconds
+
+
+async def test_an_absurd_retry_after_pauses_the_adaptive_limiter_a_minute_at_most():
+    now, slept = [1000.0], []
+
+    async def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = AdaptiveRateLimiter(clock=lambda: now[0], sleep=sleep)
+    await limiter.acquire()
+    for retry_after in (1e9, math.inf, math.nan, -5.0):
+        limiter.observe(429, retry_after)
+    await limiter.acquire()
+    assert 0 < sum(slept) <= AdaptiveRateLimiter.MAX_PAUSE
+
+
+@pytest.mark.parametrize("location, shown", [
+    ("https://other.example/v2/p/snapshots/s?X-Auth-Token=abc#frag",
+     "https://other.example/v2/p/snapshots/s"),
+    ("/login?next=/v2&sig=abc", "https://evs.example/login"),  # relative: made absolute
+    ("http://user:secret@other.example:8080/x?q", "http://other.example:8080/x"),
+    (None, "nowhere (no Location)"),
+    ("http://[::1/x?sig=abc", "http://[::1/x"),  # not a URL: still without its query
+])
+def test_a_redirect_names_where_it_points_without_query_or_credentials(location, shown):
+    error = redirect_error("https://evs.example/v2/p/snapshots/s", location)
+    assert error.code == "redirect"
+    assert error.message.startswith(f"redirected to {shown};")

@@ -9,6 +9,7 @@ from . import __version__, exitcodes
 from .commands import COMMANDS
 from .commands.parser import Parser
 from .errors import ConfigError
+from .redaction import SECRETS
 
 
 def build_parser() -> Parser:
@@ -32,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except ConfigError as exc:
-        print(f"snaprelabel {args.command}: error: {exc}", file=sys.stderr)
+        print(SECRETS.redact(f"snaprelabel {args.command}: error: {exc}"), file=sys.stderr)
         return exitcodes.USAGE
     except KeyboardInterrupt:
         return exitcodes.SIGINT

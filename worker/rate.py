@@ -173,6 +173,11 @@ class AdaptiveRateLimiter:
     ROUND = 1.0
     USED = 0.8
     NEAR = 0.85  # a 429 with at least this share of the rate accepted is a probe's, not a drop's
+    # The longest pause a Retry-After imposes on every sender. Quotas count per second or per
+    # minute, so an honest wait is at most a minute; senders waiting for a slot check no
+    # deadline, so a longer one (31 years, `inf`) would hang the job. The throttled request's own
+    # retry still waits the whole value, up to its deadline.
+    MAX_PAUSE = 60.0
 
     def __init__(self, start: float = START, clock: Callable[[], float] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
@@ -215,8 +220,8 @@ class AdaptiveRateLimiter:
             self._end_round(now)
 
     def _throttled(self, now: float, retry_after: float | None) -> None:
-        if retry_after:
-            self._paused_until = max(self._paused_until, now + retry_after)
+        if retry_after is not None and retry_after > 0:  # nan is not
+            self._paused_until = max(self._paused_until, now + min(retry_after, self.MAX_PAUSE))
             self._pacer.reschedule(self._rate, self._paused_until)
         if now < self._hold_until:
             return

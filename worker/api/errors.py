@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from ..redaction import SECRETS
 
 # 408/429 and 5xx gateway answers are transient; Cinder answers 413 for its own rate limits.
 TRANSIENT_STATUSES = frozenset({408, 413, 429, 500, 502, 503, 504})
 MAX_MESSAGE = 500
-_TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
+# The longest wait a server may ask for (Retry-After), in seconds. Huawei's quotas count per
+# second or per minute, so an honest value is far below; a larger one (31 years, `inf`, a date in
+# 9999) must not stall anything. The retry loop clamps further, to the job's deadline.
+MAX_RETRY_AFTER = 3600.0
+_TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 _TAG_RE = re.compile(r"<[^>]+>")
 
 
@@ -25,8 +33,16 @@ class ErrorInfo:
 
 
 def describe_error(status: int, body: bytes) -> ErrorInfo:
+    """The error an answer describes. A server may quote the request back (a token, a password):
+    secrets are masked before the message is clipped, which could otherwise cut one in two."""
+    error = _describe(status, SECRETS.redact(body.decode("utf-8", "replace")))
+    request_id = error.request_id and _clip(SECRETS.redact(error.request_id), 200)
+    return ErrorInfo(_clip(SECRETS.redact(error.code), 100), _clip(SECRETS.redact(error.message)), request_id)
+
+
+def _describe(status: int, body: str) -> ErrorInfo:
     data = None
-    if body[:1] in (b"{", b"[") or body.lstrip()[:1] in (b"{", b"["):
+    if body.lstrip()[:1] in ("{", "["):
         try:
             data = json.loads(body)
         except ValueError:
@@ -36,7 +52,7 @@ def describe_error(status: int, body: bytes) -> ErrorInfo:
         if "error_code" in data or "error_msg" in data:
             return ErrorInfo(
                 str(data.get("error_code") or f"http_{status}"),
-                _clip(str(data.get("error_msg") or "")),
+                str(data.get("error_msg") or ""),
                 _str_or_none(data.get("request_id")),
             )
         # OpenStack: {"itemNotFound": {"code": 404, "message": ...}} or {"error": {...}}
@@ -48,27 +64,26 @@ def describe_error(status: int, body: bytes) -> ErrorInfo:
                     label = str(code) if isinstance(code, str) and code else f"http_{status}"
                 else:
                     label = kind
-                return ErrorInfo(label, _clip(str(inner.get("message") or inner.get("title") or "")))
+                return ErrorInfo(label, str(inner.get("message") or inner.get("title") or ""))
         message = data.get("message") or data.get("msg") or data.get("detail")
         if message:
-            return ErrorInfo(f"http_{status}", _clip(str(message)))
+            return ErrorInfo(f"http_{status}", str(message))
     return ErrorInfo(f"http_{status}", _text_message(status, body))
 
 
-def _text_message(status: int, body: bytes) -> str:
+def _text_message(status: int, body: str) -> str:
     if not body.strip():
         try:
             return HTTPStatus(status).phrase + " (empty body)"
         except ValueError:
             return "empty body"
     title = _TITLE_RE.search(body)
-    text = title.group(1) if title else body
-    text = _TAG_RE.sub(" ", text.decode("utf-8", "replace"))
-    return _clip(" ".join(text.split()))
+    text = _TAG_RE.sub(" ", title.group(1) if title else body)
+    return " ".join(text.split())
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+def _clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _str_or_none(value: object) -> str | None:
@@ -76,18 +91,43 @@ def _str_or_none(value: object) -> str | None:
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header, in either form (delta-seconds or HTTP date)."""
+    """Seconds to wait from a Retry-After header, in either form (delta-seconds or HTTP date),
+    between 0 and MAX_RETRY_AFTER; None when there is none or it means nothing (`nan`)."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+def is_redirect(status: int) -> bool:
+    return 300 <= status < 400
+
+
+def redirect_error(url: str, location: str | None) -> ErrorInfo:
+    """A redirect is never followed (it would carry the credentials to wherever it points): it
+    is a failure that says where it pointed, without the query string (which may hold a
+    signature or a token)."""
+    where = _shown_location(url, location) if location else "nowhere (no Location)"
+    return ErrorInfo("redirect", f"redirected to {where}; redirects are never followed "
+                                 "(the credentials would go along): give the final URL")
+
+
+def _shown_location(url: str, location: str) -> str:
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+        parts = urlsplit(urljoin(url, location))
+        shown = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    except ValueError:
+        shown = re.split(r"[?#]", location, maxsplit=1)[0]
+    return _clip(SECRETS.redact(shown), 300)

@@ -16,7 +16,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -24,8 +24,8 @@ import aiohttp
 from ..logs import log
 from ..redaction import SECRETS
 from .auth import AuthError, Stopper
-from .client import _network_error
-from .errors import TRANSIENT_STATUSES, ErrorInfo, describe_error
+from .client import ERROR_ANSWER_LIMIT, _network_error, read_at_most
+from .errors import TRANSIENT_STATUSES, ErrorInfo, describe_error, is_redirect, redirect_error
 
 _VERSION_SUFFIX = re.compile(r"/v(?:3|2\.0)/?$")
 # Renew in the background once this much of the token's life is left (keystoneauth renews
@@ -33,6 +33,8 @@ _VERSION_SUFFIX = re.compile(r"/v(?:3|2\.0)/?$")
 RENEW_AHEAD = 300.0
 # ...and stop sending a token this close to its expiry, whatever the clocks say.
 STALE_AHEAD = 120.0
+# A token's body holds the service catalog: large clouds have big ones, but not this big.
+TOKEN_ANSWER_LIMIT = 8 << 20
 
 
 def answer_text(status: int | None, error: ErrorInfo | None) -> str:
@@ -134,13 +136,19 @@ async def request_token(session: aiohttp.ClientSession, login: PasswordLogin) ->
     try:
         data = json.loads(raw)["token"]
         expires = _parse_time(data["expires_at"])
-        issued = _parse_time(data["issued_at"]) if data.get("issued_at") else datetime.now(timezone.utc)
+        issued = _parse_time(data["issued_at"]) if data.get("issued_at") else datetime.now(UTC)
     except (ValueError, KeyError, TypeError):
         raise AuthError(f"the identity service {url} answered with an unreadable token body") from None
+    if expires <= issued:
+        # Taken as it is, each request would ask for a new token: the identity service flooded
+        # with logins. Transient: retried after a backoff, like a 503.
+        clock = "" if data.get("issued_at") else " (by this machine's clock: is it right?)"
+        raise AuthError(f"the identity service {url} issued a token already expired: it expires at "
+                        f"{expires.isoformat()}, issued at {issued.isoformat()}{clock}", transient=True)
     project = data.get("project") if isinstance(data.get("project"), dict) else {}
     catalog = data.get("catalog") if isinstance(data.get("catalog"), list) else []
-    return Token(subject, expires, max(0.0, (expires - issued).total_seconds()), requested,
-                 time.monotonic(), project.get("id"), catalog)
+    return Token(subject, expires, (expires - issued).total_seconds(), requested, time.monotonic(),
+                 project.get("id"), catalog)
 
 
 async def fetch_catalog(session: aiohttp.ClientSession, auth_url: str, token: str) -> list[dict[str, Any]]:
@@ -162,10 +170,21 @@ async def fetch_catalog(session: aiohttp.ClientSession, auth_url: str, token: st
 
 async def _call(session: aiohttp.ClientSession, method: str, url: str, body: bytes,
                 headers: dict[str, str]) -> tuple[int, bytes, str | None]:
+    """One exchange with the identity service. A redirect is never followed (a 307 would post
+    the password wherever it points) and is final, like an answer too large to read."""
     try:
-        async with session.request(method, url, data=body or None, headers=headers) as resp:
-            return resp.status, await resp.read(), resp.headers.get("X-Subject-Token")
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        async with session.request(method, url, data=body or None, headers=headers,
+                                   allow_redirects=False) as resp:
+            if is_redirect(resp.status):
+                error = redirect_error(url, resp.headers.get("Location"))
+                raise AuthError(f"the identity service {url} answered HTTP {resp.status}: {error.message}")
+            success = 200 <= resp.status < 300
+            raw, whole = await read_at_most(resp, TOKEN_ANSWER_LIMIT if success else ERROR_ANSWER_LIMIT)
+            if success and not whole:
+                raise AuthError(f"the identity service {url} answered with too large a body "
+                                f"(over {TOKEN_ANSWER_LIMIT >> 20} MiB): not read further")
+            return resp.status, raw, resp.headers.get("X-Subject-Token")
+    except (TimeoutError, aiohttp.ClientError) as exc:
         # The message is ours: aiohttp's own can quote request details.
         raise AuthError(f"cannot reach the identity service {url}: {_network_error(exc).message}",
                         transient=True) from None
@@ -173,7 +192,7 @@ async def _call(session: aiohttp.ClientSession, method: str, url: str, body: byt
 
 def _parse_time(text: str) -> datetime:
     when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class KeystoneAuth:
