@@ -4,8 +4,10 @@ and in absurd ones."""
 import base64
 import email.utils
 import html
+import io
 import json
 import math
+import sys
 import time
 from urllib.parse import quote, quote_plus
 
@@ -136,3 +138,17 @@ def test_a_redirect_names_where_it_points_without_query_or_credentials(location,
     error = redirect_error("https://evs.example/v2/p/snapshots/s", location)
     assert error.code == "redirect"
     assert error.message.startswith(f"redirected to {shown};")
+
+
+def test_every_printed_line_is_redacted_whoever_prints_it(monkeypatch):
+    from worker.redaction import SECRETS, redact_output
+
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    SECRETS.add("printed-secret-4f1c")
+    redact_output()
+    redact_output()  # twice is once: no proxy around a proxy
+    print("token printed-secret-4f1c in a message")
+    print("quoted: printed-secret-4f1c", file=sys.stderr)
+    assert out.getvalue() == "token *** in a message\n" and err.getvalue() == "quoted: ***\n"

@@ -9,7 +9,7 @@ from . import __version__, exitcodes
 from .commands import COMMANDS
 from .commands.parser import Parser
 from .errors import ConfigError
-from .redaction import SECRETS
+from .redaction import redact_output
 
 
 def build_parser() -> Parser:
@@ -25,6 +25,7 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    redact_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except ConfigError as exc:
-        print(SECRETS.redact(f"snaprelabel {args.command}: error: {exc}"), file=sys.stderr)
+        print(f"snaprelabel {args.command}: error: {exc}", file=sys.stderr)
         return exitcodes.USAGE
     except KeyboardInterrupt:
         return exitcodes.SIGINT

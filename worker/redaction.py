@@ -13,6 +13,8 @@ import base64
 import html
 import json
 import re
+import sys
+from typing import Any, TextIO, cast
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
@@ -68,3 +70,31 @@ class SecretRegistry:
 
 
 SECRETS = SecretRegistry()
+
+
+class RedactedOutput:
+    """A text stream that masks every known secret in what is written to it, so that no line the
+    program prints can carry one, whoever prints it (`redact_output`)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(SECRETS.redact(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def redact_output() -> None:
+    """Every line printed from now on passes through SECRETS; a character the terminal's encoding
+    cannot show is escaped rather than a traceback (LANG=C, PYTHONIOENCODING=ascii)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None or isinstance(stream, RedactedOutput):
+            continue
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+        # The proxy is a TextIO in all but name: it forwards everything else to the stream.
+        setattr(sys, name, cast(TextIO, RedactedOutput(stream)))

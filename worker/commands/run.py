@@ -8,7 +8,6 @@ import sys
 from .. import fastpath
 from ..confirm import wants_confirmation
 from ..logs import configure
-from ..redaction import SECRETS
 from ..runner import JobSpec, run_job
 from ..settings import load_settings
 from ..sources import InputSpec
@@ -56,6 +55,6 @@ def main(args: argparse.Namespace) -> int:
                    confirm=wants_confirmation(source, args.yes, args.dry_run), resume=args.resume)
     result = fastpath.run(run_job(settings, spec))
     if result.error is not None:
-        print(f"snaprelabel run: error: {SECRETS.redact(result.error)}; the report holds every row "
+        print(f"snaprelabel run: error: {result.error}; the report holds every row "
               f"written before it; --resume continues the job", file=sys.stderr)
     return result.exit_code
