@@ -240,6 +240,9 @@ class QueueConsumer:
         delivery = Delivery(entry_id, fields, deliveries)
         self.held[entry_id] = delivery
         row = row_from_message(fields, delivery)
+        if isinstance(row, Rejection):  # final, and no copy of it goes to the dead letters
+            log.warning("unreadable job message", job_id=entry_id, problem=row.message)
+            return row
         if deliveries > self.options.max_deliveries:
             why = f"last error: {last_error}" if last_error else (
                 "no consumer finished it (each one died or stopped while holding it)")
