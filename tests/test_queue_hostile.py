@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import redis
 
 from helpers import PROJECT, read_report, relabel_targets, write_jobs
 from queue_helpers import (  # noqa: F401 - fixtures
     consumers,
     enqueue,
+    error_redis,
     pending_count,
     redis_url,
     results,
+    run_worker,
     stream,
     sync_client,
-    wait_for,
 )
 
 GHOST = "00000000-0000-4000-8000-000000000000"
@@ -94,3 +96,75 @@ def test_a_jobs_file_whose_name_is_not_utf8_is_queued_as_text_and_applied(
     entries = results(sync_client(), stream)  # decodes strictly: the entries are UTF-8 text
     assert {e["outcome"] for e in entries} == {"applied"} and len(entries) == 2
     assert {e["source"] for e in entries} == {str(tmp_path / "jobs-\ufffd.csv")}
+
+
+# -- start-up: another group, keys of the wrong type, a Redis that answers errors -------------
+
+def test_consume_refuses_a_stream_that_another_group_reads(
+        sim_thread, redis_url, stream, consumers, tmp_path):
+    sim = sim_thread(snapshots=3)
+    targets = relabel_targets(sim.sim.snapshots, 3)
+    enqueue(redis_url, stream, write_jobs(tmp_path / "jobs.csv", targets), tmp_path)  # group relabel
+    client = sync_client()
+    client.xgroup_create(stream, "audit", id="0")  # every group gets every job
+
+    for group in ("relabel", "typo"):
+        consumer = consumers(redis_url, stream, sim.url, group, "--group", group, "--until-empty")
+        assert consumer.wait(60) == 2
+        [line] = consumer.stderr().strip().splitlines()
+        assert line.startswith("snaprelabel consume: error: ") and "--allow-other-groups" in line
+        assert "'audit'" in line and f"'{group}'" in line
+    assert not sim.sim.put_counts  # nothing sent
+    assert sorted(g["name"] for g in client.xinfo_groups(stream)) == ["audit", "relabel"]  # no 'typo' left
+
+    consumer = consumers(redis_url, stream, sim.url, "allowed", "--until-empty", "--rate", "0",
+                         "--allow-other-groups")
+    assert consumer.wait(60) == 0, consumer.stderr()
+    assert {e["outcome"] for e in results(client, stream)} == {"applied"}
+
+
+def test_enqueue_warns_when_the_jobs_would_go_to_other_groups(redis_url, stream, tmp_path):
+    jobs = write_jobs(tmp_path / "jobs.csv", {GHOST: "x"})
+    client = sync_client()
+    client.xgroup_create(stream, "audit", id="0", mkstream=True)
+
+    done = enqueue(redis_url, stream, jobs, tmp_path)  # group relabel: not created beside audit
+    warning, _summary = done.stderr.strip().splitlines()
+    assert warning.startswith("snaprelabel enqueue: warning: ") and "'audit'" in warning
+    assert [g["name"] for g in client.xinfo_groups(stream)] == ["audit"]
+
+    client.xgroup_create(stream, "relabel", id="0")
+    done = enqueue(redis_url, stream, jobs, tmp_path)
+    warning, summary = done.stderr.strip().splitlines()
+    assert "'audit'" in warning and "'relabel'" in warning and "once per group" in warning
+    assert done.returncode == 0 and "queued 1 jobs" in summary and client.xlen(stream) == 2
+
+
+@pytest.mark.parametrize("key", ["jobs", "results", "dead", "errors"])
+def test_a_queue_key_of_the_wrong_type_is_one_line_and_exit_2(
+        sim_thread, redis_url, stream, consumers, tmp_path, key):
+    sim = sim_thread(snapshots=1)
+    base = stream.removesuffix(":jobs")
+    sync_client().set(f"{base}:{key}", "not a stream")
+    consumer = consumers(redis_url, stream, sim.url, "c", "--until-empty")
+    assert consumer.wait(60) == 2
+    [line] = consumer.stderr().strip().splitlines()
+    assert line.startswith("snaprelabel consume: error: ") and f"{base}:{key} " in line, line
+    assert not sim.sim.put_counts
+
+
+@pytest.mark.parametrize("command", ["consume", "enqueue", "queue status"])
+def test_a_redis_answering_errors_at_start_up_is_one_line_and_exit_2(error_redis, tmp_path, command):
+    denied = error_redis(
+        "DENIED Redis is running in protected mode because protected mode is enabled and no "
+        "password is set for the default user. In this mode connections are only accepted from "
+        "the loopback interface. If you want to connect from external computers ...")
+    args = {"consume": ["consume", "--endpoint", "http://127.0.0.1:9"],
+            "enqueue": ["enqueue", str(write_jobs(tmp_path / "jobs.csv", {GHOST: "x"})),
+                        "--project-id", PROJECT, "--report", str(tmp_path / "r.csv")],
+            "queue status": ["queue", "status"]}[command]
+    done = run_worker(*args, "--redis", denied.url, "--redis-wait", "5")
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"snaprelabel {command.split()[0]}: error: Redis at {denied.url}")
+    assert line.endswith("no password is set for the default user"), line  # its first sentence

@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     options.add_auth_failure_rail(
         queue, "stop this consumer (exit 3) after this many jobs in a row answered 401/403; the "
                "jobs it has not sent go back to the stream")
+    queue.add_argument("--allow-other-groups", dest="allow_other_groups", action="store_true",
+                       help="start even if another consumer group reads the stream (each group "
+                            "applies every job: by default consume refuses, exit 2)")
     queue.add_argument("--metrics-port", dest="metrics_port", type=int, default=S,
                        help="serve Prometheus metrics on this port (0: a free one)")
     options.add_rules(parser)
@@ -53,9 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     # Imported here: every other command's start-up would pay for Redis (bench/RESULTS.md).
+    from ..queue.consumer import OTHER_GROUPS_ALLOWED
     from ..queue.service import ConsumeSpec, default_consumer_name, run_consumer
 
     settings = load_settings(options.settings_flags(args), args.config)
     configure(settings.log_level, settings.log_format)
     spec = ConsumeSpec(args.consumer or default_consumer_name(), args.until_empty, args.report)
+    OTHER_GROUPS_ALLOWED.set(args.allow_other_groups)
     return asyncio.run(run_consumer(settings, spec))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ from ..logs import log
 from ..redaction import SECRETS
 from ..report import ReportWriter
 from ..results import Outcome, Result, from_rejection, now_iso
+from ..settings import ConfigError
 from .redis_link import BLOCK_MS, RedisLink, RedisLost, RedisUnavailable
 from .streams import QueueNames, result_entry, row_from_message
 
@@ -62,10 +64,19 @@ return {r[1], out}
 
 # KEYS: stream, results, dead, errors. ARGV: group, then per entry:
 #   id, n, n results-entry values, m, m dead-letter-entry values (m = 0: not dead).
-# Adds the entry's result (and dead letter) only if this XACK acknowledged it. Answers NOGROUP
-# when the group is gone, so results are never silently dropped after Redis lost its data.
+# Adds the entry's result (and dead letter) only if it is still pending: a commit retried, or
+# made by a second consumer, adds nothing. Nothing is written unless every key has its type, and
+# the XADDs come before the XACK: one refused (maxmemory reached) leaves the entry pending.
+# Answers NOGROUP when the group is gone, so results are never silently dropped after Redis lost
+# its data.
 COMMIT = """
 redis.call('XPENDING', KEYS[1], ARGV[1])
+for k, wanted in pairs({[2] = 'stream', [3] = 'stream', [4] = 'hash'}) do
+  local found = redis.call('TYPE', KEYS[k]).ok
+  if found ~= wanted and found ~= 'none' then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[k] .. ' is a ' .. found .. ', not a ' .. wanted)
+  end
+end
 local done = 0
 local i = 2
 while i <= #ARGV do
@@ -75,9 +86,10 @@ while i <= #ARGV do
   local m = tonumber(ARGV[first + n])
   local dead_first = first + n + 1
   i = dead_first + m
-  if redis.call('XACK', KEYS[1], ARGV[1], id) == 1 then
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1) == 1 then
     if m > 0 then redis.call('XADD', KEYS[3], '*', unpack(ARGV, dead_first, dead_first + m - 1)) end
     redis.call('XADD', KEYS[2], '*', unpack(ARGV, first, first + n - 1))
+    redis.call('XACK', KEYS[1], ARGV[1], id)
     redis.call('XDEL', KEYS[1], id)
     redis.call('HDEL', KEYS[4], id)
     done = done + 1
@@ -124,18 +136,70 @@ return gone
 """
 
 
+# `consume --allow-other-groups`: set by the command until the flag is a setting.
+OTHER_GROUPS_ALLOWED: ContextVar[bool] = ContextVar("other_groups_allowed", default=False)
+KEY_TYPES = {"stream": "stream", "results": "stream", "dead": "stream", "errors": "hash"}
+
+
+async def check_keys(link: RedisLink, names: QueueNames) -> None:
+    """Each key of the queue is absent or of its type: a results key holding a string would
+    fail every commit, and a jobs key every read."""
+    keys = [getattr(names, role) for role in KEY_TYPES]
+
+    async def types(r: Any) -> list[str]:
+        async with r.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.type(key)
+            return list(await pipe.execute())
+
+    for key, wanted, found in zip(keys, KEY_TYPES.values(), await link.call("check the queue's keys", types)):
+        if found not in ("none", wanted):
+            raise ConfigError(f"{key} is a {found}, not a {wanted}: choose another --stream, or "
+                              "remove that key")
+
+
+async def group_names(link: RedisLink, names: QueueNames) -> list[str]:
+    """The consumer groups that read the stream (none when there is no stream)."""
+
+    async def read(r: Any) -> list[str]:
+        if not await r.exists(names.stream):
+            return []
+        return [group["name"] for group in await r.xinfo_groups(names.stream)]
+
+    return await link.call("list the consumer groups", read)
+
+
 async def create_group(link: RedisLink, names: QueueNames) -> None:
     """Create the group (and the stream) if needed, reading from the stream's beginning so that
-    jobs queued before the first consumer started are not skipped."""
+    jobs queued before the first consumer started are not skipped. Every group gets every job:
+    refuse a stream another group reads too (unless allowed), and leave no group behind."""
 
-    async def create(r: Any) -> None:
+    async def create(r: Any) -> bool:
         try:
             await r.xgroup_create(names.stream, names.group, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            return False
+        return True
 
-    await link.call("create the consumer group", create)
+    await check_keys(link, names)
+    created = await link.call("create the consumer group", create)
+    others = [group for group in await group_names(link, names) if group != names.group]
+    if not others or OTHER_GROUPS_ALLOWED.get():
+        return
+    if created:
+        await link.call("remove the group just created",
+                        lambda r: r.xgroup_destroy(names.stream, names.group))
+    raise ConfigError(
+        f"stream {names.stream} is also read by the consumer group {quoted(others)}, besides "
+        f"'{names.group}': every group gets every job, so each job would be applied once per "
+        f"group; remove the other group (XGROUP DESTROY {names.stream} NAME) or pass "
+        "--allow-other-groups if that is intended")
+
+
+def quoted(groups: list[str]) -> str:
+    return ", ".join(f"'{group}'" for group in groups)
 
 
 @dataclass(slots=True)
@@ -203,6 +267,7 @@ class QueueConsumer:
         options = self.options
         next_claim = 0.0
         cursor = "0-0"
+        self.link.at_work()
         while not self.stopping.is_set():
             if loop.time() >= next_claim:
                 cursor, claimed = await self._claim_idle(cursor)
