@@ -4,6 +4,7 @@ acknowledged; the stream goes on."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -15,12 +16,18 @@ from queue_helpers import (  # noqa: F401 - fixtures
     enqueue,
     error_redis,
     pending_count,
+    redis_server,
     redis_url,
     results,
     run_worker,
     stream,
     sync_client,
 )
+from worker.jobs import Job, JobRules
+from worker.queue.consumer import QueueConsumer, QueueOptions, create_group
+from worker.queue.redis_link import RedisLink, RedisRefused
+from worker.queue.streams import QueueNames
+from worker.results import Outcome, from_job
 
 GHOST = "00000000-0000-4000-8000-000000000000"
 
@@ -168,3 +175,48 @@ def test_a_redis_answering_errors_at_start_up_is_one_line_and_exit_2(error_redis
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"snaprelabel {command.split()[0]}: error: Redis at {denied.url}")
     assert line.endswith("no password is set for the default user"), line  # its first sentence
+
+
+# -- mid-job: results that cannot be written ------------------------------------------------
+
+async def _held_job(url: str, stream: str, max_deliveries: int = 5) -> tuple[RedisLink, QueueConsumer, Job]:
+    link = RedisLink(url, 10)
+    names = QueueNames(stream, "relabel")
+    await create_group(link, names)
+    await link.client.xadd(stream, {"snapshot_id": GHOST, "project_id": PROJECT, "name": "x"})
+    consumer = QueueConsumer(link, names, QueueOptions("c", max_deliveries=max_deliveries),
+                             JobRules(PROJECT), asyncio.Event())
+    job = await anext(consumer.rows())
+    return link, consumer, job
+
+
+async def test_a_results_key_turned_into_a_string_mid_job_acknowledges_nothing(redis_url, stream):
+    link, consumer, job = await _held_job(redis_url, stream, max_deliveries=1)
+    names, client = consumer.names, sync_client()
+    await link.client.set(names.results, "not a stream")
+    dead = from_job(job, Outcome.FAILED, http_status=503, attempts=2)  # its last delivery: a dead letter
+    with pytest.raises(RedisRefused, match="WRONGTYPE"):
+        await consumer.write_batch([dead])
+    assert pending_count(client, stream) == 1 and client.xlen(names.dead) == 0
+
+    await link.client.delete(names.results)
+    await consumer.write_batch([from_job(job, Outcome.FAILED, http_status=503, attempts=2)])
+    assert pending_count(client, stream) == 0
+    assert client.xlen(names.dead) == 1 and len(results(client, stream)) == 1
+    await link.close()
+
+
+async def test_a_redis_at_maxmemory_leaves_the_job_pending_until_it_has_room(redis_server):
+    server = redis_server(False)
+    link, consumer, job = await _held_job(server.url, "full:jobs")
+    client = sync_client(server.url)
+    client.config_set("maxmemory", 1)  # every write that needs memory is refused (noeviction)
+    with pytest.raises(RedisRefused, match="maxmemory"):
+        await consumer.write_batch([from_job(job, Outcome.APPLIED, http_status=200, attempts=1)])
+    client.config_set("maxmemory", 0)
+    assert pending_count(client, "full:jobs") == 1 and client.xlen("full:results") == 0
+
+    await consumer.write_batch([from_job(job, Outcome.APPLIED, http_status=200, attempts=1)])
+    assert pending_count(client, "full:jobs") == 0
+    assert [e["outcome"] for e in results(client, "full:jobs")] == ["applied"]
+    await link.close()
