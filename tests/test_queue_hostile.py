@@ -220,3 +220,33 @@ async def test_a_redis_at_maxmemory_leaves_the_job_pending_until_it_has_room(red
     assert pending_count(client, "full:jobs") == 0
     assert [e["outcome"] for e in results(client, "full:jobs")] == ["applied"]
     await link.close()
+
+
+# -- entries deleted from the stream while pending --------------------------------------------
+
+async def test_a_job_deleted_from_the_stream_while_held_still_gets_its_result(redis_url, stream):
+    link, consumer, job = await _held_job(redis_url, stream)
+    await link.client.xdel(stream, job.ref.id)  # an operator's XDEL or XTRIM, mid-flight
+    await consumer.heartbeat()  # an XCLAIM here would drop it from the pending list
+    await consumer.write_batch([from_job(job, Outcome.APPLIED, http_status=200, attempts=1)])
+    client = sync_client()
+    assert [(e["job_id"], e["outcome"]) for e in results(client, stream)] == [(job.ref.id, "applied")]
+    assert pending_count(client, stream) == 0
+    await link.close()
+
+
+async def test_a_dead_consumers_job_deleted_from_the_stream_leaves_nothing_behind(redis_url, stream):
+    link = RedisLink(redis_url, 10)
+    names = QueueNames(stream, "relabel")
+    await create_group(link, names)
+    client = link.client
+    entry_id = await client.xadd(stream, {"snapshot_id": GHOST, "project_id": PROJECT, "name": "x"})
+    await client.xreadgroup("relabel", "dead", {stream: ">"}, count=1)
+    await client.hset(names.errors, entry_id, "HTTP 503: its last error")  # as a redelivery notes it
+    await client.xdel(stream, entry_id)
+    await asyncio.sleep(0.05)
+    heir = QueueConsumer(link, names, QueueOptions("heir", claim_idle=0.01), JobRules(PROJECT),
+                         asyncio.Event())
+    assert await heir._claim_idle("0-0") == ("0-0", [])
+    assert await client.hlen(names.errors) == 0 and pending_count(sync_client(), stream) == 0
+    await link.close()

@@ -45,10 +45,12 @@ from .redis_link import BLOCK_MS, RedisLink, RedisLost, RedisUnavailable
 from .streams import QueueNames, result_entry, row_from_message
 
 # KEYS: stream, errors. ARGV: group, consumer, min idle ms, start id, count.
-# Claims idle entries and tells, for each, how often it has been delivered and its last error.
+# Claims idle entries and tells, for each, how often it has been delivered and its last error;
+# and how many were deleted from the stream while pending (nothing left to do).
 CLAIM = """
 local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
 local out = {}
+local deleted = r[3] or {}  -- Redis 7 drops them from the pending list and names them here
 for _, e in ipairs(r[2]) do
   if e[2] then
     local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
@@ -56,10 +58,12 @@ for _, e in ipairs(r[2]) do
     if p[1] then n = p[1][4] end
     out[#out + 1] = {e[1], e[2], n, redis.call('HGET', KEYS[2], e[1]) or ''}
   else
-    redis.call('XACK', KEYS[1], ARGV[1], e[1])  -- Redis 6.2: a deleted entry, nothing to do
+    redis.call('XACK', KEYS[1], ARGV[1], e[1])  -- Redis 6.2 answers them as nil entries
+    deleted[#deleted + 1] = e[1]
   end
 end
-return {r[1], out}
+for _, id in ipairs(deleted) do redis.call('HDEL', KEYS[2], id) end
+return {r[1], out, #deleted}
 """
 
 # KEYS: stream, results, dead, errors. ARGV: group, then per entry:
@@ -108,7 +112,9 @@ for i = 3, #ARGV, 4 do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1, ARGV[2])
   if p[1] then
     if err ~= '' then redis.call('HSET', KEYS[2], id, err) end
-    if idle >= 0 then
+    -- XCLAIM would drop an entry deleted from the stream from the pending list (Redis 7), and
+    -- the result of a job in flight would then never be recorded: leave that one as it is.
+    if idle >= 0 and #redis.call('XRANGE', KEYS[1], id, id) == 1 then
       local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'IDLE', idle}
       if count >= 0 then args[#args + 1] = 'RETRYCOUNT'; args[#args + 1] = count end
       args[#args + 1] = 'JUSTID'
@@ -288,10 +294,12 @@ class QueueConsumer:
 
     async def _claim_idle(self, cursor: str) -> tuple[str, list[Job | Rejection | Result]]:
         names, options = self.names, self.options
-        cursor, claimed = await self.link.call("claim idle jobs", lambda r: self._claim(
+        cursor, claimed, deleted = await self.link.call("claim idle jobs", lambda r: self._claim(
             keys=[names.stream, names.errors],
             args=[names.group, options.consumer, round(options.claim_idle * 1000), cursor,
                   options.batch]))
+        if deleted:
+            log.warning("pending jobs deleted from the stream: no result for them", count=deleted)
         if claimed:
             log.info("claimed idle jobs", count=len(claimed), consumer=options.consumer)
         items = []
