@@ -22,10 +22,11 @@ from queue_helpers import (  # noqa: F401 - fixtures
     run_worker,
     stream,
     sync_client,
+    wait_for,
 )
 from worker.jobs import Job, JobRules
 from worker.queue.consumer import QueueConsumer, QueueOptions, create_group
-from worker.queue.redis_link import RedisLink, RedisRefused
+from worker.queue.redis_link import SOCKET_TIMEOUT, RedisLink, RedisRefused
 from worker.queue.streams import QueueNames
 from worker.results import Outcome, from_job
 
@@ -250,3 +251,28 @@ async def test_a_dead_consumers_job_deleted_from_the_stream_leaves_nothing_behin
     assert await heir._claim_idle("0-0") == ("0-0", [])
     assert await client.hlen(names.errors) == 0 and pending_count(sync_client(), stream) == 0
     await link.close()
+
+
+# -- a Redis that answers late ---------------------------------------------------------------
+
+def test_a_redis_answering_after_the_socket_timeout_loses_no_result_and_doubles_none(
+        sim_thread, redis_server, consumers, tmp_path):
+    # Commands sent during the pause run when it ends, after the consumer gave up on their
+    # answers (SOCKET_TIMEOUT): a commit retried, entries read or claimed whose reply was lost.
+    server = redis_server(False)
+    sim = sim_thread(snapshots=300, latency=0.02)
+    targets = relabel_targets(sim.sim.snapshots, 300)
+    enqueue(server.url, "slow:jobs", write_jobs(tmp_path / "jobs.csv", targets), tmp_path)
+    client = sync_client(server.url)
+    consumer = consumers(server.url, "slow:jobs", sim.url, "c", "--until-empty", "--rate", "0",
+                         "--shared-rate", "100", "--claim-idle", "1", "--concurrency", "8")
+    wait_for(lambda: client.xlen("slow:results") >= 30, 60, what="the job to be under way")
+    client.client_pause(round((SOCKET_TIMEOUT + 1) * 1000))
+
+    assert consumer.wait(120) == 0, consumer.stderr()
+    entries = results(client, "slow:jobs")
+    assert sorted(e["snapshot_id"] for e in entries) == sorted(targets)  # each once
+    assert {e["outcome"] for e in entries} == {"applied"}
+    assert pending_count(client, "slow:jobs") == 0 and client.xlen("slow:jobs") == 0
+    assert any(e["event"] == "redis unreachable: reconnecting" for e in consumer.events())
+    assert set(sim.sim.put_counts.values()) == {1}  # not even sent twice

@@ -304,6 +304,8 @@ class QueueConsumer:
             log.info("claimed idle jobs", count=len(claimed), consumer=options.consumer)
         items = []
         for entry_id, flat, deliveries, last_error in claimed:
+            if entry_id in self.held:  # in flight here, idle while Redis did not answer
+                continue
             fields = dict(zip(flat[::2], flat[1::2]))
             items.append(self._item(entry_id, fields, int(deliveries), last_error))
         return cursor, items
