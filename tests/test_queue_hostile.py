@@ -223,6 +223,22 @@ async def test_a_redis_at_maxmemory_leaves_the_job_pending_until_it_has_room(red
     await link.close()
 
 
+
+def test_enqueue_into_a_redis_at_maxmemory_says_so_and_exits_4(redis_server, tmp_path):
+    server = redis_server(False)
+    client = sync_client(server.url)
+    client.xgroup_create("full:jobs", "relabel", id="0", mkstream=True)
+    client.config_set("maxmemory", 1)
+    done = run_worker("enqueue", str(write_jobs(tmp_path / "jobs.csv", {GHOST: "x"})), "--redis",
+                      server.url, "--stream", "full:jobs", "--project-id", PROJECT, "--report",
+                      str(tmp_path / "r.csv"))
+    assert done.returncode == 4
+    error, summary = done.stderr.strip().splitlines()
+    assert error.endswith("answered an error to 'queue jobs': command not allowed when used "
+                          "memory > 'maxmemory'"), error
+    assert summary.startswith("snaprelabel enqueue: queued 0 jobs")
+
+
 # -- entries deleted from the stream while pending --------------------------------------------
 
 async def test_a_job_deleted_from_the_stream_while_held_still_gets_its_result(redis_url, stream):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -163,5 +164,6 @@ class RedisLink:
 
 
 def _first_sentence(exc: Exception) -> str:
-    """Redis explains some errors at length (protected mode: a page): its first sentence says it."""
-    return str(exc).split(". ")[0][:300]
+    """Redis explains some errors at length (protected mode: a page): its first sentence says
+    it, without the name of the script that met it."""
+    return re.split(r"\.? script: |\. ", str(exc))[0][:300]
