@@ -5,6 +5,7 @@ acknowledged; the stream goes on."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import pytest
@@ -124,6 +125,8 @@ def test_consume_refuses_a_stream_that_another_group_reads(
         assert "'audit'" in line and f"'{group}'" in line
     assert not sim.sim.put_counts  # nothing sent
     assert sorted(g["name"] for g in client.xinfo_groups(stream)) == ["audit", "relabel"]  # no 'typo' left
+    status = run_worker("queue", "status", "--redis", redis_url, "--stream", stream)
+    assert f"other groups reading {stream}: audit (each applies every job once more)" in status.stdout
 
     consumer = consumers(redis_url, stream, sim.url, "allowed", "--until-empty", "--rate", "0",
                          "--allow-other-groups")
@@ -140,6 +143,8 @@ def test_enqueue_warns_when_the_jobs_would_go_to_other_groups(redis_url, stream,
     warning, _summary = done.stderr.strip().splitlines()
     assert warning.startswith("snaprelabel enqueue: warning: ") and "'audit'" in warning
     assert [g["name"] for g in client.xinfo_groups(stream)] == ["audit"]
+    status = run_worker("queue", "status", "--redis", redis_url, "--stream", stream, "--json")
+    assert json.loads(status.stdout)["other_groups"] == ["audit"]
 
     client.xgroup_create(stream, "relabel", id="0")
     done = enqueue(redis_url, stream, jobs, tmp_path)

@@ -158,7 +158,8 @@ async def check_keys(link: RedisLink, names: QueueNames) -> None:
                 pipe.type(key)
             return list(await pipe.execute())
 
-    for key, wanted, found in zip(keys, KEY_TYPES.values(), await link.call("check the queue's keys", types)):
+    found_types = await link.call("check the queue's keys", types)
+    for key, wanted, found in zip(keys, KEY_TYPES.values(), found_types):
         if found not in ("none", wanted):
             raise ConfigError(f"{key} is a {found}, not a {wanted}: choose another --stream, or "
                               "remove that key")
