@@ -23,7 +23,7 @@ TRACE_FIELDS = ("source", "line")
 # fields. A bigger message is a producer's bug: it is rejected, and no copy of it spreads to the
 # results stream, the dead letters or the report.
 MAX_MESSAGE_CHARS = 65_536
-SHOWN_CHARS = 1024  # a job field holds at most 255 bytes: a longer value is named, not copied
+MAX_FIELD_CHARS = 1024  # a job field holds at most 255 bytes: a longer value is named, not copied
 LINE_RE = re.compile(r"[0-9]{1,15}")  # ASCII digits only: int() also takes '٣' and refuses '²'
 
 
@@ -74,6 +74,8 @@ def row_from_message(fields: Mapping[str, str], ref: object = None) -> RawRow | 
     read = {key: fields[key] for key in (*JOB_FIELDS, *TRACE_FIELDS) if key in fields}
     problems = [Problem(key, "invalid_utf8", "is not UTF-8 text")
                 for key, value in read.items() if not _is_text(value)]
+    problems += [Problem(key, "too_long", f"{len(value)} characters, far more than a job field holds")
+                 for key, value in read.items() if key != "source" and len(value) > MAX_FIELD_CHARS]
     size = sum(len(key) + len(value) for key, value in fields.items())
     if size > MAX_MESSAGE_CHARS:
         largest = max(fields, key=lambda key: len(fields[key]))
@@ -87,7 +89,7 @@ def row_from_message(fields: Mapping[str, str], ref: object = None) -> RawRow | 
     job = {key: read[key] for key in JOB_FIELDS if key in read}
     if problems:  # only what can be shown goes on into the result
         shown = {key: value for key, value in job.items()
-                 if _is_text(value) and len(value) <= SHOWN_CHARS}
+                 if _is_text(value) and len(value) <= MAX_FIELD_CHARS}
         return Rejection(int(line), shown, problems, ref)
     return RawRow(int(line), job, ref)
 
@@ -110,7 +112,7 @@ def result_entry(result: Result, job_id: str, consumer: str, message: Mapping[st
     and source, and the consumer that finished it."""
     entry = {"job_id": job_id, "consumer": consumer}
     if "source" in message:  # as text, and bounded: the message may be a rejected one
-        entry["source"] = _printable(message["source"][:SHOWN_CHARS])
+        entry["source"] = _printable(message["source"][:MAX_FIELD_CHARS])
     for name in COLUMNS:
         value = getattr(result, name)
         if value is not None:
