@@ -1,6 +1,7 @@
-"""Queue mode against hostile input: messages no producer of ours would write, XADDed directly
-into a real Redis stream. Each must end as a `rejected` result (naming the field) and be
-acknowledged; the stream goes on."""
+"""Queue mode against hostile input and a hostile Redis, for real: messages no producer of ours
+would write (each ends as a `rejected` result naming the field, acknowledged, and the stream goes
+on), other consumer groups, keys of the wrong type, error replies, maxmemory, entries deleted
+while pending, answers later than the socket timeout."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ HOSTILE: dict[str, tuple[dict, str]] = {
     "no snapshot_id": ({"snapshot_id": None}, "snapshot_id"),
     "nothing to change": ({"name": None}, "name"),
     "huge name": ({"name": "n" * 1_000_000}, "name"),
+    "long snapshot_id in a small message": ({"snapshot_id": "x" * 20_000}, "snapshot_id"),
     "huge field of the producer's own": ({"blob": "b" * 1_000_000}, "blob"),
     "huge field named in bytes not UTF-8": ({b"\xffblob": "b" * 1_000_000}, "blob"),
     "name not UTF-8": ({"name": b"caf\xe9"}, "name"),
