@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -215,3 +216,41 @@ def redis_server(tmp_path):
     yield make
     for server in servers:
         server.crash()
+
+
+class ErrorRedis:
+    """A server that answers every command with one Redis error line, as a Redis in protected
+    mode does to a client from another host."""
+
+    def __init__(self, error: str) -> None:
+        self.reply = f"-{error}\r\n".encode()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.server.getsockname()[1]}/0"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn:
+                while conn.recv(65536):
+                    conn.sendall(self.reply)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def error_redis():
+    servers: list[ErrorRedis] = []
+
+    def make(error: str) -> ErrorRedis:
+        servers.append(ErrorRedis(error))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()

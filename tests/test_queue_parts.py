@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import math
+
+import pytest
 
 from helpers import PROJECT, write_jobs
 from queue_helpers import (  # noqa: F401 - fixtures
@@ -20,11 +23,12 @@ from worker.jobs import JobRules, Validator
 from worker.queue.redis_link import RedisLink
 from worker.queue.consumer import QueueConsumer, QueueOptions, create_group
 from worker.queue.enqueue import Enqueuer
-from worker.queue.shared_limit import SHARED_PACING_MARGIN, Combined, SharedLimiter
+from worker.queue.shared_limit import MAX_SHARED_PAUSE, SHARED_PACING_MARGIN, Combined, SharedLimiter
 from worker.queue.streams import QueueNames
 from worker.rate import RateLimiter
 from worker.report import ReportWriter
 from worker.results import Outcome, from_job
+from worker.stop import Stop
 from worker.sources import InputSpec, open_rows
 
 GHOST = "00000000-0000-4000-8000-000000000000"
@@ -109,7 +113,7 @@ async def test_a_result_is_recorded_once_however_often_it_is_committed(redis_url
     await create_group(link, names)
     await link.client.xadd(stream, {"snapshot_id": GHOST, "project_id": PROJECT, "name": "x"})
     sides = [QueueConsumer(link, names, QueueOptions(name, claim_idle=0.01), JobRules(PROJECT),
-                           asyncio.Event()) for name in ("a", "b")]
+                           Stop()) for name in ("a", "b")]
     first = await anext(sides[0].rows())
     await asyncio.sleep(0.05)
     _cursor, (second,) = await sides[1]._claim_idle("0-0")
@@ -215,7 +219,67 @@ async def test_consumers_that_hold_nothing_are_forgotten_and_the_others_kept(red
         [(_, [(entry_id, _fields)])] = await client.xreadgroup("relabel", name, {stream: ">"}, count=1)
         if name == "gone":
             await client.xack(stream, "relabel", entry_id)
-    sweeper = QueueConsumer(link, names, QueueOptions("sweeper"), JobRules(PROJECT), asyncio.Event())
+    sweeper = QueueConsumer(link, names, QueueOptions("sweeper"), JobRules(PROJECT), Stop())
     assert await sweeper.sweep(idle_over=0) == 1
     assert [c["name"] for c in await client.xinfo_consumers(stream, "relabel")] == ["holder"]
+    await link.close()
+
+
+@pytest.mark.parametrize("retry_after", [1e9, math.inf, math.nan])
+async def test_a_huge_retry_after_pauses_the_replicas_at_most_the_maximum(redis_url, stream, retry_after):
+    link = RedisLink(redis_url, 10)
+    key = f"{stream.removesuffix(':jobs')}:limit"
+    seer = SharedLimiter(link.client, key, 100, "seer", throttled_backoff=0.5)
+    await seer.acquire()
+    seer.observe(429, retry_after)  # one gateway's answer must not stop every replica for years
+    client = link.client
+    until = await wait_until(lambda: client.get(f"{key}:pause"))
+    seconds, micros = await client.time()
+    assert int(until) - (seconds * 1_000_000 + micros) <= MAX_SHARED_PAUSE * 1_000_000
+    assert 0 < await client.pttl(f"{key}:pause") <= MAX_SHARED_PAUSE * 1000 + 1
+    await link.close()
+
+
+async def test_a_pause_planted_far_ahead_stops_a_new_replica_no_longer_than_the_maximum(redis_url, stream):
+    link = RedisLink(redis_url, 10)
+    key = f"{stream.removesuffix(':jobs')}:limit"
+    client = link.client
+    seconds, _micros = await client.time()
+    # As an older replica would write it after a Retry-After of 1e9 s.
+    await client.set(f"{key}:pause", (seconds + 10**9) * 1_000_000)
+    newcomer = SharedLimiter(link.client, key, 100, "new", throttled_backoff=0.5, max_pause=0.2)
+    await asyncio.wait_for(newcomer.acquire(), 60)  # a hang guard, not a measure
+    seconds, micros = await client.time()
+    until = await client.get(f"{key}:pause")  # cut down to the maximum, or over already
+    assert until is None or int(until) - (seconds * 1_000_000 + micros) <= 200_000
+    await link.close()
+
+
+async def wait_until(probe, timeout: float = 10.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (value := await probe()):
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+    return value
+
+
+async def test_limit_keys_holding_garbage_or_the_wrong_type_do_not_stop_the_senders(redis_url, stream):
+    link = RedisLink(redis_url, 10)
+    key = f"{stream.removesuffix(':jobs')}:limit"
+    client = link.client
+    await client.set(f"{key}:pause", "soon")  # not a number: no pause
+    await client.set(f"{key}:tat", "later")
+    limiter = SharedLimiter(client, key, 100, "r0", throttled_backoff=0.5)
+    await asyncio.wait_for(limiter.acquire(), 60)
+    assert limiter.fallback is None and int(await client.get(f"{key}:tat")) > 0  # repaired
+
+    await client.delete(f"{key}:tat")
+    await client.hset(f"{key}:tat", "x", "1")  # WRONGTYPE: the local share, as when Redis is away
+    await asyncio.wait_for(limiter.acquire(), 60)
+    assert limiter.fallback is not None
+    await client.delete(f"{key}:pause")
+    await client.hset(f"{key}:pause", "x", "1")
+    limiter.observe(429, 0.1)  # sharing the pause fails the same way, and raises nothing
+    await asyncio.gather(*set(limiter._pauses))
     await link.close()

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     queue.add_argument("--shared-rate", dest="shared_rate", type=float, default=S,
                        help=options.help_for("shared_rate"))
     options.add_auth_failure_rail(queue)
+    queue.add_argument("--allow-other-groups", dest="allow_other_groups", action="store_true",
+                       help="start even if another consumer group reads the stream (each group "
+                            "applies every job: by default consume refuses, exit 2)")
     queue.add_argument("--metrics-port", dest="metrics_port", type=int, default=S,
                        help=options.help_for("metrics_port"))
     options.add_rules(parser)
@@ -48,10 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    # Imported here: every other command's start-up would pay for Redis (bench/RESULTS.md).
+    # Imported here: every other command's start-up would pay for Redis (docs/design.md#start-up).
     from ..queue.service import ConsumeSpec, default_consumer_name, run_consumer
 
     settings = load_settings(options.settings_flags(args), args.config)
     configure(settings.log_level, settings.log_format)
-    spec = ConsumeSpec(args.consumer or default_consumer_name(), args.until_empty, args.report)
+    spec = ConsumeSpec(args.consumer or default_consumer_name(), args.until_empty, args.report,
+                       args.allow_other_groups)
     return asyncio.run(run_consumer(settings, spec))

@@ -34,19 +34,23 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from ..api.errors import TRANSIENT_STATUSES
+from ..errors import ConfigError
 from ..jobs import Job, JobRules, Rejection, Validator
 from ..logs import log
 from ..redaction import SECRETS
 from ..report import ReportWriter
 from ..results import Outcome, Result, from_rejection, now_iso
+from ..stop import Stop
 from .redis_link import BLOCK_MS, RedisLink, RedisLost, RedisUnavailable
 from .streams import QueueNames, result_entry, row_from_message
 
 # KEYS: stream, errors. ARGV: group, consumer, min idle ms, start id, count.
-# Claims idle entries and tells, for each, how often it has been delivered and its last error.
+# Claims idle entries and tells, for each, how often it has been delivered and its last error;
+# and how many were deleted from the stream while pending (nothing left to do).
 CLAIM = """
 local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
 local out = {}
+local deleted = r[3] or {}  -- Redis 7 drops them from the pending list and names them here
 for _, e in ipairs(r[2]) do
   if e[2] then
     local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
@@ -54,18 +58,29 @@ for _, e in ipairs(r[2]) do
     if p[1] then n = p[1][4] end
     out[#out + 1] = {e[1], e[2], n, redis.call('HGET', KEYS[2], e[1]) or ''}
   else
-    redis.call('XACK', KEYS[1], ARGV[1], e[1])  -- Redis 6.2: a deleted entry, nothing to do
+    redis.call('XACK', KEYS[1], ARGV[1], e[1])  -- Redis 6.2 answers them as nil entries
+    deleted[#deleted + 1] = e[1]
   end
 end
-return {r[1], out}
+for _, id in ipairs(deleted) do redis.call('HDEL', KEYS[2], id) end
+return {r[1], out, #deleted}
 """
 
 # KEYS: stream, results, dead, errors. ARGV: group, then per entry:
 #   id, n, n results-entry values, m, m dead-letter-entry values (m = 0: not dead).
-# Adds the entry's result (and dead letter) only if this XACK acknowledged it. Answers NOGROUP
-# when the group is gone, so results are never silently dropped after Redis lost its data.
+# Adds the entry's result (and dead letter) only if it is still pending: a commit retried, or
+# made by a second consumer, adds nothing. Nothing is written unless every key has its type, and
+# the XADDs come before the XACK: one refused (maxmemory reached) leaves the entry pending.
+# Answers NOGROUP when the group is gone, so results are never silently dropped after Redis lost
+# its data.
 COMMIT = """
 redis.call('XPENDING', KEYS[1], ARGV[1])
+for k, wanted in pairs({[2] = 'stream', [3] = 'stream', [4] = 'hash'}) do
+  local found = redis.call('TYPE', KEYS[k]).ok
+  if found ~= wanted and found ~= 'none' then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[k] .. ' is a ' .. found .. ', not a ' .. wanted)
+  end
+end
 local done = 0
 local i = 2
 while i <= #ARGV do
@@ -75,9 +90,10 @@ while i <= #ARGV do
   local m = tonumber(ARGV[first + n])
   local dead_first = first + n + 1
   i = dead_first + m
-  if redis.call('XACK', KEYS[1], ARGV[1], id) == 1 then
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1) == 1 then
     if m > 0 then redis.call('XADD', KEYS[3], '*', unpack(ARGV, dead_first, dead_first + m - 1)) end
     redis.call('XADD', KEYS[2], '*', unpack(ARGV, first, first + n - 1))
+    redis.call('XACK', KEYS[1], ARGV[1], id)
     redis.call('XDEL', KEYS[1], id)
     redis.call('HDEL', KEYS[4], id)
     done = done + 1
@@ -96,7 +112,9 @@ for i = 3, #ARGV, 4 do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1, ARGV[2])
   if p[1] then
     if err ~= '' then redis.call('HSET', KEYS[2], id, err) end
-    if idle >= 0 then
+    -- XCLAIM would drop an entry deleted from the stream from the pending list (Redis 7), and
+    -- the result of a job in flight would then never be recorded: leave that one as it is.
+    if idle >= 0 and #redis.call('XRANGE', KEYS[1], id, id) == 1 then
       local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'IDLE', idle}
       if count >= 0 then args[#args + 1] = 'RETRYCOUNT'; args[#args + 1] = count end
       args[#args + 1] = 'JUSTID'
@@ -124,18 +142,69 @@ return gone
 """
 
 
-async def create_group(link: RedisLink, names: QueueNames) -> None:
-    """Create the group (and the stream) if needed, reading from the stream's beginning so that
-    jobs queued before the first consumer started are not skipped."""
+KEY_TYPES = {"stream": "stream", "results": "stream", "dead": "stream", "errors": "hash"}
 
-    async def create(r: Any) -> None:
+
+async def check_keys(link: RedisLink, names: QueueNames) -> None:
+    """Each key of the queue is absent or of its type: a results key holding a string would
+    fail every commit, and a jobs key every read."""
+    keys = [getattr(names, role) for role in KEY_TYPES]
+
+    async def types(r: Any) -> list[str]:
+        async with r.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.type(key)
+            return list(await pipe.execute())
+
+    found_types = await link.call("check the queue's keys", types)
+    for key, wanted, found in zip(keys, KEY_TYPES.values(), found_types):
+        if found not in ("none", wanted):
+            raise ConfigError(f"{key} is a {found}, not a {wanted}: choose another --stream, or "
+                              "remove that key")
+
+
+async def group_names(link: RedisLink, names: QueueNames) -> list[str]:
+    """The consumer groups that read the stream (none when there is no stream)."""
+
+    async def read(r: Any) -> list[str]:
+        if not await r.exists(names.stream):
+            return []
+        return [group["name"] for group in await r.xinfo_groups(names.stream)]
+
+    return await link.call("list the consumer groups", read)
+
+
+async def create_group(link: RedisLink, names: QueueNames, allow_other_groups: bool = False) -> None:
+    """Create the group (and the stream) if needed, reading from the stream's beginning so that
+    jobs queued before the first consumer started are not skipped. Every group gets every job:
+    refuse a stream another group reads too (unless allowed), and leave no group behind."""
+
+    async def create(r: Any) -> bool:
         try:
             await r.xgroup_create(names.stream, names.group, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            return False
+        return True
 
-    await link.call("create the consumer group", create)
+    await check_keys(link, names)
+    created = await link.call("create the consumer group", create)
+    others = [group for group in await group_names(link, names) if group != names.group]
+    if not others or allow_other_groups:
+        return
+    if created:
+        await link.call("remove the group just created",
+                        lambda r: r.xgroup_destroy(names.stream, names.group))
+    raise ConfigError(
+        f"stream {names.stream} is also read by the consumer group {quoted(others)}, besides "
+        f"'{names.group}': every group gets every job, so each job would be applied once per "
+        f"group; remove the other group (XGROUP DESTROY {names.stream} NAME) or pass "
+        "--allow-other-groups if that is intended")
+
+
+def quoted(groups: list[str]) -> str:
+    return ", ".join(f"'{group}'" for group in groups)
 
 
 @dataclass(slots=True)
@@ -166,18 +235,17 @@ class QueueConsumer:
     its sink, `heartbeat()` and `sweep()` for a periodic task, `leave()` at exit."""
 
     def __init__(self, link: RedisLink, names: QueueNames, options: QueueOptions, rules: JobRules,
-                 stopping: asyncio.Event, report: ReportWriter | None = None,
-                 on_failure: Callable[[Exception], None] | None = None,
+                 stop: Stop, report: ReportWriter | None = None,
                  count: Callable[[str], None] | None = None) -> None:
-        """`count(outcome)` is told each result's fate: its outcome when final, else
+        """`stop`: the job's; once asked for, no more is read, and a Redis that stays lost asks
+        for it. `count(outcome)` is told each result's fate: its outcome when final, else
         redelivered, released or dead_letter (for metrics)."""
         self.link = link
         self.names = names
         self.options = options
         self.rules = rules
-        self.stopping = stopping
+        self.stop = stop
         self.report = report
-        self.on_failure = on_failure
         self.count = count or (lambda outcome: None)
         self.failure: Exception | None = None  # why the source ended early, if it did
         self.held: dict[str, Delivery] = {}
@@ -195,15 +263,15 @@ class QueueConsumer:
                 yield item
         except (RedisUnavailable, RedisLost) as exc:
             self.failure = exc
-            if self.on_failure:
-                self.on_failure(exc)
+            self.stop.request("redis", message=str(exc))
 
     async def _deliveries(self) -> AsyncIterator[Job | Rejection | Result]:
         loop = asyncio.get_running_loop()
         options = self.options
         next_claim = 0.0
         cursor = "0-0"
-        while not self.stopping.is_set():
+        self.link.at_work()
+        while not self.stop.is_set:
             if loop.time() >= next_claim:
                 cursor, claimed = await self._claim_idle(cursor)
                 if cursor == "0-0":
@@ -223,14 +291,18 @@ class QueueConsumer:
 
     async def _claim_idle(self, cursor: str) -> tuple[str, list[Job | Rejection | Result]]:
         names, options = self.names, self.options
-        cursor, claimed = await self.link.call("claim idle jobs", lambda r: self._claim(
+        cursor, claimed, deleted = await self.link.call("claim idle jobs", lambda r: self._claim(
             keys=[names.stream, names.errors],
             args=[names.group, options.consumer, round(options.claim_idle * 1000), cursor,
                   options.batch]))
+        if deleted:
+            log.warning("pending jobs deleted from the stream: no result for them", count=deleted)
         if claimed:
             log.info("claimed idle jobs", count=len(claimed), consumer=options.consumer)
         items = []
         for entry_id, flat, deliveries, last_error in claimed:
+            if entry_id in self.held:  # in flight here, idle while Redis did not answer
+                continue
             fields = dict(zip(flat[::2], flat[1::2]))
             items.append(self._item(entry_id, fields, int(deliveries), last_error))
         return cursor, items
@@ -240,6 +312,9 @@ class QueueConsumer:
         delivery = Delivery(entry_id, fields, deliveries)
         self.held[entry_id] = delivery
         row = row_from_message(fields, delivery)
+        if isinstance(row, Rejection):  # final, and no copy of it goes to the dead letters
+            log.warning("unreadable job message", job_id=entry_id, problem=row.message)
+            return row
         if deliveries > self.options.max_deliveries:
             why = f"last error: {last_error}" if last_error else (
                 "no consumer finished it (each one died or stopped while holding it)")
@@ -358,7 +433,7 @@ class QueueConsumer:
             args += [delivery.id, round(self.options.claim_idle * 1000), -1, ""]
         try:
             await self._touch(keys=[self.names.stream, self.names.errors], args=args)
-        except Exception as exc:  # noqa: BLE001 - best effort: they are claimed after claim_idle
+        except Exception as exc:
             log.warning("could not release held jobs", count=len(self.held), error=str(exc))
         self.held.clear()
 

@@ -23,8 +23,8 @@ from ..jobs import RawRow, Rejection, Validator
 from ..logs import log
 from ..report import ReportWriter
 from ..results import Result, from_rejection
+from .consumer import check_keys, create_group, group_names, quoted
 from .redis_link import RedisLink, RedisLost, RedisUnavailable
-from .consumer import create_group
 from .streams import QueueNames, job_message
 
 BATCH = 500
@@ -71,7 +71,8 @@ class Enqueuer:
 
     async def run(self, rows: Iterable[RawRow | Rejection], validator: Validator, source: str,
                   report: ReportWriter) -> EnqueueSummary:
-        await create_group(self.link, self.names)
+        await self._prepare()
+        self.link.at_work()
         summary = EnqueueSummary()
         messages: list[dict[str, str]] = []
         rejects: list[Result] = []
@@ -90,6 +91,22 @@ class Enqueuer:
         if not await self._flush(messages, rejects, report, summary, line) and messages:
             summary.stopped = self.stop  # while waiting for room: the last batch is not queued
         return summary
+
+    async def _prepare(self) -> None:
+        """The group is created with the stream, so that a consumer started later reads every
+        job; but never beside another group: every group gets every job."""
+        names = self.names
+        await check_keys(self.link, names)
+        groups = await group_names(self.link, names)
+        if not groups:
+            await create_group(self.link, names)
+        elif len(groups) > 1:
+            _warn(f"stream {names.stream} is read by the consumer groups {quoted(groups)}: every "
+                  "group gets every job, so each job would be applied once per group (consume "
+                  "refuses such a stream without --allow-other-groups)")
+        elif groups != [names.group]:
+            _warn(f"stream {names.stream} is read by the consumer group {quoted(groups)}, not "
+                  f"'{names.group}' (--group): its consumers will apply the jobs")
 
     async def _flush(self, messages: list[dict[str, str]], rejects: list[Result],
                      report: ReportWriter, summary: EnqueueSummary, through_line: int) -> bool:
@@ -126,6 +143,11 @@ class Enqueuer:
                          maxlen=self.maxlen, batch=jobs)
             await asyncio.sleep(wait)
             wait = min(wait * 2, WAIT_CAP)
+
+
+def _warn(message: str) -> None:
+    log.warning("other consumer groups", message=message)
+    print(f"snaprelabel enqueue: warning: {message}", file=sys.stderr)
 
 
 async def enqueue_file(link: RedisLink, names: QueueNames, rows: Iterable[RawRow | Rejection],

@@ -4,12 +4,17 @@ redis-py's own retries are off: every command runs once per `RedisLink.call`, wh
 connection failures with capped, jittered backoff until Redis has been unreachable for `wait`
 seconds (one outage clock for every caller), then raises RedisUnavailable. Commands that could
 double a write when retried blindly are Lua scripts that check before they write.
+
+An error answered (protected mode, NOPERM, WRONGTYPE, OOM) is no outage: before the work begins
+(`at_work()`) it is a setting to fix (ConfigError, exit 2); after, it stops the job (RedisRefused,
+exit 4) with the jobs held left unacknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -45,6 +50,10 @@ OUTAGE_ERRORS = (ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError,
 
 class RedisUnavailable(Exception):
     """Redis stayed unreachable for longer than the configured wait (exit code 4)."""
+
+
+class RedisRefused(RedisUnavailable):
+    """Redis answered an error to a command the job needs (OOM, a key of another type)."""
 
 
 class RedisLost(Exception):
@@ -88,11 +97,15 @@ class RedisLink:
         self.down_since: float | None = None  # monotonic start of the current outage
         self.give_up_at: float | None = None  # a stopping process waits no longer than this
         self._next_report = 0.0
-        self._answered = False
+        self._working = False
 
     @property
     def up(self) -> bool:
         return self.down_since is None
+
+    def at_work(self) -> None:
+        """The start-up checks are done: from now on an error answered stops the job (exit 4)."""
+        self._working = True
 
     async def call(self, what: str, command: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
         """Run `command(client)`; on an outage retry until Redis has been gone `wait` seconds."""
@@ -102,7 +115,7 @@ class RedisLink:
                 result = await command(self.client)
             except (AuthenticationError, AuthorizationError) as exc:
                 message = f"Redis at {self.url} refused our credentials: {exc}"
-                if not self._answered:  # at start: a setting to fix (exit 2), not an outage
+                if not self._working:  # at start: a setting to fix (exit 2), not an outage
                     raise ConfigError(message) from None
                 raise RedisUnavailable(message) from None
             except OUTAGE_ERRORS as exc:
@@ -116,8 +129,10 @@ class RedisLink:
                         f"Redis at {self.url} no longer has the consumer group ({what}): it lost "
                         "its data (restarted without persistence?) or the stream was deleted"
                     ) from None
-                raise
-            self._answered = True
+                message = f"Redis at {self.url} answered an error to '{what}': {_first_sentence(exc)}"
+                if not self._working:
+                    raise ConfigError(message) from None
+                raise RedisRefused(message) from None
             if self.down_since is not None:
                 log.warning("redis reconnected", redis=self.url,
                             outage_s=round(time.monotonic() - self.down_since, 1))
@@ -146,3 +161,9 @@ class RedisLink:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _first_sentence(exc: Exception) -> str:
+    """Redis explains some errors at length (protected mode: a page): its first sentence says
+    it, without the name of the script that met it."""
+    return re.split(r"\.? script: |\. ", str(exc))[0][:300]

@@ -58,6 +58,7 @@ class ConsumeSpec:
     consumer: str
     until_empty: bool = False
     report: str | None = None
+    allow_other_groups: bool = False  # each group applies every job: refused unless asked for
 
 
 def redis_url_from(settings: Settings) -> str:
@@ -94,7 +95,7 @@ async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, creds
                    report: ReportWriter | None, on_terminal: bool) -> int:
     names = QueueNames(settings.stream, settings.group)
     await link.call("connect", lambda r: r.ping())
-    await create_group(link, names)
+    await create_group(link, names, spec.allow_other_groups)
     local = limiter_from(settings)
     stop = stop_from(settings)
     # The credentials and the endpoint are proven (one GET) before any job is taken.
@@ -133,15 +134,11 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
                               f"{exc.strerror or exc}") from None
     relabeler = relabeler_from(settings, api, conn.auth, limiter, stop, counters)
 
-    def source_failed(exc: Exception) -> None:
-        stop.request("redis", message=str(exc))
-
     consumer = QueueConsumer(
         link, names,
         QueueOptions(spec.consumer, settings.claim_idle, settings.max_deliveries,
                      batch=senders_from(settings), until_empty=spec.until_empty),
-        rules_from(settings), stop.requested, report, on_failure=source_failed,
-        count=metrics.job if metrics else None,
+        rules_from(settings), stop, report, count=metrics.job if metrics else None,
     )
     # Of run's safety rails, a stream keeps the run of 401/403 only: a continuous feed has no
     # first rows for a canary, and a share of failures (snapshots deleted since) is no sign of

@@ -13,21 +13,25 @@ hosts reach the API with different delays, and an even schedule with a 5 % margi
 than `rate` requests.
 
 A 429 seen by any replica sets a shared pause-until key (its Retry-After, or the throttled
-backoff): every later slot starts after it. Each call also registers the replica in a sorted set,
-so every replica knows how many share the limit. When Redis cannot be reached the limiter falls
-back to a local limit of rate / replicas (the last count seen) and tries Redis again a second
-later.
+backoff, at most MAX_SHARED_PAUSE): every later slot starts after it. Each call also registers
+the replica in a sorted set, so every replica knows how many share the limit. When Redis cannot
+be reached, or answers an error, the limiter falls back to a local limit of rate / replicas (the
+last count seen) and tries Redis again a second later.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from ..rate import Limiter, RateLimiter
 from ..logs import log
-from .redis_link import OUTAGE_ERRORS
+from ..rate import Limiter, RateLimiter
+
+# An outage, or an error answered (a key of another type, OOM): the local share is safe meanwhile.
+REDIS_FAILURES = (RedisError, OSError)
 
 SHARED_PACING_MARGIN = 0.05
 REPLICA_TTL_MS = 30_000  # a replica that asked for no slot for this long no longer counts
@@ -35,16 +39,25 @@ RETRY_REDIS_AFTER = 1.0  # seconds on the local fallback before asking Redis aga
 # A caller woken this much after its slot gives the slot up and takes a new one: well inside the
 # margin's 50 ms, so a late request never arrives among its successors' slots.
 LATE_SLACK = 0.015
+# The longest pause one 429 may impose on every replica. A gateway counts per second or per
+# minute (APIGW.0308), so after a minute the window is a new one; a longer Retry-After (one
+# gateway's bug, or 1e9) would stop every replica, new ones included, for as long.
+MAX_SHARED_PAUSE = 60.0
 
-# KEYS: tat, pause-until, replicas. ARGV: interval µs, replica name, replica ttl µs.
+# KEYS: tat, pause-until, replicas. ARGV: interval µs, replica name, replica ttl µs, max pause µs.
 # Times are integer microseconds of the Redis clock; '%.0f' keeps them exact (Lua numbers are
 # doubles: exact to 2^53 µs, and tostring would round them).
 RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
-local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
-local pause = tonumber(redis.call('GET', KEYS[2]) or 0)
+local tat = tonumber(redis.call('GET', KEYS[1])) or 0  -- garbage: none
+local pause = tonumber(redis.call('GET', KEYS[2])) or 0
+local max_pause = tonumber(ARGV[4])
+if pause > now + max_pause then  -- written by an older replica, or by hand: cut it down
+  pause = now + max_pause
+  redis.call('SET', KEYS[2], string.format('%.0f', pause), 'PX', math.floor(max_pause / 1000) + 1)
+end
 local slot = math.max(now, tat, pause)
 local ttl_ms = math.floor((slot + interval - now) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%.0f', slot + interval), 'PX', ttl_ms)
@@ -55,14 +68,15 @@ return {string.format('%.0f', now), string.format('%.0f', slot), redis.call('ZCA
         string.format('%.0f', pause)}
 """
 
-# KEYS: pause-until. ARGV: pause µs. Only ever lengthens the pause.
+# KEYS: pause-until. ARGV: pause µs, max pause µs. Only ever lengthens the pause, up to the max.
 PAUSE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local untl = now + tonumber(ARGV[1])
-local current = tonumber(redis.call('GET', KEYS[1]) or 0)
+local pause = math.min(tonumber(ARGV[1]), tonumber(ARGV[2]))
+local untl = now + pause
+local current = tonumber(redis.call('GET', KEYS[1])) or 0
 if untl > current then
-  redis.call('SET', KEYS[1], string.format('%.0f', untl), 'PX', math.floor(tonumber(ARGV[1]) / 1000) + 1)
+  redis.call('SET', KEYS[1], string.format('%.0f', untl), 'PX', math.floor(pause / 1000) + 1)
 end
 return 0
 """
@@ -75,10 +89,12 @@ def limit_key(endpoint: str, project_id: str | None) -> str:
 
 class SharedLimiter:
     def __init__(self, client: Redis, key: str, rate: float, replica: str,
-                 throttled_backoff: float) -> None:
+                 throttled_backoff: float, max_pause: float = MAX_SHARED_PAUSE) -> None:
         self.rate = rate
         self.replica = replica
         self.throttled_backoff = throttled_backoff
+        self.max_pause = max_pause
+        self._max_pause_us = round(max_pause * 1_000_000)
         self.replicas = 1  # replicas sharing the limit, as last counted by Redis
         self.fallback: RateLimiter | None = None  # set while Redis is unreachable
         self._keys = [f"{key}:tat", f"{key}:pause", f"{key}:replicas"]
@@ -104,9 +120,10 @@ class SharedLimiter:
                 try:
                     now, slot, self.replicas, pause = await self._reserve(
                         keys=self._keys,
-                        args=[self._interval_us, self.replica, REPLICA_TTL_MS * 1000],
+                        args=[self._interval_us, self.replica, REPLICA_TTL_MS * 1000,
+                              self._max_pause_us],
                     )
-                except OUTAGE_ERRORS as exc:
+                except REDIS_FAILURES as exc:
                     self._fall_back(loop.time(), exc)
                     continue
                 if self.fallback is not None:
@@ -130,7 +147,8 @@ class SharedLimiter:
     def observe(self, status: int | None, retry_after: float | None) -> None:
         if status != 429:
             return
-        pause = retry_after if retry_after is not None else self.throttled_backoff
+        pause = self.throttled_backoff if retry_after is None or math.isnan(retry_after) else retry_after
+        pause = min(max(pause, 0.0), self.max_pause)
         loop = asyncio.get_running_loop()
         self._paused_until = max(self._paused_until, loop.time() + pause)
         task = loop.create_task(self._share_pause(pause))
@@ -139,8 +157,9 @@ class SharedLimiter:
 
     async def _share_pause(self, seconds: float) -> None:
         try:
-            await self._pause(keys=self._keys[1:2], args=[round(seconds * 1_000_000)])
-        except OUTAGE_ERRORS:
+            await self._pause(keys=self._keys[1:2],
+                              args=[round(seconds * 1_000_000), self._max_pause_us])
+        except REDIS_FAILURES:
             pass  # Redis is down: this replica pauses on its own, the others see their own 429s
 
     def _fall_back(self, now: float, exc: BaseException) -> None:

@@ -32,6 +32,7 @@ class QueueStatus:
     results: int = 0
     dead_stream: str = ""
     dead: int = 0
+    other_groups: list[str] = field(default_factory=list)  # each applies every job once more
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,8 +51,13 @@ async def read_status(client: Redis, names: QueueNames) -> QueueStatus:
         queued_ms = int(oldest[0][0].split("-")[0])
         status.oldest_age_s = round(max(0.0, seconds + micros / 1e6 - queued_ms / 1000), 3)
     try:
+        groups = await client.xinfo_groups(names.stream)
+    except ResponseError:  # no such stream
+        return status
+    status.other_groups = sorted(g["name"] for g in groups if g["name"] != names.group)
+    try:
         consumers = await client.xinfo_consumers(names.stream, names.group)
-    except ResponseError:  # no such stream or group
+    except ResponseError:  # no such group
         return status
     status.group_exists = True
     status.consumers = [ConsumerStatus(c["name"], c["pending"], round(c["idle"] / 1000, 1))
@@ -72,6 +78,9 @@ def render(status: QueueStatus) -> str:
         lines.append(f"group {status.group}: {len(status.consumers)} consumers")
         for c in sorted(status.consumers, key=lambda c: c.name):
             lines.append(f"  {c.name}: {c.pending} pending, idle {c.idle_s:.1f} s")
+    if status.other_groups:
+        lines.append(f"other groups reading {status.stream}: {', '.join(status.other_groups)} "
+                     "(each applies every job once more)")
     lines.append(f"results {status.results_stream}: {status.results} entries")
     lines.append(f"dead letters {status.dead_stream}: {status.dead} entries")
     return "\n".join(lines)
