@@ -18,8 +18,9 @@ from pydantic import SecretStr
 
 from .api.aksk import AccessKey
 from .api.keystone import PasswordLogin
+from .errors import ConfigError
 from .redaction import SECRETS
-from .settings import ConfigError, Settings
+from .settings import Settings
 
 _REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 NO_CREDENTIALS = (

@@ -13,6 +13,8 @@ code its kind stands for (worker/exitcodes.py).
     ├── HeaderError          a jobs file whose header cannot be used (sources/columns.py)
     ├── JournalError         a report that cannot be resumed or undone (journal.py)
     ├── RedisUnavailable     Redis unreachable for longer than --redis-wait (queue/redis_link.py)
+    │   └── RedisRefused     Redis answered an error to a command the job needs (OOM, a key of
+    │                        another type)
     └── RedisLost            Redis lost what it held (queue/redis_link.py)
 """
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from typing import Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from asyncio_throttle import Throttler
 

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import SnaprelabelError
+
 # Preference order: the first type the catalog offers (in the wanted region and interface) wins.
 VOLUME_TYPES = ("block-storage", "volumev3", "volumev2", "evs")
 FAMILY_OF_TYPE = {"block-storage": "cinder-v3", "volumev3": "cinder-v3", "volumev2": "v2", "evs": "v2"}
@@ -19,7 +21,7 @@ _SUFFIX = re.compile(
 )
 
 
-class CatalogError(Exception):
+class CatalogError(SnaprelabelError):
     """No usable endpoint: the message says what the catalog offers instead."""
 
 

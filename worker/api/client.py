@@ -14,10 +14,16 @@ from urllib.parse import urlencode
 import aiohttp
 
 from .. import USER_AGENT
+from ..errors import SnaprelabelError
 from ..fastpath import dumps, loads
 from .auth import Auth, AuthError
 from .errors import (
-    TRANSIENT_STATUSES, ErrorInfo, describe_error, is_redirect, parse_retry_after, redirect_error,
+    TRANSIENT_STATUSES,
+    ErrorInfo,
+    describe_error,
+    is_redirect,
+    parse_retry_after,
+    redirect_error,
 )
 from .paths import collection_path, snapshot_path
 
@@ -170,7 +176,7 @@ class SnapshotApi:
                 status = resp.status
                 raw, whole = (b"", True) if is_redirect(status) else await read_at_most(
                     resp, limit if 200 <= status < 300 else ERROR_ANSWER_LIMIT)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             return Answer(
                 None,
                 error=_network_error(exc),
@@ -253,7 +259,7 @@ def _shown(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class ListingError(Exception):
+class ListingError(SnaprelabelError):
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
         error = answer.error

@@ -6,12 +6,13 @@ import argparse
 import asyncio
 import os
 
+from ..errors import ConfigError
 from ..jobs import Validator
 from ..logs import configure
 from ..redaction import SECRETS
 from ..report import ReportWriter
 from ..runner import default_report_path
-from ..settings import ConfigError, load_settings
+from ..settings import load_settings
 from ..wiring import open_input, rules_from
 from . import options
 from .queue import add_redis

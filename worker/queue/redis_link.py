@@ -33,9 +33,9 @@ from redis.exceptions import (
     TimeoutError,
 )
 
+from ..errors import ConfigError, SnaprelabelError
 from ..logs import log
 from ..redaction import SECRETS
-from ..settings import ConfigError
 
 T = TypeVar("T")
 # A blocking read waits this long at most, so the socket timeout must be longer.
@@ -48,7 +48,7 @@ REPORT_EVERY = 30.0  # seconds between "still unreachable" lines
 OUTAGE_ERRORS = (ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError, OSError)
 
 
-class RedisUnavailable(Exception):
+class RedisUnavailable(SnaprelabelError):
     """Redis stayed unreachable for longer than the configured wait (exit code 4)."""
 
 
@@ -56,7 +56,7 @@ class RedisRefused(RedisUnavailable):
     """Redis answered an error to a command the job needs (OOM, a key of another type)."""
 
 
-class RedisLost(Exception):
+class RedisLost(SnaprelabelError):
     """Redis answered, but the stream's consumer group is gone: its data was lost (a restart
     without persistence, or someone deleted the stream). Exit code 4."""
 
