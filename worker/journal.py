@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable
 
+from .manifest import file_digest
 from .report import COLUMNS, ReportWriter, create_new
 from .results import Outcome
 from .spreadsheet import from_spreadsheet
@@ -268,7 +269,11 @@ def open_report(path: str, fmt: str, redact: Callable[[str], str] = str, *, resu
 
 def check_fingerprint(report_path: str, manifest: dict[str, Any] | None, input_path: str,
                       digest: tuple[int, str] | None, report_format: str) -> None:
-    """Refuse (JournalError) to resume a report that does not belong to this jobs file."""
+    """Refuse (JournalError) to resume a report that does not belong to this jobs file.
+
+    The manifest's digest covers the jobs file as it was when the report was begun. A file that
+    has only grown since (rows appended: its first `size` bytes keep that digest) is the same job
+    with more rows: the lines the report answers are the same lines."""
     if manifest is None:
         raise JournalError(
             f"{report_path}: its manifest ({report_path}.manifest.json) is missing or unreadable, "
@@ -282,7 +287,8 @@ def check_fingerprint(report_path: str, manifest: dict[str, Any] | None, input_p
             f"{report_path} was written from stdin, which cannot be fingerprinted: it cannot be "
             "resumed (save the jobs to a file to use --resume)"
         )
-    if digest is None or (recorded.get("size"), recorded.get("sha256")) != digest:
+    size, sha = recorded.get("size"), recorded["sha256"]
+    if digest is None or ((size, sha) != digest and not _grew(input_path, size, sha, digest)):
         now = f"sha256 {digest[1][:12]}…, {digest[0]} bytes" if digest else "not a regular file"
         raise JournalError(
             f"{report_path} belongs to another jobs file: it was written for "
@@ -293,3 +299,7 @@ def check_fingerprint(report_path: str, manifest: dict[str, Any] | None, input_p
     if fmt and fmt != report_format:
         raise JournalError(f"{report_path} is a {fmt} report: pass --report-format {fmt} to resume it")
 
+
+def _grew(path: str, size: int | None, sha: str, digest: tuple[int, str]) -> bool:
+    """Whether the file at `path` (now `digest`) is the one fingerprinted, with bytes appended."""
+    return size is not None and digest[0] > size and file_digest(path, limit=size) == (size, sha)
