@@ -86,8 +86,8 @@ GENERATED = {
     "huge_line.jsonl": lambda: "".join(json.dumps(o) + "\n" for o in (
         {"snapshot_id": GOOD[0], "name": "good-1"}, {"snapshot_id": GOOD[1], "name": "x" * 10_000_000},
         {"snapshot_id": GOOD[2], "name": "good-3"})),
-    "long_line_short_fields.csv": lambda: (f"snapshot_id,name\n{GOOD[0]},good-1\n{GOOD[1]},{'x,' * 3_000_000}\n"
-                                          f"{GOOD[2]},good-3\n"),
+    "long_line_short_fields.csv": lambda: (f"snapshot_id,name\n{GOOD[0]},good-1\n"
+                                          f"{GOOD[1]},{'x,' * 3_000_000}\n{GOOD[2]},good-3\n"),
     "json_too_deep.jsonl": lambda: "".join((
         json.dumps({"snapshot_id": GOOD[0], "name": "good-1"}) + "\n",
         '{"snapshot_id": "%s", "name": %s}\n' % (GOOD[1], "[" * 100_000 + "]" * 100_000),
@@ -251,7 +251,8 @@ def zip_bomb(path: Path, part: str, megabytes: int) -> Path:
     workbook.active.append([GOOD[0], "good-1"])
     plain = io.BytesIO()
     workbook.save(plain)
-    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as out:
+    with zipfile.ZipFile(plain) as src, \
+            zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as out:
         for info in src.infolist():
             if info.filename != part:
                 out.writestr(info, src.read(info))

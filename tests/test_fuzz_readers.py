@@ -37,7 +37,8 @@ UUIDS = st.uuids(version=4).map(str)
 PIECES = st.sampled_from([b"snapshot_id", b"name", b",", b";", b"\t", b'"', b"\n", b"\r\n", b"\r", b"{", b"}",
                           b"[", b"]", b'":"', b"\\ud800", b"\xff\xfe", b"\xef\xbb\xbf", b"\x00", b"'=",
                           b"11111111-1111-4111-8111-111111111111", "名".encode()])
-JOBS_BYTES = st.one_of(st.binary(max_size=400), st.lists(PIECES | st.binary(max_size=8), max_size=60).map(b"".join))
+JOBS_BYTES = st.one_of(st.binary(max_size=400),
+                       st.lists(PIECES | st.binary(max_size=8), max_size=60).map(b"".join))
 
 
 def read_all(path: str, fmt: str, data: bytes, stream: bool) -> list[RawRow | Rejection]:
@@ -65,8 +66,8 @@ def round_trip_report(directory: str, items: list[Job | Rejection]) -> list[int]
     """The report's lines for these answers, written and read back as --resume reads them."""
     report = f"{directory}/r.csv"
     writer = ReportWriter(report, "csv")
-    writer.write_batch([from_rejection(i, PROJECT) if isinstance(i, Rejection) else from_job(i, Outcome.DRY_RUN)
-                        for i in items])
+    writer.write_batch([from_rejection(i, PROJECT) if isinstance(i, Rejection)
+                        else from_job(i, Outcome.DRY_RUN) for i in items])
     writer.close()
     return [record.line for record in iter_records(report, "csv")]
 
@@ -113,7 +114,8 @@ def test_json_that_is_structured_but_wrong_gives_rows_and_rejections(objects, cu
     with tempfile.TemporaryDirectory() as directory:
         items = read_all(f"{directory}/jobs.jsonl", "jsonl", data, stream)
         if not array:
-            assert [i.line for i in items] == [n for n, line in enumerate(data.split(b"\n"), start=1) if line.strip()]
+            lines = data.split(b"\n")
+            assert [i.line for i in items] == [n for n, line in enumerate(lines, start=1) if line.strip()]
         answered = list(answers(items))
         assert round_trip_report(directory, answered) == [i.line for i in items]
 
@@ -147,7 +149,8 @@ def test_valid_rows_keep_their_values_exactly(jobs, fmt, stream):
     undo and plan write it: formula-like cells quoted) is what is sent."""
     if fmt == "csv":
         data = csv_rows([["snapshot_id", "name", "description"]]
-                        + [[sid, to_spreadsheet(name), to_spreadsheet(desc or "")] for sid, name, desc in jobs])
+                        + [[sid, to_spreadsheet(name), to_spreadsheet(desc or "")]
+                           for sid, name, desc in jobs])
     else:
         data = b"".join(json.dumps({"snapshot_id": sid, "name": name, "description": desc}).encode() + b"\n"
                         for sid, name, desc in jobs)

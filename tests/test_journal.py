@@ -202,7 +202,8 @@ except JournalError as exc:
     print(f"refused: {exc}", flush=True)
     sys.exit(2)
 for line in range(2, 302):
-    writer.write_batch([Result(line, "aaaaaaaa-0000-4000-8000-%012d" % line, "p", "n", None, Outcome.APPLIED)])
+    sid = "aaaaaaaa-0000-4000-8000-%012d" % line
+    writer.write_batch([Result(line, sid, "p", "n", None, Outcome.APPLIED)])
 print("wrote", flush=True)
 while not os.path.exists(release):
     time.sleep(0.001)

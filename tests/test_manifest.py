@@ -167,7 +167,8 @@ async def test_a_jobs_file_that_grew_resumes_with_its_new_rows(sim, tmp_path):
         f.writelines(f"{sid},{name}\n" for sid, name in list(targets.items())[4:])
     sim.reset_records()
     settings = load_settings({"endpoint": sim.url, "project_id": PROJECT, "token": TOKEN, "rate": 0})
-    again = await run_job(settings, JobSpec(InputSpec(str(jobs)), str(report), resume=True), on_terminal=False)
+    resume = JobSpec(InputSpec(str(jobs)), str(report), resume=True)
+    again = await run_job(settings, resume, on_terminal=False)
     assert again.summary.skipped == 5
     assert {r.snapshot_id for r in sim.requests if r.method == "PUT"} == set(list(targets)[4:])
     rows = read_report(report)
@@ -176,4 +177,4 @@ async def test_a_jobs_file_that_grew_resumes_with_its_new_rows(sim, tmp_path):
 
     jobs.write_text(jobs.read_text().replace("new-00000", "changed"))
     with pytest.raises(ConfigError, match="belongs to another jobs file"):
-        await run_job(settings, JobSpec(InputSpec(str(jobs)), str(report), resume=True), on_terminal=False)
+        await run_job(settings, resume, on_terminal=False)

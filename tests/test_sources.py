@@ -141,7 +141,8 @@ def test_a_stream_cut_in_the_middle_of_its_last_row_does_not_apply_it(tmp_path, 
             "jobs.jsonl": f'{{"snapshot_id": "{SID}", "name": "whole"}}\n{{"snapshot_id": "{SID2}", "na'}
     rows = read_stream(tmp_path, rows[name].encode(), name)
     assert isinstance(rows[0], RawRow) and rows[0].fields["name"] == "whole"
-    assert isinstance(rows[1], Rejection) and rows[1].code == "truncated_row" and rows[1].line == rows[0].line + 1
+    assert isinstance(rows[1], Rejection) and rows[1].code == "truncated_row"
+    assert rows[1].line == rows[0].line + 1
     assert "no line end" in rows[1].message
 
 
@@ -197,7 +198,8 @@ def test_a_json_array_nested_too_deeply_ends_the_array_with_a_rejection(tmp_path
 
 
 def test_a_json_array_with_a_key_given_twice_rejects_that_element_only(tmp_path):
-    content = f'[{{"snapshot_id": "{SID}", "name": "a", "name": "b"}}, {{"snapshot_id": "{SID2}", "name": "c"}}]'
+    content = (f'[{{"snapshot_id": "{SID}", "name": "a", "name": "b"}}, '
+               f'{{"snapshot_id": "{SID2}", "name": "c"}}]')
     rows = read(tmp_path, content.encode(), "jobs.json")
     assert isinstance(rows[0], Rejection) and rows[0].code == "duplicate_key"
     assert isinstance(rows[1], RawRow) and rows[1].fields["name"] == "c"

@@ -1,4 +1,5 @@
-"""Where jobs come from: CSV, TSV, JSON Lines or a JSON array, an .xlsx workbook, or stdin. Every source streams its rows."""
+"""Where jobs come from: CSV, TSV, JSON Lines or a JSON array, an .xlsx workbook, or stdin. Every
+source streams its rows."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ class Rows:
     each row names its own, as in JSON Lines). Close it, or use it as a context manager."""
 
     def __init__(self, rows: Iterator[RawRow | Rejection], fields: frozenset[str] | None,
-                 close: Callable[[], None]) -> None:
+                 close: Callable[[], object]) -> None:
         self._rows = rows
         self.fields = fields
         self.close = close

@@ -49,7 +49,8 @@ class _Lines:
     @classmethod
     def again(cls, lines: list[str]) -> _Lines:
         """Lines already read, to be read again on their own."""
-        return cls(lambda _, rest=iter(lines): next(rest, ""))
+        rest = iter(lines)
+        return cls(lambda _size: next(rest, ""))
 
     def __iter__(self) -> _Lines:
         return self
