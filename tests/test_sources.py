@@ -5,8 +5,10 @@ import os
 import subprocess
 import sys
 import threading
+import zipfile
 
 import pytest
+from openpyxl import Workbook
 
 from worker.jobs import RawRow, Rejection
 from worker.sources import HeaderError, InputSpec, count_rows, is_rereadable, open_rows, same_file
@@ -258,3 +260,22 @@ def test_same_file_sees_through_links_and_relative_paths(tmp_path, monkeypatch):
         out = subprocess.run([sys.executable, "-c", check], stdin=f, capture_output=True, text=True,
                              cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_a_workbook_damaged_in_the_middle_keeps_the_rows_before_and_rejects_the_rest(tmp_path):
+    workbook = Workbook()
+    workbook.active.append(["snapshot_id", "name"])
+    for i in range(5000):
+        workbook.active.append([f"{SID[:-4]}{i:04d}", f"name-{i}"])
+    plain = io.BytesIO()
+    workbook.save(plain)
+    data = bytearray(plain.getvalue())
+    sheet = zipfile.ZipFile(plain).getinfo("xl/worksheets/sheet1.xml")
+    start = sheet.header_offset + 30 + len(sheet.filename) + len(sheet.extra)  # its compressed bytes
+    middle = start + sheet.compress_size * 3 // 4
+    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+    rows = read(tmp_path, bytes(data), "jobs.xlsx")
+    assert all(isinstance(r, RawRow) for r in rows[:-1]) and len(rows) > 1000
+    assert [r.fields["name"] for r in rows[:3]] == ["name-0", "name-1", "name-2"]
+    assert isinstance(rows[-1], Rejection) and rows[-1].line == rows[-2].line + 1
+    assert "the workbook is damaged from this row on" in rows[-1].message

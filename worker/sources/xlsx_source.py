@@ -33,25 +33,17 @@ def read_xlsx(path: str, source: str, overrides: dict[str, str], sheet: str | No
     from openpyxl import load_workbook  # type: ignore[import-untyped]  # only workbooks need it
 
     file = open(path, "rb")  # noqa: SIM115 (closed with the workbook)
+    workbook = None
+
+    def close() -> None:
+        if workbook is not None:
+            workbook.close()
+        file.close()
+
     try:
         _check_sizes(file, source)
         # A file object, not the path: openpyxl refuses a path whose extension is not .xlsx.
         workbook = load_workbook(file, read_only=True, data_only=True)
-    except HeaderError:
-        file.close()
-        raise
-    except _DAMAGED as exc:
-        file.close()
-        raise HeaderError(f"{source}: not a readable .xlsx workbook ({exc})") from None
-    except BaseException:
-        file.close()
-        raise
-
-    def close() -> None:
-        workbook.close()
-        file.close()
-
-    try:
         if sheet is None:
             worksheet = workbook.worksheets[0]
         elif sheet in workbook.sheetnames:
@@ -66,14 +58,10 @@ def read_xlsx(path: str, source: str, overrides: dict[str, str], sheet: str | No
                 columns = resolve(header, overrides, source, line=number)
                 return _rows(rows, columns, number), frozenset(columns.positions), close
         raise HeaderError(f"{source}: the sheet {worksheet.title!r} is empty (expected a header row)")
-    except HeaderError:
+    except BaseException as exc:
         close()
-        raise
-    except _DAMAGED as exc:
-        close()
-        raise HeaderError(f"{source}: not a readable .xlsx workbook ({exc})") from None
-    except BaseException:
-        close()
+        if isinstance(exc, _DAMAGED) and not isinstance(exc, HeaderError):
+            raise HeaderError(f"{source}: not a readable .xlsx workbook ({exc})") from None
         raise
 
 
