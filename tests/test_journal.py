@@ -6,14 +6,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
+import subprocess
 import sys
 
 import pytest
 
-from worker.journal import JournalError, LineSet, iter_records, read_journal
+from worker.journal import JournalError, LineSet, iter_records, lock_report, open_report, read_journal
 from worker.live import SnapshotTable
 from worker.report import COLUMNS, ReportWriter
 from worker.results import Outcome, Result
+
+from helpers import ROOT
 
 SID = "aaaaaaaa-0000-4000-8000-{:012d}"
 
@@ -149,3 +154,116 @@ def test_the_live_table_finds_every_snapshot_and_only_those():
     assert table.get("not-a-uuid").name == "odd"
     assert table.get(SID.format(5000)) is None
     assert table.nbytes < 5001 * 60  # packed: ~40 bytes a snapshot plus its texts
+
+
+# --- CSV injection: the report is safe in a spreadsheet and reads back exactly (issue 12) ---
+
+FORMULAS = ["=HYPERLINK(\"http://x\",\"y\")", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "'=x", "''", "'",
+            "'abc", "plain", "a=b"]
+
+
+def test_cells_a_spreadsheet_would_run_are_quoted_and_read_back_exactly(tmp_path):
+    """Server-supplied texts (error_message, request_id, server_name) and the row's own values
+    land in the report: none may reach a spreadsheet as a formula, and --resume and undo must
+    read back exactly what was written, a value that really starts with a quote included."""
+    rows = [result(i + 2, name=v, error_message=v, request_id=v, server_name=v, previous_name=v,
+                   previous_description=v, outcome=Outcome.FAILED) for i, v in enumerate(FORMULAS)]
+    path = write_report(tmp_path / "r.csv", rows)
+    text_columns = ("name", "error_message", "request_id", "server_name", "previous_name",
+                    "previous_description")
+    with path.open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            for column in text_columns:
+                assert not row[column].startswith(("=", "+", "-", "@", "\t", "\r")), (column, row[column])
+    records = list(iter_records(str(path), "csv"))
+    assert [[r.fields[c] for c in text_columns] for r in records] == [[v] * 6 for v in FORMULAS]
+    assert len(read_journal(str(path), "csv").final) == len(FORMULAS)
+
+
+def test_json_lines_reports_keep_values_as_they_are(tmp_path):
+    path = write_report(tmp_path / "r.jsonl", [result(2, name="=1+2", error_message="-x")], "jsonl")
+    assert json.loads(path.read_text())["name"] == "=1+2"
+
+
+# --- the report file itself: created alone, locked before it is touched (issue 12) ---
+
+# Opens the report as `snaprelabel run` does, writes 300 rows, then keeps it (and its lock) until
+# the test lets go: a second process must never spoil what the first wrote.
+HOLDER = """
+import os, sys, time
+from worker.journal import JournalError, open_report
+from worker.results import Outcome, Result
+path, go, release, overwrite = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+while not os.path.exists(go):
+    time.sleep(0.001)
+try:
+    writer, lock = open_report(path, "csv", resume=False, overwrite=overwrite)
+except JournalError as exc:
+    print(f"refused: {exc}", flush=True)
+    sys.exit(2)
+for line in range(2, 302):
+    sid = "aaaaaaaa-0000-4000-8000-%012d" % line
+    writer.write_batch([Result(line, sid, "p", "n", None, Outcome.APPLIED)])
+print("wrote", flush=True)
+while not os.path.exists(release):
+    time.sleep(0.001)
+writer.close()
+os.close(lock)
+"""
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("trial", range(3))
+def test_two_runs_started_together_on_a_new_report_one_wins_the_other_is_refused(tmp_path, overwrite, trial):
+    path, go, release = tmp_path / "r.csv", tmp_path / "go", tmp_path / "release"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = [subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(go), str(release),
+                              str(int(overwrite))], stdout=subprocess.PIPE, text=True, env=env)
+            for _ in range(2)]
+    go.touch()
+    first = [run.stdout.readline().strip() for run in runs]  # "wrote", or the loser's one line
+    loser = runs[first.index(next(line for line in first if line.startswith("refused")))]
+    assert loser.wait(timeout=60) == 2
+    release.touch()
+    assert sorted(run.wait(timeout=60) for run in runs) == [0, 2]
+    assert sorted(line.split(":")[0] for line in first) == ["refused", "wrote"]
+    refusal = next(line for line in first if line.startswith("refused"))
+    assert str(path) in refusal and ("another snaprelabel" in refusal or "already exists" in refusal)
+    journal = read_journal(str(path), "csv")
+    assert len(journal.final) == 300 and journal.torn_bytes == 0 and b"\0" not in path.read_bytes()
+
+
+def test_a_new_report_is_private_and_never_written_through_a_planted_link(tmp_path):
+    target = tmp_path / "precious"
+    target.write_text("keep me")
+    os.symlink(target, tmp_path / "planted.csv")
+    with pytest.raises(JournalError, match="already exists"):
+        open_report(str(tmp_path / "planted.csv"), "csv")
+    assert target.read_text() == "keep me"
+    writer, lock = open_report(str(tmp_path / "r.csv"), "csv")
+    writer.close()
+    os.close(lock)
+    assert stat.S_IMODE(os.stat(tmp_path / "r.csv").st_mode) == 0o600
+
+
+def test_overwrite_and_resume_touch_an_existing_report_only_once_it_is_locked(tmp_path):
+    path = write_report(tmp_path / "r.csv", [result(2), result(3)])
+    held = lock_report(str(path))
+    for resume in (False, True):
+        with pytest.raises(JournalError, match="another snaprelabel process is writing this report"):
+            open_report(str(path), "csv", resume=resume, overwrite=not resume)
+    assert len(read_journal(str(path), "csv").final) == 2  # untouched
+    writer, lock = open_report(str(path), "csv", resume=True, lock=held)
+    writer.write_batch([result(4)])
+    writer.close()
+    assert len(read_journal(str(path), "csv").final) == 3  # appended
+    writer, lock = open_report(str(path), "csv", overwrite=True, lock=held)
+    writer.close()
+    os.close(lock)
+    assert path.read_text().splitlines() == [",".join(COLUMNS)]  # truncated, header rewritten
+
+
+def test_locking_a_report_never_creates_one(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        lock_report(str(tmp_path / "gone.csv"))
+    assert not (tmp_path / "gone.csv").exists()

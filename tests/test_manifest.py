@@ -7,7 +7,9 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -17,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from worker import __version__
+from worker.manifest import Manifest, read_manifest
 from worker.runner import JobSpec, run_job
-from worker.settings import load_settings
+from worker.settings import ConfigError, load_settings
 from worker.sources import InputSpec
 
 from helpers import FAST, PROJECT, ROOT, TOKEN, read_report, relabel_targets, write_jobs
@@ -127,3 +130,58 @@ def test_running_then_interrupted_by_sigterm(sim_thread, tmp_path):
     assert 0 < manifest["counts"]["applied"] < 400
     assert manifest["counts"]["interrupted"] == 400 - manifest["counts"]["applied"]
     assert_matches_files(manifest, jobs, report)
+
+
+# --- hostile files beside the report (issue 12) ---
+
+def test_a_link_planted_as_the_temporary_manifest_is_never_followed(tmp_path):
+    """The manifest is written to a temporary file and renamed: a link planted under the old
+    fixed name (<report>.manifest.json.tmp) must not lead the write to its target."""
+    target = tmp_path / "precious"
+    target.write_text("keep me")
+    report = tmp_path / "r.csv"
+    os.symlink(target, f"{report}.manifest.json.tmp")
+    os.symlink(target, f"{report}.manifest.json")  # a link at the manifest's own name is replaced
+    Manifest(str(report), "csv", "jobs.csv", {}).write()
+    assert target.read_text() == "keep me"
+    assert not Path(f"{report}.manifest.json").is_symlink() and load_manifest(report)["status"] == "running"
+    assert stat.S_IMODE(os.stat(f"{report}.manifest.json").st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious", "r.csv.manifest.json",
+                                                         "r.csv.manifest.json.tmp"]
+
+
+@pytest.mark.parametrize("damage", [
+    {"input": "jobs.csv"}, {"input": {"sha256": 12}}, {"input": {"size": "12"}}, {"report": []},
+    {"resumed": "twice"}, {"resumed": {"runs": "2"}}, {"settings": ["x"]}, {"started_at": 0},
+])
+async def test_a_manifest_with_fields_of_the_wrong_type_is_one_clear_refusal(sim, tmp_path, damage):
+    result, jobs, report = await run(sim, tmp_path, relabel_targets(sim.snapshots, 3))
+    manifest = load_manifest(report)
+    Path(f"{report}.manifest.json").write_text(json.dumps({**manifest, **damage}))
+    assert read_manifest(str(report)) is None
+    settings = load_settings({"endpoint": sim.url, "project_id": PROJECT, "token": TOKEN, "rate": 0})
+    with pytest.raises(ConfigError, match=r"manifest .* is missing or unreadable"):
+        await run_job(settings, JobSpec(InputSpec(str(jobs)), str(report), resume=True), on_terminal=False)
+
+
+async def test_a_jobs_file_that_grew_resumes_with_its_new_rows(sim, tmp_path):
+    """The manifest's digest covers the file as it was when the report began: a file that has
+    only grown since (rows appended) resumes, and its new lines run; one changed is refused."""
+    targets = relabel_targets(sim.snapshots, 6)
+    first = dict(list(targets.items())[:4])
+    result, jobs, report = await run(sim, tmp_path, first)  # lines 2-5, and a bad row on line 6
+    with jobs.open("a", encoding="utf-8") as f:
+        f.writelines(f"{sid},{name}\n" for sid, name in list(targets.items())[4:])
+    sim.reset_records()
+    settings = load_settings({"endpoint": sim.url, "project_id": PROJECT, "token": TOKEN, "rate": 0})
+    resume = JobSpec(InputSpec(str(jobs)), str(report), resume=True)
+    again = await run_job(settings, resume, on_terminal=False)
+    assert again.summary.skipped == 5
+    assert {r.snapshot_id for r in sim.requests if r.method == "PUT"} == set(list(targets)[4:])
+    rows = read_report(report)
+    assert sorted(int(r["line"]) for r in rows) == [2, 3, 4, 5, 6, 7, 8]
+    assert load_manifest(report)["input"]["size"] == jobs.stat().st_size  # the next resume's digest
+
+    jobs.write_text(jobs.read_text().replace("new-00000", "changed"))
+    with pytest.raises(ConfigError, match="belongs to another jobs file"):
+        await run_job(settings, resume, on_terminal=False)

@@ -98,7 +98,7 @@ async def test_resume_refuses_a_report_of_another_jobs_file(sim, tmp_path):
     report = tmp_path / "r.csv"
     await run(sim, jobs, report)
     before = report.read_bytes()
-    write_jobs(jobs, {**targets, GHOST: "one more"})
+    write_jobs(jobs, {**targets, next(iter(targets)): "changed"})  # (rows appended would resume)
     sim.reset_records()
     with pytest.raises(ConfigError, match=r"belongs to another jobs file: it was written for .*"
                                           r"jobs.csv \(sha256 [0-9a-f]{12}…, \d+ bytes\), and .*jobs.csv is sha256"):

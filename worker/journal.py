@@ -8,6 +8,9 @@ a line has at most one; an `interrupted` row of an earlier run stays in the repo
 A crash can leave the last record half written (a "torn tail"). CSV fields may hold newlines, so
 the tail is found by parsing whole records, not by looking for the last newline: everything after
 the last complete, well-formed record is cut off before anything is appended.
+
+CSV cells that a spreadsheet would run as formulas carry a quote (worker/spreadsheet.py): the
+records give the values back exactly as they were before the quote was added.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Callable
 
-from .report import COLUMNS
+from .manifest import file_digest
+from .report import COLUMNS, ReportWriter, create_new
 from .results import Outcome
+from .spreadsheet import from_spreadsheet
 
 _OUTCOMES = {str(o): o for o in Outcome}
 
@@ -172,7 +177,8 @@ def _csv_records(f: IO[bytes], path: str, journal: Journal) -> Iterator[tuple[Re
         except csv.Error as exc:
             yield f"the record at line {where} is unreadable ({exc})"
             continue  # the reader starts afresh on the next line
-        record = _record(dict(zip(header, row))) if len(row) == width and last_line_ended else None
+        record = (_record({name: from_spreadsheet(cell) for name, cell in zip(header, row)})
+                  if len(row) == width and last_line_ended else None)
         yield (record, offset) if record else f"the record at line {where} is incomplete"
 
 
@@ -204,15 +210,20 @@ def _record(fields: dict[str, Any]) -> Record | None:
     return Record(fields, line, outcome)
 
 
-def lock_report(path: str) -> int | None:
-    """An exclusive lock on the report for the life of the job, so that two runs never append to
-    the same report. The kernel drops it when the process dies, kill -9 included. Returns the
-    locked file descriptor (close it to unlock); None where flock does not exist."""
+def lock_report(path: str) -> int:
+    """An exclusive lock on an existing report for the life of the job, so that two runs never
+    write the same report. The kernel drops it when the process dies, kill -9 included. Returns
+    the locked file descriptor: close it to unlock."""
+    return _claim(os.open(path, os.O_RDWR), path)
+
+
+def _claim(fd: int, path: str) -> int:
+    """Locks the open report (JournalError when another process holds it); where flock does not
+    exist (not POSIX), the descriptor is returned unlocked."""
     try:
         import fcntl
-    except ImportError:  # not POSIX
-        return None
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except ImportError:
+        return fd
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -221,9 +232,48 @@ def lock_report(path: str) -> int | None:
     return fd
 
 
+def open_report(path: str, fmt: str, redact: Callable[[str], str] = str, *, resume: bool = False,
+                overwrite: bool = False, fsync: bool = False, lock: int | None = None
+                ) -> tuple[ReportWriter, int]:
+    """The job's report, locked before a byte of it is truncated or written, so that two runs
+    started together never spoil each other's report: a new one is created with O_EXCL (mode
+    0600), so exactly one of them creates it and the other gets one clear error; an existing one
+    (--overwrite, --resume) is truncated or appended to only once it is locked.
+
+    `lock`: the descriptor lock_report already holds on the report (--resume reads the journal
+    under it). Returns the writer and the locked descriptor: close it once the job's last word
+    (the manifest) is written. Raises JournalError (the report is another run's) or OSError."""
+    if lock is None:
+        try:
+            fd = create_new(path)
+        except FileExistsError:
+            if not (resume or overwrite):
+                raise JournalError(f"report {path} already exists (another snaprelabel run created "
+                                   "it just now?): pass --overwrite to replace it, or --resume to "
+                                   "continue it") from None
+            fd = os.open(path, os.O_RDWR)
+        lock = _claim(fd, path)
+        owned = True
+    else:
+        owned = False
+    try:
+        if not resume:
+            os.ftruncate(lock, 0)
+        writer = ReportWriter(path, fmt, redact, append=resume, fsync=fsync, fd=os.dup(lock))
+    except BaseException:
+        if owned:
+            os.close(lock)
+        raise
+    return writer, lock
+
+
 def check_fingerprint(report_path: str, manifest: dict[str, Any] | None, input_path: str,
                       digest: tuple[int, str] | None, report_format: str) -> None:
-    """Refuse (JournalError) to resume a report that does not belong to this jobs file."""
+    """Refuse (JournalError) to resume a report that does not belong to this jobs file.
+
+    The manifest's digest covers the jobs file as it was when the report was begun. A file that
+    has only grown since (rows appended: its first `size` bytes keep that digest) is the same job
+    with more rows: the lines the report answers are the same lines."""
     if manifest is None:
         raise JournalError(
             f"{report_path}: its manifest ({report_path}.manifest.json) is missing or unreadable, "
@@ -237,7 +287,8 @@ def check_fingerprint(report_path: str, manifest: dict[str, Any] | None, input_p
             f"{report_path} was written from stdin, which cannot be fingerprinted: it cannot be "
             "resumed (save the jobs to a file to use --resume)"
         )
-    if digest is None or (recorded.get("size"), recorded.get("sha256")) != digest:
+    size, sha = recorded.get("size"), recorded["sha256"]
+    if digest is None or ((size, sha) != digest and not _grew(input_path, size, sha, digest)):
         now = f"sha256 {digest[1][:12]}…, {digest[0]} bytes" if digest else "not a regular file"
         raise JournalError(
             f"{report_path} belongs to another jobs file: it was written for "
@@ -247,3 +298,8 @@ def check_fingerprint(report_path: str, manifest: dict[str, Any] | None, input_p
         )
     if fmt and fmt != report_format:
         raise JournalError(f"{report_path} is a {fmt} report: pass --report-format {fmt} to resume it")
+
+
+def _grew(path: str, size: int | None, sha: str, digest: tuple[int, str]) -> bool:
+    """Whether the file at `path` (now `digest`) is the one fingerprinted, with bytes appended."""
+    return size is not None and digest[0] > size and file_digest(path, limit=size) == (size, sha)

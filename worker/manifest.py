@@ -4,11 +4,15 @@ and row count, without parsing the report; --resume checks the input's fingerpri
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
 
 from . import __version__
 from .results import Outcome, now_iso
@@ -23,27 +27,62 @@ def manifest_path(report_path: str) -> str:
     return f"{report_path}.manifest.json"
 
 
-def file_digest(path: str) -> tuple[int, str] | None:
-    """(size, sha256 hex) of a regular file; None for stdin or a pipe."""
+def file_digest(path: str, limit: int | None = None) -> tuple[int, str] | None:
+    """(size, sha256 hex) of a regular file, or of its first `limit` bytes; None for stdin or a
+    pipe."""
     if path == "-" or not os.path.isfile(path):
         return None
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
+        while limit is None or size < limit:
+            chunk = f.read(1 << 20 if limit is None else min(1 << 20, limit - size))
+            if not chunk:
+                break
             digest.update(chunk)
             size += len(chunk)
     return size, digest.hexdigest()
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class _Input(_Strict):
+    path: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+
+
+class _Report(_Strict):
+    format: str | None = None
+
+
+class _Resumed(_Strict):
+    runs: int = 1
+    first_started_at: str | None = None
+
+
+class _Shape(_Strict):
+    """The fields a resume reads, with their types (anything else may be anything)."""
+
+    input: _Input = _Input()
+    report: _Report = _Report()
+    settings: dict[str, Any] = {}
+    started_at: str | None = None
+    resumed: _Resumed | None = None
+
+
 def read_manifest(report_path: str) -> dict[str, Any] | None:
-    """The manifest beside a report, or None when it is missing or unreadable."""
+    """The manifest beside a report, or None when it is missing, unreadable or damaged (a field
+    a resume reads is of the wrong type)."""
     try:
         with open(manifest_path(report_path), encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, ValueError):
+        _Shape.model_validate(data)  # a list, or a field of the wrong type: ValidationError
+    except (OSError, ValueError, RecursionError):  # ValidationError is a ValueError
         return None
-    return data if isinstance(data, dict) else None
+    return data  # type: ignore[no-any-return]
 
 
 def job_figures(summary: Summary, exit_code: int) -> dict[str, Any]:
@@ -87,15 +126,22 @@ class Manifest:
         }
 
     def write(self) -> None:
-        """Atomically: a reader never sees half a manifest."""
+        """Atomically: a reader never sees half a manifest. The temporary file is made with
+        O_EXCL and a random name (mode 0600): a link planted beside the report is never followed."""
         path = manifest_path(self.report_path)
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.as_dict(), f, ensure_ascii=False, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(prefix=f"{os.path.basename(path)}.", suffix=".tmp",
+                                   dir=os.path.dirname(path) or ".")
+        try:
+            with open(fd, "w", encoding="utf-8") as f:
+                json.dump(self.as_dict(), f, ensure_ascii=False, indent=2)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)  # replaces a link at `path` itself, never its target
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def finish(self, status: str, figures: dict[str, Any]) -> None:
         report_digest = file_digest(self.report_path)

@@ -1,5 +1,10 @@
 """The report: one row per input row, in CSV or JSON Lines, appended and flushed per row by a
-single writer, so that a killed job leaves a readable report."""
+single writer, so that a killed job leaves a readable report.
+
+A new report is created with O_EXCL and mode 0600 (it names every snapshot and the servers'
+messages): never through a link planted at its path, never readable by other users. CSV cells
+that a spreadsheet would run as formulas are written with a quote first (worker/spreadsheet.py);
+the journal takes it off when the report is read back."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import os
 from typing import IO, Callable
 
 from .results import Result
+from .spreadsheet import to_spreadsheet
 
 COLUMNS = (
     "line", "snapshot_id", "project_id", "name", "description", "outcome", "http_status",
@@ -16,20 +22,45 @@ COLUMNS = (
     "server_description", "previous_name", "previous_description", "finished_at",
 )
 REPORT_FORMATS = ("csv", "jsonl")
+NEW_FILE_MODE = 0o600
+
+
+def create_new(path: str) -> int:
+    """A new file, mode 0600, opened for reading and writing; FileExistsError when anything is at
+    the path already (a dangling symlink included: O_EXCL follows no link)."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, NEW_FILE_MODE)
+
+
+def _open(path: str, append: bool) -> int:
+    """The report opened for appending: a new one is created, an existing one is truncated
+    (unless `append`)."""
+    try:
+        return create_new(path)
+    except FileExistsError:
+        return os.open(path, os.O_RDWR | (0 if append else os.O_TRUNC))
 
 
 class ReportWriter:
+    """`fd`: the report, already open (journal.open_report, which locks it first); without one,
+    the path is opened here. Rows are written at the end of the file."""
+
     def __init__(self, path: str, fmt: str = "csv", redact: Callable[[str], str] = str,
-                 append: bool = False, fsync: bool = False) -> None:
+                 append: bool = False, fsync: bool = False, fd: int | None = None) -> None:
         self.path = path
         self.fmt = fmt
         self._redact = redact
         # With fsync on, the engine runs sync() in a thread after each batch (see engine.Sink).
         self.sync = self._fsync_file if fsync else None
-        exists = append and os.path.exists(path) and os.path.getsize(path) > 0
-        self._file: IO[str] = open(path, "a" if append else "w", encoding="utf-8", newline="")
+        if fd is None:
+            fd = _open(path, append)
+        try:
+            empty = os.lseek(fd, 0, os.SEEK_END) == 0
+            self._file: IO[str] = open(fd, "w", encoding="utf-8", newline="")
+        except BaseException:
+            os.close(fd)
+            raise
         self._csv = csv.writer(self._file) if fmt == "csv" else None
-        if self._csv is not None and not exists:
+        if self._csv is not None and empty:
             self._csv.writerow(COLUMNS)
             self._file.flush()
 
@@ -39,7 +70,7 @@ class ReportWriter:
         for result in results:
             row = [_cell(getattr(result, name), self._redact) for name in COLUMNS]
             if self._csv is not None:
-                self._csv.writerow(row)
+                self._csv.writerow([to_spreadsheet(v) if isinstance(v, str) else v for v in row])
             else:
                 self._file.write(json.dumps(dict(zip(COLUMNS, row)), ensure_ascii=False) + "\n")
         self._file.flush()
@@ -56,4 +87,3 @@ def _cell(value: object, redact: Callable[[str], str]) -> object:
     if isinstance(value, str):
         return redact(value)
     return value
-

@@ -1,4 +1,5 @@
-"""Where jobs come from: CSV, TSV, JSON Lines or a JSON array, an .xlsx workbook, or stdin. Every source streams its rows."""
+"""Where jobs come from: CSV, TSV, JSON Lines or a JSON array, an .xlsx workbook, or stdin. Every
+source streams its rows."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import IO
 from ..jobs import RawRow, Rejection
 from .columns import HeaderError, parse_overrides
 from .csv_source import read_csv
+from .files import is_regular, is_rereadable, same_file
 from .json_source import read_json_array
 from .jsonl_source import read_jsonl
 from .xlsx_source import read_xlsx
@@ -22,7 +24,8 @@ FORMATS = ("csv", "tsv", "jsonl", "json", "xlsx")
 _BY_EXTENSION = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
                  ".json": "json", ".xlsx": "xlsx"}
 
-__all__ = ["HeaderError", "InputSpec", "Rows", "count_rows", "detect_format", "open_rows", "parse_overrides"]
+__all__ = ["HeaderError", "InputSpec", "Rows", "count_rows", "detect_format", "is_rereadable",
+           "open_rows", "parse_overrides", "same_file"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class Rows:
     each row names its own, as in JSON Lines). Close it, or use it as a context manager."""
 
     def __init__(self, rows: Iterator[RawRow | Rejection], fields: frozenset[str] | None,
-                 close: Callable[[], None]) -> None:
+                 close: Callable[[], object]) -> None:
         self._rows = rows
         self.fields = fields
         self.close = close
@@ -78,21 +81,37 @@ def open_rows(spec: InputSpec) -> Rows:
             raise HeaderError("an .xlsx workbook cannot be read from stdin: give its path")
         rows, fields, close_workbook = read_xlsx(spec.path, spec.display_name, overrides, spec.sheet)
         return Rows(rows, fields, close_workbook)
+    if spec.path == "-" and sys.stdin is None:  # started with `<&-`
+        raise HeaderError("<stdin>: stdin is closed: give the jobs file's path, or pipe the jobs in")
     binary = sys.stdin.buffer if spec.path == "-" else open(spec.path, "rb")  # noqa: SIM115
+    # A stream's last line may be cut off (its producer died); a regular file's is trusted.
+    whole = is_regular(binary)
     # utf-8-sig drops a leading BOM; surrogateescape keeps undecodable bytes so that the row
     # holding them is rejected on its own instead of the whole file failing to decode.
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
     close = text.detach if spec.path == "-" else text.close
     try:
         if fmt in ("jsonl", "json"):
-            read = read_json_array if _starts_array(binary) else read_jsonl
-            return Rows(read(text, spec.display_name, overrides), None, close)
+            if _not_utf8(binary):
+                raise HeaderError(f"{spec.display_name}: line 1 is not UTF-8 text: save the file as "
+                                  "UTF-8 (is it UTF-16, binary or compressed?)")
+            if _starts_array(binary):
+                return Rows(read_json_array(text, spec.display_name, overrides), None, close)
+            return Rows(read_jsonl(text, spec.display_name, overrides, whole), None, close)
         delimiter = spec.delimiter or ("\t" if fmt == "tsv" else ",")
-        rows, fields = read_csv(text, spec.display_name, overrides, delimiter)
+        rows, fields = read_csv(text, spec.display_name, overrides, delimiter, whole)
         return Rows(rows, fields, close)
     except BaseException:
         close()
         raise
+
+
+def _not_utf8(binary: IO[bytes]) -> bool:
+    """Whether the input starts as UTF-16 or UTF-32 (a BOM, or NUL bytes in the first line,
+    which JSON text never holds), read without consuming it."""
+    peek = getattr(binary, "peek", None)
+    head = peek(4096) if peek is not None else b""
+    return head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head.split(b"\n", 1)[0]
 
 
 def _starts_array(binary: IO[bytes]) -> bool:

@@ -92,22 +92,22 @@ def resolve(headers: list[str], overrides: dict[str, str], source: str, line: in
     aliases = INVENTORY_ALIASES if _NEW_VALUE_KEYS & first.keys() else ALIASES
     positions: dict[str, int] = {}
     for target, source_header in overrides.items():
-        index = first.get(header_key(source_header))
-        if index is None:
+        found = first.get(header_key(source_header))
+        if found is None:
             raise HeaderError(
                 f"{where}: --column {target}={source_header}: no such column; "
                 f"found {_list(headers)}"
             )
-        positions[target] = index
+        positions[target] = found
     taken = set(positions.values())
     for target, names in aliases.items():
         if target in positions:
             continue
         for alias in names:
-            index = first.get(header_key(alias))
-            if index is not None and index not in taken:
-                positions[target] = index
-                taken.add(index)
+            found = first.get(header_key(alias))
+            if found is not None and found not in taken:
+                positions[target] = found
+                taken.add(found)
                 break
 
     unmapped = [h for i, h in enumerate(headers) if i not in positions.values() and h.strip()]

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from ..jobs import Problem, RawRow, Rejection
 from .columns import ColumnMap
-from .jsonl_source import MAX_LINE, object_row
+from .jsonl_source import DECODER, MAX_LINE, object_row
 
 CHUNK = 1 << 16
 _NOT_SPACE = re.compile(r"\S")
@@ -60,7 +60,6 @@ def read_json_array(stream: TextIO, source: str, overrides: dict[str, str]) -> I
     """Rows of `[{...}, {...}]`. A syntax error ends the array (nothing after it can be located):
     it is rejected as the next element, naming the physical line and the reason."""
     text = _Text(stream)
-    decoder = json.JSONDecoder()
     maps: dict[tuple[str, ...], ColumnMap | str] = {}
     element = 0
     if text.next_char() != "[":
@@ -76,9 +75,12 @@ def read_json_array(stream: TextIO, source: str, overrides: dict[str, str]) -> I
             return
         while True:
             try:
-                obj, end = decoder.raw_decode(text.buf, text.pos)
+                obj, end = DECODER.raw_decode(text.buf, text.pos)
                 if end < len(text.buf) or text.eof:
                     break  # a value that ends at the buffer's end may go on in the next chunk
+            except RecursionError:  # its end cannot be found: nothing after it can be located
+                yield _broken(element, text.line, "nested too deeply to be a jobs row")
+                return
             except json.JSONDecodeError as exc:
                 if len(text.buf) - text.pos > MAX_LINE:
                     yield _broken(element, text.line, f"longer than {MAX_LINE} characters")
