@@ -9,6 +9,7 @@ import json
 import pytest
 
 from helpers import FAST, PROJECT, TOKEN, read_report, run_cli
+from worker.report import COLUMNS
 from worker.runner import JobSpec, run_job
 from worker.settings import ConfigError, load_settings
 from worker.sources import InputSpec
@@ -236,3 +237,12 @@ async def test_undo_restores_rows_a_2xx_may_have_applied_though_its_body_was_unr
     assert undo.returncode == 0, undo.stderr
     assert "undo: 2 rows to restore" in undo.stderr
     assert sorted(r["name"] for r in csv.DictReader(undo.stdout.splitlines())) == ["old-0", "old-1"]
+
+
+def test_undo_refuses_to_write_over_the_report_it_reads(tmp_path):
+    report = tmp_path / "r.csv"
+    report.write_text(",".join(COLUMNS) + "\n")
+    before = report.read_bytes()
+    done = run_cli("undo", str(report), "-o", str(report))
+    assert done.returncode == 2 and "is the report itself" in done.stderr
+    assert report.read_bytes() == before

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from .errors import ConfigError
 from .jobs import Job, JobRules, Rejection, Validator
-from .sources import InputSpec, Rows, count_rows
+from .sources import InputSpec, Rows, count_rows, is_rereadable
 
 ASK_ABOVE = 1000  # rows
 SAMPLES = 5
@@ -44,8 +44,11 @@ class Preview:
         return self.valid + self.rejected
 
 
-def wants_confirmation(spec: InputSpec, yes: bool, dry_run: bool, stdin: TextIO = sys.stdin) -> bool:
-    return not yes and not dry_run and spec.path != "-" and stdin.isatty()
+def wants_confirmation(spec: InputSpec, yes: bool, dry_run: bool, stdin: TextIO | None = None) -> bool:
+    """Only for a file that can be read twice (not stdin, a pipe or a FIFO), on a terminal."""
+    stdin = stdin if stdin is not None else sys.stdin
+    return (not yes and not dry_run and is_rereadable(spec.path)
+            and stdin is not None and stdin.isatty())
 
 
 def preview(spec: InputSpec, open_input: Callable[[], Rows], rules: JobRules) -> Preview | None:

@@ -1,14 +1,22 @@
 """Writing a jobs file (what `plan` and `undo` produce for `run`): CSV, where an empty cell leaves
-a field unchanged, or JSON Lines, where a field left out is unchanged and "" is an empty value."""
+a field unchanged, or JSON Lines, where a field left out is unchanged and "" is an empty value.
+CSV cells a spreadsheet would run as formulas are quoted (worker/spreadsheet.py); `run` reads
+them back exactly."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
+import sys
+import tempfile
 from collections.abc import Mapping
 from typing import IO
 
+from .errors import ConfigError
 from .jobs import JOB_COLUMNS
+from .spreadsheet import to_spreadsheet
 
 
 class JobsWriter:
@@ -23,7 +31,7 @@ class JobsWriter:
     def write(self, values: Mapping[str, str | None]) -> None:
         if self._csv is not None:
             self._header()
-            self._csv.writerow([values.get(column) or "" for column in JOB_COLUMNS])
+            self._csv.writerow([to_spreadsheet(values.get(column) or "") for column in JOB_COLUMNS])
         else:
             self._out.write(json.dumps({k: values[k] for k in JOB_COLUMNS if values.get(k) is not None},
                                        ensure_ascii=False) + "\n")
@@ -35,3 +43,46 @@ class JobsWriter:
         if self._header_due and self._csv is not None:
             self._csv.writerow(JOB_COLUMNS)
             self._header_due = False
+
+
+class JobsOutput:
+    """Where a jobs file goes: stdout, in UTF-8 whatever the terminal's locale (a name is data, not
+    a message to escape), or a file that appears whole: written to a temporary file of our own
+    beside it (mkstemp: never a link someone planted) and renamed over it by `commit`."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._tmp: str | None = None
+        if path is None:
+            sys.stdout.flush()
+            buffer = getattr(sys.stdout, "buffer", None)
+            self.stream: IO[str] = (io.TextIOWrapper(buffer, encoding="utf-8", newline="")
+                                    if buffer is not None else sys.stdout)
+            return
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                                             dir=folder)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+        self.stream = os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+    def commit(self) -> None:
+        if self._tmp is None:
+            self._release_stdout()
+            return
+        self.stream.close()
+        assert self.path is not None
+        os.replace(self._tmp, self.path)
+
+    def abandon(self) -> None:
+        if self._tmp is None:
+            self._release_stdout()
+            return
+        self.stream.close()
+        os.unlink(self._tmp)
+
+    def _release_stdout(self) -> None:
+        self.stream.flush()
+        if isinstance(self.stream, io.TextIOWrapper) and self.stream is not sys.stdout:
+            self.stream.detach()  # the process's stdout stays open

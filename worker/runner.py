@@ -21,16 +21,16 @@ from .credentials import Credentials
 from .engine import Sink, Summary
 from .errors import ConfigError
 from .execution import execute, exit_code
-from .journal import Journal, JournalError, check_fingerprint, lock_report, read_journal
+from .journal import Journal, JournalError, check_fingerprint, lock_report, open_report, read_journal
 from .live import LiveState
 from .logs import log
-from .manifest import Manifest, file_digest, job_figures, read_manifest
+from .manifest import Manifest, file_digest, job_figures, manifest_path, read_manifest
 from .rate import Limiter
 from .redaction import SECRETS
 from .report import ReportWriter
 from .results import Outcome
 from .settings import Settings
-from .sources import InputSpec, Rows, count_rows
+from .sources import InputSpec, Rows, count_rows, same_file
 from .stop import Stop
 from .wiring import (
     connection_from,
@@ -83,6 +83,10 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
     if settings.skip_unchanged and spec.dry_run:
         raise ConfigError("--skip-unchanged reads the live state: it cannot be combined with --dry-run")
     report_path = spec.report or default_report_path(settings.report_format)
+    for output in (report_path, manifest_path(report_path)):
+        if same_file(spec.input.path, output):  # --overwrite would truncate the input as it is read
+            raise ConfigError(f"{output} is the jobs file {spec.input.display_name} itself: "
+                              "give the report another name")
     existing = os.path.exists(report_path)
     if existing and not (spec.overwrite or spec.resume):
         raise ConfigError(f"report {report_path} already exists: pass --overwrite to replace it, "
@@ -112,15 +116,21 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
                                 {**settings.public(), **effective}, input_digest=digest,
                                 resumed=_resumed(report_path, journal))
             try:
-                # The fingerprint is on disk before the first row: any report can be resumed.
+                # Locked before a byte is truncated or written: two runs started together never
+                # spoil each other's report (the loser gets one line).
+                report, report_lock = open_report(
+                    report_path, settings.report_format, SECRETS.redact, resume=journal is not None,
+                    overwrite=spec.overwrite, fsync=settings.fsync, lock=lock)
+                if lock is None:
+                    held.callback(os.close, report_lock)
+                held.callback(report.close)
+                # The fingerprint is on disk before the first row: any report can be resumed. After
+                # the report is ours, so a loser never replaces the winner's manifest.
                 manifest.write()
-                report = ReportWriter(report_path, settings.report_format, SECRETS.redact,
-                                      append=journal is not None, fsync=settings.fsync)
+            except JournalError as exc:
+                raise ConfigError(str(exc)) from None
             except OSError as exc:
                 raise ConfigError(f"cannot write the report {report_path}: {exc.strerror or exc}") from None
-            held.callback(report.close)
-            if lock is None and (lock := _lock(report_path)) is not None:
-                held.callback(os.close, lock)
             return await _run(settings, spec, rows, conn, limiter, stop, report, extra_sinks,
                               on_terminal, journal, manifest, live)
 

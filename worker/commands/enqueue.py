@@ -8,11 +8,12 @@ import os
 
 from ..errors import ConfigError
 from ..jobs import Validator
+from ..journal import JournalError, open_report
 from ..logs import configure
 from ..redaction import SECRETS
-from ..report import ReportWriter
 from ..runner import default_report_path
 from ..settings import load_settings
+from ..sources import same_file
 from ..wiring import open_input, rules_from
 from . import options
 from .queue import add_redis
@@ -56,11 +57,16 @@ def main(args: argparse.Namespace) -> int:
     url = redis_url_from(settings)
     spec = input_spec(args)
     report_path = args.report or default_report_path(settings.report_format)
+    if same_file(spec.path, report_path):
+        raise ConfigError(f"{report_path} is the jobs file itself: give the report another name")
     if os.path.exists(report_path) and not args.overwrite:
         raise ConfigError(f"report {report_path} already exists: pass --overwrite to replace it")
     with open_input(spec, settings) as rows:
-        try:
-            report = ReportWriter(report_path, settings.report_format, SECRETS.redact)
+        try:  # locked before it is truncated, as run's report
+            report, lock = open_report(report_path, settings.report_format, SECRETS.redact,
+                                       overwrite=args.overwrite)
+        except JournalError as exc:
+            raise ConfigError(str(exc)) from None
         except OSError as exc:
             raise ConfigError(f"cannot write the report {report_path}: {exc.strerror or exc}") from None
         try:
@@ -70,3 +76,4 @@ def main(args: argparse.Namespace) -> int:
                 spec.display_name, report, args.maxlen))
         finally:
             report.close()
+            os.close(lock)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import sys
-from typing import IO
 
 from .. import exitcodes
 from ..api.client import ListingError
 from ..credentials import Credentials
 from ..errors import ConfigError
 from ..jobs import Job, Validator
-from ..jobs_file import JobsWriter
+from ..jobs_file import JobsOutput, JobsWriter
 from ..listing import list_snapshots
 from ..logs import configure
 from ..plan import (
@@ -118,7 +116,7 @@ async def _plan(args: argparse.Namespace, settings: Settings, creds: Credentials
         retrier = retrier_from(settings, limiter, stop, conn.auth)
         snapshots = list_snapshots(conn.api, retrier, settings.project_id or "",
                                    selection.server_filters())
-        target = _Output(args.output)
+        target = JobsOutput(args.output)
         try:
             diff = DiffPrinter(sys.stdout) if args.diff else None
             jobs = JobsWriter(target.stream, args.output_format)
@@ -155,28 +153,3 @@ def _columns(job: Job) -> dict[str, str | None]:
     return {"snapshot_id": job.snapshot_id, "project_id": job.project_id, "name": job.name,
             "description": job.description, "previous_name": job.previous_name,
             "previous_description": job.previous_description}
-
-
-class _Output:
-    """stdout, or a file that appears whole (written beside it, renamed at the end)."""
-
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self.stream: IO[str] = sys.stdout
-        if path is not None:
-            try:
-                self.stream = open(f"{path}.tmp", "w", encoding="utf-8", newline="")  # noqa: SIM115
-            except OSError as exc:
-                raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-    def commit(self) -> None:
-        if self.path is not None:
-            self.stream.close()
-            os.replace(f"{self.path}.tmp", self.path)
-        else:
-            self.stream.flush()
-
-    def abandon(self) -> None:
-        if self.path is not None:
-            self.stream.close()
-            os.unlink(f"{self.path}.tmp")

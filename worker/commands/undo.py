@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import nullcontext
 
 from .. import exitcodes
 from ..errors import ConfigError
-from ..jobs_file import JobsWriter
+from ..jobs_file import JobsOutput, JobsWriter
 from ..journal import JournalError, detect_format, iter_records, read_journal
+from ..sources import same_file
 from ..undo import Undo
 from .parser import Parser
 
@@ -39,11 +39,18 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {args.report}: {exc.strerror or exc}") from None
+    if args.output and same_file(args.report, args.output):
+        raise ConfigError(f"--output {args.output} is the report itself: give the undo file another name")
     undo = Undo(final, empty_is_known=report_format == "jsonl", can_write_empty=fmt == "jsonl")
-    with open(args.output, "w", encoding="utf-8", newline="") if args.output else nullcontext(sys.stdout) as out:
-        writer = JobsWriter(out, fmt)
+    target = JobsOutput(args.output)
+    try:
+        writer = JobsWriter(target.stream, fmt)
         for job in undo.jobs(iter_records(args.report, report_format)):
             writer.write(job)
         writer.finish()
+    except BaseException:
+        target.abandon()
+        raise
+    target.commit()
     undo.explain(args.report, sys.stderr)
     return exitcodes.PROBLEMS if undo.incomplete else exitcodes.OK
