@@ -6,13 +6,11 @@ be in flight. Latencies spread, and a spike would starve the rate, so the latenc
 larger of HEADROOM times its average and the average plus four mean deviations (TCP's
 retransmission-timeout estimator, RFC 6298), plus SPARE requests. It follows the rate when that
 changes (`--rate auto`). Bounded: at least MIN, at most MAX (sockets and memory). Without a rate
-limit there is nothing to size from: UNLIMITED, where aiohttp on one core does best (32-64
-requests in flight, see DESIGN.md).
+limit there is nothing to size from: UNLIMITED, where aiohttp on one core does best.
 
 Senders are added at once when the target rises, and retired only when it has stayed lower for
-SHRINK_AFTER seconds: latency swings from one moment to the next on a busy client, and a sender
-retired in a dip is a task to create again in the next spike (at 2,000/s the target swung
-between 10 and 120 several times a second, and a job created 2,000 senders for 20,000 rows).
+SHRINK_AFTER seconds: latency swings from one moment to the next on a busy client. The
+measurements behind each number: docs/design.md#concurrency.
 """
 
 from __future__ import annotations

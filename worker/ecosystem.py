@@ -92,7 +92,7 @@ def _first(paths: list[Path]) -> Path | None:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    import yaml  # only with a clouds.yaml: ~15 ms of every start-up otherwise (bench/RESULTS.md, 7. Start-up)
+    import yaml  # only with a clouds.yaml: every start-up would pay for it (docs/design.md#start-up)
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -1,5 +1,5 @@
 """The optional `fast` extra (`pip install 'snaprelabel[fast]'`): uvloop and orjson, used when
-installed, the standard library otherwise. bench/RESULTS.md has what each buys.
+installed, the standard library otherwise. What each buys: docs/design.md#the-fast-extra.
 
 orjson encodes request bodies and decodes answers, byte for byte what the standard library
 would send; log lines stay with the standard library, so their format does not depend on

@@ -2,17 +2,13 @@
 
 Two parts:
 - pacing (`Pacer`): each request takes the next free slot on a schedule one interval apart,
-  where the interval is a little over 1/rate. A burst of `rate` requests at once would arrive at
-  the server spread by its own queueing, and a window on the server's clock could then hold more
-  than `rate` (measured: 43 in one second at a limit of 40). Even spacing leaves room for jitter.
-  Waiters woken late (a busy loop) do not all fire at once to catch up: grants themselves are
-  spaced too, with at most BURST seconds of slack (at 2,000/s, catching up had put 2,099
-  requests into one second on the server's clock).
+  where the interval is a little over 1/rate, so no window on the server's clock holds more than
+  `rate`; waiters woken late do not fire at once to catch up (at most BURST seconds of slack).
 - a hard cap: asyncio-throttle's sliding window, at most `rate` grants in any one-second window
   of our own clock, whatever the pacing does. Paced requests never fill it, so its 10 ms polling
   loop does not run.
-Waiters queue behind one sleeping dispatcher: nothing spins however many senders wait
-(bench/RESULTS.md 3b: asyncio-throttle alone burns a whole core at 2,000/s with 2,000 waiters).
+Waiters queue behind one sleeping dispatcher: nothing spins however many senders wait. Why, as
+measured: docs/design.md#pacing.
 
 `AdaptiveRateLimiter` (`--rate auto`) finds an unknown quota from the 429s it causes.
 """
@@ -52,7 +48,7 @@ class Pacer:
     may come at most BURST before it. A request that finds its slot free goes at once; the others
     queue in order behind one dispatcher task, which sleeps until the first one's slot and lets
     through every waiter whose slot has come. So each grant costs a future, not a timer and a
-    sleep of its own (bench/RESULTS.md 3b), and waiters woken late together are let through one
+    sleep of its own (docs/design.md#pacing), and waiters woken late together are let through one
     interval apart (at most BURST early) rather than in a burst. `reschedule` delays the next
     grant (the rate fell, or the server asked for a pause); the waiters keep their order.
     """

@@ -74,8 +74,8 @@ def make_session(http: HttpSettings) -> aiohttp.ClientSession:
     elif http.ca_bundle:
         tls = ssl.create_default_context(cafile=http.ca_bundle)
     else:
-        # aiohttp's own verified context (ssl.create_default_context(), made at its import):
-        # loading the system CAs a second time cost 50 ms of start-up (bench/RESULTS.md).
+        # aiohttp's own verified context, made at its import: loading the system CAs a second
+        # time costs start-up (docs/design.md#start-up).
         tls = True
     connector = aiohttp.TCPConnector(
         limit=http.concurrency, limit_per_host=http.concurrency, ssl=tls, ttl_dns_cache=300

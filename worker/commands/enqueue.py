@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    # Imported here: every other command's start-up would pay for Redis (bench/RESULTS.md).
+    # Imported here: every other command's start-up would pay for Redis (docs/design.md#start-up).
     from ..queue.enqueue import enqueue_file
     from ..queue.redis_link import RedisLink
     from ..queue.service import redis_url_from

@@ -12,8 +12,8 @@ DESCRIPTION = ("Serve the snapshot API locally (all three path families), with o
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     # The simulator's flags are parsed by its own parser, built when the command runs: building
-    # it here imported the simulator's server (aiohttp.web), ~55 ms of every command's start-up
-    # (bench/RESULTS.md). Its arguments pass through untouched (no prefix character is '-').
+    # it here would import the simulator's server into every command's start-up
+    # (docs/design.md#start-up). Its arguments pass through untouched (no prefix character is '-').
     parser = sub.add_parser("simulate", help="run the bundled EVS-compatible simulator",
                             description=DESCRIPTION, add_help=False, prefix_chars="\0")
     parser.add_argument("simulator_args", nargs="*")
