@@ -27,7 +27,7 @@ import uuid
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
@@ -216,7 +216,7 @@ async def _listing(server: HostileServer, request: Request, writer: asyncio.Stre
 
 @behaviour("token-ok")
 async def _token(server: HostileServer, request: Request, writer: asyncio.StreamWriter) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     token = {"issued_at": now.isoformat(), "expires_at": (now + timedelta(hours=1)).isoformat(),
              "project": {"id": "0123456789abcdef0123456789abcdef"}, "catalog": []}
     send(writer, 201, {"token": token}, {"X-Subject-Token": ISSUED_TOKEN})
@@ -225,7 +225,7 @@ async def _token(server: HostileServer, request: Request, writer: asyncio.Stream
 @behaviour("token-expired")
 async def _token_expired(server: HostileServer, request: Request, writer: asyncio.StreamWriter) -> None:
     """A token that expires the moment it is issued."""
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     token = {"issued_at": now, "expires_at": now, "project": {"id": "0123456789abcdef0123456789abcdef"}}
     send(writer, 201, {"token": token}, {"X-Subject-Token": ISSUED_TOKEN})
 

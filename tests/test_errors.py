@@ -26,8 +26,8 @@ from worker.retry import RetryPolicy
      "badRequest", "Invalid input for field/attribute name.", None),
     (400, b'{"error": {"message": "bad thing", "code": "EVS.2024"}}', "EVS.2024", "bad thing", None),
     (500, b'{"error": {"message": "oops", "code": 500}}', "http_500", "oops", None),
-    (429, '{"error_code": "APIGW.0308", "error_msg": "The throttling threshold has been reached", '
-          '"request_id": "abc123"}'.encode(), "APIGW.0308", "The throttling threshold has been reached",
+    (429, b'{"error_code": "APIGW.0308", "error_msg": "The throttling threshold has been reached", '
+          b'"request_id": "abc123"}', "APIGW.0308", "The throttling threshold has been reached",
      "abc123"),
     (502, b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
      "http_502", "502 Bad Gateway", None),
@@ -59,7 +59,7 @@ def test_retry_after_seconds_and_http_date():
 def test_backoff_is_capped_full_jitter_and_429_waits_seconds():
     policy = RetryPolicy(base=0.5, cap=4.0, throttled_min=2.0)
     waits = [policy.delay(attempt, 503, None) for attempt in range(1, 10) for _ in range(50)]
-    assert 0 <= min(waits) and max(waits) <= 4.0
+    assert min(waits) >= 0 and max(waits) <= 4.0
     assert len({round(w, 6) for w in waits}) > 100  # jittered, not a fixed ladder
     assert min(policy.delay(1, 429, None) for _ in range(100)) >= 2.0
     assert policy.delay(1, 429, 7.0) == 7.0  # the server's word wins

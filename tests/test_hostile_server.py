@@ -15,13 +15,12 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
+from hostile_server import QUERY_SECRET, HostileServer, other_ids
 
+from helpers import FAST, PROJECT, ROOT, TOKEN, read_report, run_cli, write_jobs
 from worker.runner import JobSpec, run_job
 from worker.settings import ConfigError, load_settings
 from worker.sources import InputSpec
-
-from helpers import FAST, PROJECT, ROOT, TOKEN, read_report, run_cli, write_jobs
-from hostile_server import QUERY_SECRET, HostileServer, other_ids
 
 IDS = other_ids(3)
 PASSWORD = 'pa"ss/wörd+&=% 1\\x'  # every character some encoding changes
@@ -98,8 +97,8 @@ async def test_a_redirecting_identity_service_never_gets_the_password_resent(tmp
 
 
 async def test_a_redirected_catalog_request_keeps_the_token(tmp_path, recorder):
-    with HostileServer(catalog="redirect-302", redirect_to=recorder.url) as server:
-        with pytest.raises(ConfigError, match="redirected to"):
+    with (HostileServer(catalog="redirect-302", redirect_to=recorder.url) as server,
+          pytest.raises(ConfigError, match="redirected to")):
             await run(server, tmp_path, "token", endpoint=None, auth_url=f"{server.url}/v3")
     assert recorder.requests == []
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import aiohttp
 import pytest
 
 from helpers import PROJECT, TOKEN, sim_config
@@ -15,9 +14,9 @@ from worker.api.aksk import AccessKey, sign
 from worker.api.auth import AuthError
 from worker.api.client import HttpSettings, make_session
 from worker.api.keystone import KeystoneAuth, PasswordLogin, fetch_catalog, request_token
-from worker.stop import Stop
 from worker.simulator import Simulator
 from worker.simulator.identity import AccessKeyPair, User
+from worker.stop import Stop
 
 USER = User("alice", "alice-password-8d1", domain="Lab", domain_id="lab-domain")
 KEY = AccessKeyPair("SIMAKID0001", "sim-secret-key-0001")
@@ -93,7 +92,8 @@ async def test_revoked_tokens_are_renewed_once_for_all_the_401s(idsim, session):
 async def test_an_unreachable_identity_service_is_transient(session):
     with pytest.raises(AuthError) as err:
         await request_token(session, PasswordLogin("http://127.0.0.1:9/v3", "pw", "u"))
-    assert err.value.transient and "cannot reach the identity service http://127.0.0.1:9/v3/auth/tokens" in str(err.value)
+    assert err.value.transient
+    assert "cannot reach the identity service http://127.0.0.1:9/v3/auth/tokens" in str(err.value)
 
 
 @pytest.mark.parametrize("overrides", [

@@ -13,12 +13,11 @@ import sys
 
 import pytest
 
+from helpers import ROOT
 from worker.journal import JournalError, LineSet, iter_records, lock_report, open_report, read_journal
 from worker.live import SnapshotTable
 from worker.report import COLUMNS, ReportWriter
 from worker.results import Outcome, Result
-
-from helpers import ROOT
 
 SID = "aaaaaaaa-0000-4000-8000-{:012d}"
 
@@ -68,7 +67,7 @@ def test_every_cut_of_the_last_record_is_found_and_repaired(tmp_path, fmt):
 def _encoded(row: Result, fmt: str) -> bytes:
     cells = [getattr(row, c) for c in COLUMNS]
     if fmt == "jsonl":
-        return (json.dumps(dict(zip(COLUMNS, cells)), ensure_ascii=False) + "\n").encode()
+        return (json.dumps(dict(zip(COLUMNS, cells, strict=True)), ensure_ascii=False) + "\n").encode()
     text = io.StringIO()
     csv.writer(text).writerow(cells)
     return text.getvalue().encode()

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers import FAST, PROJECT, ROOT, TOKEN, read_report, relabel_targets, write_jobs
 from worker import __version__
 from worker.manifest import Manifest, read_manifest
 from worker.runner import JobSpec, run_job
 from worker.settings import ConfigError, load_settings
 from worker.sources import InputSpec
-
-from helpers import FAST, PROJECT, ROOT, TOKEN, read_report, relabel_targets, write_jobs
 
 
 def sha256(path: Path) -> str:

@@ -20,16 +20,16 @@ from queue_helpers import (  # noqa: F401 - fixtures
     sync_client,
 )
 from worker.jobs import JobRules, Validator
-from worker.queue.redis_link import RedisLink
 from worker.queue.consumer import QueueConsumer, QueueOptions, create_group
 from worker.queue.enqueue import Enqueuer
+from worker.queue.redis_link import RedisLink
 from worker.queue.shared_limit import MAX_SHARED_PAUSE, SHARED_PACING_MARGIN, Combined, SharedLimiter
 from worker.queue.streams import QueueNames
 from worker.rate import RateLimiter
 from worker.report import ReportWriter
 from worker.results import Outcome, from_job
-from worker.stop import Stop
 from worker.sources import InputSpec, open_rows
+from worker.stop import Stop
 
 GHOST = "00000000-0000-4000-8000-000000000000"
 

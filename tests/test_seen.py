@@ -2,6 +2,7 @@
 
 from worker.jobs import SeenSet
 
+
 def ids(count: int, salt: int = 0) -> list[str]:
     return [f"{salt:08x}-0000-4000-8000-{i:012x}" for i in range(count)]
 

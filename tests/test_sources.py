@@ -10,11 +10,10 @@ import zipfile
 import pytest
 from openpyxl import Workbook
 
+from helpers import ROOT
 from worker.jobs import RawRow, Rejection
 from worker.sources import HeaderError, InputSpec, count_rows, is_rereadable, open_rows, same_file
 from worker.spreadsheet import to_spreadsheet
-
-from helpers import ROOT
 
 SID = "3d4e5f60-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
 SID2 = "3d4e5f60-1a2b-4c3d-8e9f-0a1b2c3d4e50"
@@ -30,7 +29,7 @@ def read(tmp_path, content: bytes, name="jobs.csv", **spec):
 def test_bom_crlf_quotes_commas_newlines_and_chinese(tmp_path):
     content = ("\ufeffsnapshot_id,name,description\r\n"
                f'{SID},"prod, ""db""",快照描述\r\n'
-               f'{SID2},plain,"two\r\nlines"\r\n').encode("utf-8")
+               f'{SID2},plain,"two\r\nlines"\r\n').encode()
     rows = read(tmp_path, content)
     assert [r.line for r in rows] == [2, 3]
     assert rows[0].fields == {"snapshot_id": SID, "name": 'prod, "db"', "description": "快照描述"}
@@ -170,8 +169,8 @@ def test_a_line_over_the_bound_is_rejected_and_never_held(tmp_path):
 
 def test_a_header_over_the_bound_fails_at_once(tmp_path):
     """/dev/zero has no line end: the reader must not look for one."""
-    with pytest.raises(HeaderError, match="line 1 is longer than 1,048,576 characters"):
-        with open_rows(InputSpec("/dev/zero")):
+    with (pytest.raises(HeaderError, match="line 1 is longer than 1,048,576 characters"),
+          open_rows(InputSpec("/dev/zero"))):
             pass
 
 

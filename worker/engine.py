@@ -12,10 +12,10 @@ are sent but not yet in the report, which bounds what a kill -9 can make --resum
 Resume: rows whose line is in `skip` (final in the report already) are validated, so duplicate
 detection still sees them, and then dropped.
 
-The rows come from a file (an iterator, read and validated in a thread: docs/design.md#reader-thread) or from a queue (an async
-iterator, unbounded: it ends when the engine stops, and what it has not delivered stays queued).
-A source may also hand over a finished Result (a queue's dead letter): it goes straight to the
-writer.
+The rows come from a file (an iterator, read and validated in a thread:
+docs/design.md#reader-thread) or from a queue (an async iterator, unbounded: it ends when the
+engine stops, and what it has not delivered stays queued). A source may also hand over a finished
+Result (a queue's dead letter): it goes straight to the writer.
 
 Stopping (worker/stop.py): once the job's Stop is asked for, no row is taken and no attempt made;
 the requests in flight finish within the grace period, and every row that did not finish is

@@ -129,7 +129,7 @@ def _check_text(value: str, field_name: str, lengths: FieldLengths) -> str:
     try:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
-        raise _fail("invalid_utf8", "not valid UTF-8 text (is the file in another encoding?)")
+        raise _fail("invalid_utf8", "not valid UTF-8 text (is the file in another encoding?)") from None
     for ch in value:
         if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES or ch == "\ufeff":
             raise _fail("control_character", f"holds the control character U+{ord(ch):04X}")
@@ -191,6 +191,7 @@ class JobFields(BaseModel):
     def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
+        assert info.context is not None and info.field_name is not None  # given by Validator
         rules: JobRules = info.context["rules"]
         _check_text(value, info.field_name, rules.lengths)
         if (
@@ -266,7 +267,7 @@ class SeenSet:
         return True
 
     @staticmethod
-    def _insert(slots: array, key: int) -> bool:
+    def _insert(slots: array[int], key: int) -> bool:
         """Linear probing from the key's low bits (a digest: already well mixed)."""
         mask = len(slots) - 1
         i = key & mask

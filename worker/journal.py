@@ -19,9 +19,9 @@ import csv
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from .manifest import file_digest
 from .report import COLUMNS, ReportWriter, create_new
@@ -177,7 +177,7 @@ def _csv_records(f: IO[bytes], path: str, journal: Journal) -> Iterator[tuple[Re
         except csv.Error as exc:
             yield f"the record at line {where} is unreadable ({exc})"
             continue  # the reader starts afresh on the next line
-        record = (_record({name: from_spreadsheet(cell) for name, cell in zip(header, row)})
+        record = (_record({name: from_spreadsheet(cell) for name, cell in zip(header, row, strict=True)})
                   if len(row) == width and last_line_ended else None)
         yield (record, offset) if record else f"the record at line {where} is incomplete"
 

@@ -185,7 +185,7 @@ class AdaptiveRateLimiter:
         self._step = 0.0
         self._hold_until = -math.inf
         self._paused_until = -math.inf
-        self._round_end: float | None = None
+        self._round_end = math.inf  # set by the first answer
         self._granted = 0  # grants in this round
         self._accepted = 0  # answers that were not 429 in this round
         self._recent: deque[float] = deque()  # times of accepted answers in the last second
@@ -201,7 +201,7 @@ class AdaptiveRateLimiter:
 
     def observe(self, status: int | None, retry_after: float | None) -> None:
         now = self._pacer.now()
-        if self._round_end is None:
+        if self._started is None:
             self._started = now
             self._start_round(now)
         if status == 429:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import IO, Callable
+from collections.abc import Callable
+from typing import IO
 
 from .results import Result
 from .spreadsheet import to_spreadsheet
@@ -55,7 +56,7 @@ class ReportWriter:
             fd = _open(path, append)
         try:
             empty = os.lseek(fd, 0, os.SEEK_END) == 0
-            self._file: IO[str] = open(fd, "w", encoding="utf-8", newline="")
+            self._file: IO[str] = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed by close()
         except BaseException:
             os.close(fd)
             raise
@@ -72,7 +73,7 @@ class ReportWriter:
             if self._csv is not None:
                 self._csv.writerow([to_spreadsheet(v) if isinstance(v, str) else v for v in row])
             else:
-                self._file.write(json.dumps(dict(zip(COLUMNS, row)), ensure_ascii=False) + "\n")
+                self._file.write(json.dumps(dict(zip(COLUMNS, row, strict=True)), ensure_ascii=False) + "\n")
         self._file.flush()
 
     def _fsync_file(self) -> None:

@@ -8,12 +8,13 @@ import asyncio
 from ..logs import configure
 from ..settings import load_settings
 from . import options
+from .parser import Parser
 from .queue import add_redis
 
 S = argparse.SUPPRESS
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
     parser = sub.add_parser("consume", help="apply the jobs of a Redis stream (one replica)",
                             description="Read jobs from the stream as one consumer of the group, "
                                         "send them as run does, and write each result to the "

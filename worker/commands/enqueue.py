@@ -16,11 +16,12 @@ from ..settings import load_settings
 from ..sources import same_file
 from ..wiring import open_input, rules_from
 from . import options
+from .parser import Parser
 from .queue import add_redis
 from .run import input_spec
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
     parser = sub.add_parser("enqueue", help="queue a jobs file in a Redis stream",
                             description="Validate every row of JOBS with the rules of run (rejected "
                                         "rows go to the report), then add the valid jobs to the "

@@ -10,6 +10,7 @@ import sys
 from .. import exitcodes
 from ..settings import load_settings
 from . import options
+from .parser import Parser
 
 S = argparse.SUPPRESS
 
@@ -24,7 +25,7 @@ def add_redis(parser: argparse.ArgumentParser) -> None:
                        help=options.help_for("redis_wait"))
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
     parser = sub.add_parser("queue", help="inspect a job queue",
                             description="Inspect a Redis job queue.")
     commands = parser.add_subparsers(dest="queue_command", metavar="COMMAND", required=True)

@@ -157,7 +157,7 @@ async def check_keys(link: RedisLink, names: QueueNames) -> None:
             return list(await pipe.execute())
 
     found_types = await link.call("check the queue's keys", types)
-    for key, wanted, found in zip(keys, KEY_TYPES.values(), found_types):
+    for key, wanted, found in zip(keys, KEY_TYPES.values(), found_types, strict=True):
         if found not in ("none", wanted):
             raise ConfigError(f"{key} is a {found}, not a {wanted}: choose another --stream, or "
                               "remove that key")
@@ -303,7 +303,7 @@ class QueueConsumer:
         for entry_id, flat, deliveries, last_error in claimed:
             if entry_id in self.held:  # in flight here, idle while Redis did not answer
                 continue
-            fields = dict(zip(flat[::2], flat[1::2]))
+            fields = dict(zip(flat[::2], flat[1::2], strict=False))  # a stray odd field is dropped
             items.append(self._item(entry_id, fields, int(deliveries), last_error))
         return cursor, items
 
@@ -422,7 +422,7 @@ class QueueConsumer:
                 if c["pending"] == 0 and c["idle"] >= idle_over * 1000 and c["name"] != self.options.consumer]
         if not idle:
             return 0
-        return await self._forget(keys=[self.names.stream], args=[self.names.group, *idle])
+        return int(await self._forget(keys=[self.names.stream], args=[self.names.group, *idle]))
 
     async def release_held(self) -> None:
         """At exit: entries read but never given a result become claimable at once."""

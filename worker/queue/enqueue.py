@@ -84,10 +84,10 @@ class Enqueuer:
                 rejects.append(from_rejection(item, validator.rules.default_project_id))
             else:
                 messages.append(job_message(item, source))
-            if len(messages) >= self.batch or len(rejects) >= self.batch:
-                if not await self._flush(messages, rejects, report, summary, line):
-                    summary.stopped = self.stop
-                    return summary
+            full = len(messages) >= self.batch or len(rejects) >= self.batch
+            if full and not await self._flush(messages, rejects, report, summary, line):
+                summary.stopped = self.stop
+                return summary
         if not await self._flush(messages, rejects, report, summary, line) and messages:
             summary.stopped = self.stop  # while waiting for room: the last batch is not queued
         return summary

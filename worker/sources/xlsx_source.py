@@ -30,10 +30,10 @@ def read_xlsx(path: str, source: str, overrides: dict[str, str], sheet: str | No
               ) -> tuple[Iterator[RawRow | Rejection], frozenset[str], Callable[[], None]]:
     """Opens the workbook and reads the header now (HeaderError); returns the rows, the job
     fields the header maps and the function that closes the workbook."""
-    from openpyxl import load_workbook  # type: ignore[import-untyped]  # only workbooks need it
+    from openpyxl import load_workbook  # only workbooks need it
 
     file = open(path, "rb")  # noqa: SIM115 (closed with the workbook)
-    workbook = None
+    workbook: Any = None  # set below, once the archive passed its checks
 
     def close() -> None:
         if workbook is not None:
