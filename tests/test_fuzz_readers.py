@@ -48,7 +48,7 @@ def read_all(path: str, fmt: str, data: bytes, stream: bool) -> list[RawRow | Re
         with open_rows(InputSpec(path, fmt)) as rows:
             return list(rows)
     saved = sys.stdin
-    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.BytesIO(data)))  # type: ignore[assignment]
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.BytesIO(data)))  # type: ignore[assignment]  # a stdin of our bytes
     try:
         with open_rows(InputSpec("-", fmt)) as rows:
             return list(rows)

@@ -199,10 +199,10 @@ def _jsonl_records(f: IO[bytes], path: str, journal: Journal) -> Iterator[tuple[
 
 def _record(fields: dict[str, Any]) -> Record | None:
     """A well-formed row, or None (cut off, or not a report row)."""
-    outcome = _OUTCOMES.get(fields.get("outcome"))  # type: ignore[arg-type]
-    line = fields.get("line")
+    label = fields.get("outcome")
+    outcome = _OUTCOMES.get(label) if isinstance(label, str) else None
     try:
-        line = int(line)  # type: ignore[arg-type]
+        line = int(fields.get("line"))  # type: ignore[arg-type]  # anything: int() says if it is a line
     except (TypeError, ValueError):
         return None
     if outcome is None or line < 0 or not fields.get("finished_at"):
