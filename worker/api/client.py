@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -143,25 +142,6 @@ class SnapshotApi:
             answer.transient = True
         return answer, (answer.payload or []) if answer.ok else []
 
-    async def iter_snapshots(
-        self, project_id: str, acquire: Any = None, limit: int = 1000, marker: str | None = None,
-        **filters: str
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Every snapshot of the project (after `marker`, to go on where a listing stopped), page
-        by page. `acquire` is awaited before each page so listing shares the job's rate limit.
-        Raises ListingError."""
-        while True:
-            if acquire is not None:
-                await acquire()
-            answer, page = await self.list_page(project_id, limit, marker, **filters)
-            if not answer.ok:
-                raise ListingError(answer)
-            for item in page:
-                yield item
-            if len(page) < limit:
-                return
-            marker = page[-1]["id"]
-
     async def _exchange(self, method: str, url: str, data: bytes, key: str = "snapshot",
                         limit: int = SNAPSHOT_ANSWER_LIMIT) -> Answer:
         sent_at = time.monotonic()
@@ -208,6 +188,10 @@ async def read_at_most(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes,
     """The body (decompressed), up to `limit` bytes, and whether that was all of it. A longer
     body is not read further (memory stays flat whatever the server sends, a gzip bomb
     included) and its connection is closed, never reused."""
+    length = resp.content_length
+    if length is not None and length <= limit and resp.headers.get("Content-Encoding", "identity") == "identity":
+        # The usual answer: its size is stated, small and not compressed, so one read is bounded.
+        return await resp.read(), True
     body = bytearray()
     while len(body) <= limit:
         chunk = await resp.content.read(limit + 1 - len(body))
