@@ -212,3 +212,36 @@ def test_listed_names_that_are_not_text_are_read_as_empty_not_a_traceback(seeded
     planned = {j["snapshot_id"][:2]: j for j in jobs_of(done.stdout)}
     assert set(planned) == {"44", "99"}
     assert planned["99"]["name"] == "renamed-99999999" and planned["99"]["previous_name"] == ""
+
+
+async def test_a_listing_whose_server_ignores_the_marker_ends_with_one_error_not_forever():
+    # The same page whatever the marker, with items that are not snapshots among it: plan once
+    # paged such a server forever, and a malformed item was a traceback.
+    from aiohttp import web
+
+    page = {"snapshots": [{"id": "11111111-1111-4111-8111-111111111111", "name": "a"}, "junk",
+                          {"name": "no id"}, {"id": "22222222-2222-4222-8222-222222222222", "name": 7}]}
+    asked: list[str] = []
+
+    async def detail(request: web.Request) -> web.Response:
+        asked.append(request.query.get("marker", ""))
+        return web.json_response(page)
+
+    app = web.Application()
+    app.router.add_get("/v2/{project}/snapshots/detail", detail)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # started
+    seen = []
+    try:
+        async with make_session(HttpSettings()) as session:
+            api = SnapshotApi(session, url, "v2", StaticToken(TOKEN))
+            with pytest.raises(ListingError, match="do not advance"):
+                async for snapshot in list_snapshots(api, Retrier(RetryPolicy(), RateLimiter(0), Stop()),
+                                                     PROJECT):
+                    seen.append(snapshot["id"][:2])
+    finally:
+        await runner.cleanup()
+    assert seen == ["11", "22"] and len(asked) == 2  # the first page, then the same one again
