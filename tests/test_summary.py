@@ -1,0 +1,160 @@
+"""`snaprelabel summary`: a report read back as counts, errors, retries, latency, rate and the next
+command, for finished, resumed, JSON Lines and large reports, made by real jobs against the
+simulator (or, for the large one, by the report writer itself)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from helpers import FAST, PROJECT, TOKEN, relabel_targets, run_cli, write_jobs
+from worker.report import ReportWriter
+from worker.results import Outcome, Result
+from worker.runner import JobSpec, run_job
+from worker.settings import load_settings
+from worker.simulator import Fault
+from worker.sources import InputSpec
+
+GHOST = "00000000-0000-4000-8000-000000000000"
+
+
+def settings_for(sim, **overrides):
+    return load_settings({"endpoint": sim.url, "project_id": PROJECT, "token": TOKEN, "rate": 0,
+                          "concurrency": 4, **FAST, **overrides})
+
+
+async def run(sim, jobs, report, resume=False, **overrides):
+    spec = JobSpec(InputSpec(str(jobs)), str(report), resume=resume)
+    return await run_job(settings_for(sim, **overrides), spec, on_terminal=False)
+
+
+def summary_json(report):
+    done = run_cli("summary", str(report), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+async def failed_job(sim, tmp_path, **overrides):
+    """40 rows: 3 whose snapshot the server says is gone (404), 1 invalid, 1 ghost (404)."""
+    targets = relabel_targets(sim.snapshots, 40)
+    gone = sorted(targets)[:3]
+    sim.set_always_fail({sid: "404" for sid in gone})
+    jobs = write_jobs(tmp_path / "jobs.csv", targets, [["bad-id", "x"], [GHOST, "ghost"]])
+    report = tmp_path / ("r.jsonl" if overrides.get("report_format") == "jsonl" else "r.csv")
+    result = await run(sim, jobs, report, **overrides)
+    assert result.exit_code == 1
+    return jobs, report, gone
+
+
+async def test_summary_counts_outcomes_errors_projects_and_says_how_to_retry(sim, tmp_path):
+    jobs, report, gone = await failed_job(sim, tmp_path)
+    data = summary_json(report)
+    assert data["status"] == "finished" and data["lines"] == 42 and data["rows"] == 42
+    assert {k: v for k, v in data["outcomes"].items() if v} == {"applied": 37, "failed": 4, "rejected": 1}
+    errors = {code: (g["count"], g["http_status"], g["first_lines"]) for code, g in data["errors"].items()}
+    assert errors == {"http_404": (3, 404, [2, 3, 4]), "itemNotFound": (1, 404, [43]),
+                      "invalid_uuid": (1, None, [42])}
+    assert data["errors"]["itemNotFound"]["example"] == f"Snapshot {GHOST} could not be found."
+    assert data["projects"] == {PROJECT: {"applied": 37, "failed": 4, "rejected": 1}}
+    lat = data["latency_ms"]
+    assert 0 <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert sum(b["count"] for b in data["latency_histogram"]) == 41  # every row sent has a latency
+    assert sum(b["rows"] for b in data["rate"]["buckets"]) == 42
+    assert data["next"][0] == f"snaprelabel retry {report} -o {tmp_path / 'r.retry.csv'}"
+
+    text = run_cli("summary", str(report))
+    assert text.returncode == 0, text.stderr
+    assert "outcomes: applied 37, rejected 1, failed 4" in text.stdout
+    assert "  http_404: 3, HTTP 404, lines 2, 3, 4: Not Found" in text.stdout
+    assert "latency: p50 " in text.stdout and f"snaprelabel retry {report}" in text.stdout
+
+
+async def test_summary_counts_retries_and_throttling(sim, tmp_path):
+    sim.set_faults([Fault("429", 0.3), Fault("503", 0.2)])
+    targets = relabel_targets(sim.snapshots, 60)
+    jobs = write_jobs(tmp_path / "jobs.csv", targets)
+    report = tmp_path / "r.csv"
+    await run(sim, jobs, report, max_attempts=2)
+    rows = (tmp_path / "r.csv").read_text().splitlines()[1:]
+    data = summary_json(report)
+    assert data["retries"]["rows_retried"] > 0 and data["retries"]["extra_attempts"] >= data["retries"]["rows_retried"]
+    throttled = sum(1 for r in rows if ",429," in r)
+    assert data["throttled_rows"] == throttled
+    assert sum(b["throttled"] for b in data["rate"]["buckets"]) == throttled
+    assert sum(b["retried"] for b in data["rate"]["buckets"]) == data["retries"]["rows_retried"]
+
+
+async def test_a_resumed_report_counts_each_lines_final_row_once(sim, tmp_path):
+    targets = relabel_targets(sim.snapshots, 30)
+    jobs = write_jobs(tmp_path / "jobs.csv", targets)
+    report = tmp_path / "r.csv"
+    await run(sim, jobs, report, limit=10, concurrency=1)  # 20 rows not_attempted
+    before = summary_json(report)
+    assert before["outcomes"]["applied"] == 10 and before["outcomes"]["not_attempted"] == 20
+    assert f"snaprelabel retry {report} -o {tmp_path / 'r.retry.csv'}" in before["next"]
+
+    await run(sim, jobs, report, resume=True)
+
+    data = summary_json(report)
+    assert data["rows"] == 50 and data["lines"] == 30  # 20 superseded rows, counted once each
+    assert {k: v for k, v in data["outcomes"].items() if v} == {"applied": 30}
+    assert not data["next"]
+
+
+async def test_a_report_still_being_written_is_summarised_without_its_torn_tail(sim, tmp_path):
+    jobs, report, _ = await failed_job(sim, tmp_path)
+    records = report.read_bytes().splitlines(keepends=True)
+    report.write_bytes(b"".join(records[:21]) + b"22,0123")  # 20 rows, and one cut off
+    data = summary_json(report)
+    assert data["rows"] == 20 and data["lines"] == 20
+
+
+async def test_json_lines_report(sim, tmp_path):
+    jobs, report, gone = await failed_job(sim, tmp_path, report_format="jsonl")
+    data = summary_json(report)
+    assert data["format"] == "jsonl"
+    assert {k: v for k, v in data["outcomes"].items() if v} == {"applied": 37, "failed": 4, "rejected": 1}
+
+
+def test_a_file_that_is_not_a_report_is_refused_in_one_line(tmp_path):
+    other = tmp_path / "jobs.csv"
+    other.write_text("snapshot_id,name\nx,y\n")
+    done = run_cli("summary", str(other))
+    assert done.returncode == 2 and "not a snaprelabel report" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def synthetic_report(path, rows):
+    """`rows` rows over ~3 hours, 1 in 50 failed, 1 in 20 throttled once, as the report writer writes them."""
+    writer = ReportWriter(str(path))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    batch = []
+    for i in range(rows):
+        failed = i % 50 == 0
+        batch.append(Result(
+            i + 2, f"{i:08x}-0000-4000-8000-000000000000", PROJECT, f"n{i}", None,
+            Outcome.FAILED if failed else Outcome.APPLIED, http_status=503 if failed else 200,
+            error_code="HTTP.503" if failed else None, error_message="busy" if failed else None,
+            attempts=2 if i % 20 == 0 else 1, latency_ms=float(20 + i % 300),
+            finished_at=(start + timedelta(milliseconds=i * 100)).isoformat().replace("+00:00", "Z")))
+        if len(batch) == 1000:
+            writer.write_batch(batch)
+            batch = []
+    writer.write_batch(batch)
+    writer.close()
+
+
+def test_a_100k_row_report_gives_a_bounded_summary(tmp_path):
+    report = tmp_path / "big.csv"
+    synthetic_report(report, 100_000)
+    done = run_cli("summary", str(report), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["outcomes"]["failed"] == 2000 and data["outcomes"]["applied"] == 98_000
+    assert data["errors"]["HTTP.503"]["first_lines"] == [2, 52, 102, 152, 202]
+    assert data["retries"]["rows_retried"] == 5000
+    assert len(data["rate"]["buckets"]) <= 120 and data["rate"]["bucket_s"] == 120
+    assert abs(data["rate"]["buckets"][1]["per_s"] - 10.0) < 0.01
+    assert len(done.stdout) < 40_000
+    text = run_cli("summary", str(report))
+    assert text.returncode == 0 and len(text.stdout) < 4_000
