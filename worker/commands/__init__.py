@@ -1,5 +1,5 @@
 """The commands of `snaprelabel`; each module registers its own sub-parser."""
 
-from . import auth, consume, demo, enqueue, plan, queue, run, simulate, summary, undo, validate
+from . import auth, consume, demo, enqueue, plan, queue, retry, run, simulate, summary, undo, validate
 
-COMMANDS = (run, validate, plan, undo, summary, auth, demo, simulate, enqueue, consume, queue)
+COMMANDS = (run, validate, plan, undo, retry, summary, auth, demo, simulate, enqueue, consume, queue)

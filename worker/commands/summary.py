@@ -33,6 +33,8 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {args.report}: {exc.strerror or exc}") from None
+    if summary.rows == 0 and (summary.manifest or {}).get("tool") != "snaprelabel":
+        raise ConfigError(f"{args.report} holds no report rows: not a snaprelabel report")
     if args.format == "json":
         json.dump(summary.as_dict(), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
