@@ -5,7 +5,13 @@ simulator (or, for the large one, by the report writer itself)."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+
+import pytest
 
 from helpers import FAST, PROJECT, TOKEN, relabel_targets, run_cli, write_jobs
 from worker.report import ReportWriter
@@ -158,3 +164,85 @@ def test_a_100k_row_report_gives_a_bounded_summary(tmp_path):
     assert len(done.stdout) < 40_000
     text = run_cli("summary", str(report))
     assert text.returncode == 0 and len(text.stdout) < 4_000
+
+
+class Page(HTMLParser):
+    """The tags of an HTML page, and every reference it makes to something outside itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: Counter[str] = Counter()
+        self.classes: Counter[str] = Counter()
+        self.external: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags[tag] += 1
+        for name, value in attrs:
+            if name == "class":
+                self.classes[f"{tag}.{value}"] += 1
+            if name in ("src", "href", "xlink:href", "action", "data") and value:
+                self.external.append(f"{tag} {name}={value}")
+            if name == "style" and value and "url(" in value:
+                self.external.append(f"{tag} style={value}")
+        if tag in ("script", "link", "iframe", "object", "embed", "img"):
+            self.external.append(tag)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse_page(path):
+    page = Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+async def test_the_html_report_is_one_self_contained_file_with_the_counts_and_plots(sim, tmp_path):
+    sim.set_faults([Fault("429", 0.4)])
+    targets = relabel_targets(sim.snapshots, 60)
+    jobs = write_jobs(tmp_path / "jobs.csv", targets, [["bad-id", "x"]])
+    report = tmp_path / "r.csv"
+    await run(sim, jobs, report, rate=500, max_attempts=2)
+    data = summary_json(report)
+    assert data["throttled_rows"] > 0 and data["rate_limit"] == 500  # some rows ran out of attempts on a 429
+
+    done = run_cli("summary", str(report), "--html", str(tmp_path / "job.html"))
+
+    assert done.returncode == 0, done.stderr
+    page = parse_page(tmp_path / "job.html")
+    html = (tmp_path / "job.html").read_text(encoding="utf-8")
+    assert page.external == [] and "http://" not in html and "https://" not in html and "@import" not in html
+    assert page.classes["svg.outcomes"] == page.classes["svg.rate"] == page.classes["svg.latency"] == 1
+    assert page.classes["rect.mark"] > 0  # the throttled and retried rows are marked
+    assert page.classes["line.limit"] == 1 and page.classes["polyline.requests"] == 1
+    text = " ".join(page.text)
+    outcomes = data["outcomes"]
+    assert "rows ended throttled (HTTP 429)" in text and f"{data['throttled_rows']} rows ended throttled" in text
+    for outcome, count in outcomes.items():
+        if count:
+            assert f"{outcome} {count}" in " ".join(t.strip() for t in page.text if t.strip())
+    assert "invalid_uuid" in text and f"snaprelabel retry {report}" in text
+
+
+def test_the_html_report_of_100k_rows_stays_small(tmp_path):
+    report = tmp_path / "big.csv"
+    synthetic_report(report, 100_000)
+    done = run_cli("summary", str(report), "--html", str(tmp_path / "big.html"))
+    assert done.returncode == 0, done.stderr
+    size = (tmp_path / "big.html").stat().st_size
+    assert size < 100_000, size
+    page = parse_page(tmp_path / "big.html")
+    assert page.tags["rect"] < 400 and page.external == []
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed "
+                                                            "(apt-get install chromium) to render the page")
+async def test_chromium_renders_the_html_report(sim, tmp_path):
+    _, report, _ = await failed_job(sim, tmp_path)
+    assert run_cli("summary", str(report), "--html", str(tmp_path / "job.html")).returncode == 0
+    shot = tmp_path / "job.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                    "--window-size=1200,1600", (tmp_path / "job.html").as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shlex
 from array import array
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,6 +69,7 @@ class JobSummary:
     per_second: Counter[int] = field(default_factory=Counter)  # epoch second -> rows finished
     throttled_per_second: Counter[int] = field(default_factory=Counter)
     retried_per_second: Counter[int] = field(default_factory=Counter)
+    attempts_per_second: Counter[int] = field(default_factory=Counter)  # requests, by when their row finished
 
     @property
     def lines(self) -> int:
@@ -121,9 +122,18 @@ class JobSummary:
             rows = sum(self.per_second.get(s, 0) for s in range(start, start + width))
             throttled = sum(self.throttled_per_second.get(s, 0) for s in range(start, start + width))
             retried = sum(self.retried_per_second.get(s, 0) for s in range(start, start + width))
+            attempts = sum(self.attempts_per_second.get(s, 0) for s in range(start, start + width))
             buckets.append({"t": start - first, "rows": rows, "per_s": round(rows / width, 2),
-                            "throttled": throttled, "retried": retried})
+                            "requests_per_s": round(attempts / width, 2), "throttled": throttled,
+                            "retried": retried})
         return {"bucket_s": width, "start": _iso(first), "buckets": buckets}
+
+    def last_run(self) -> dict[str, Any] | None:
+        """The request figures the manifest keeps of the last run (the report holds each row's
+        last answer only, not the 429s that a retry got past)."""
+        manifest = self.manifest or {}
+        figures = {key: manifest.get(key) for key in ("requests", "retries", "throttled", "requests_per_s")}
+        return figures if all(isinstance(v, int | float) for v in figures.values()) else None
 
     def next_steps(self) -> list[str]:
         steps = []
@@ -151,6 +161,7 @@ class JobSummary:
             **({"regions": {r: dict(c) for r, c in sorted(self.regions.items())}} if self.regions else {}),
             "retries": {"rows_retried": self.retried_rows, "extra_attempts": self.extra_attempts},
             "throttled_rows": self.throttled_rows,
+            "last_run": self.last_run(),
             "latency_ms": self.percentiles(),
             "latency_histogram": self.histogram(),
             "rate_limit": self.rate_limit,
@@ -181,6 +192,7 @@ def summarise(path: str, fmt: str | None = None) -> JobSummary:
             summary.throttled_rows += 1
         if second is not None:
             summary.per_second[second] += 1
+            summary.attempts_per_second[second] += attempts
             if throttled:
                 summary.throttled_per_second[second] += 1
             if attempts > 1:
@@ -229,8 +241,9 @@ def _count(summary: JobSummary, line: int, answer: _Answer) -> None:
     key = answer.code or (f"HTTP {answer.status}" if answer.status else "(no code)")
     group = summary.errors.setdefault(key, ErrorGroup(http_status=answer.status, example=answer.message[:300]))
     group.count += 1
-    if len(group.lines) < SHOWN_LINES:
-        group.lines.append(line)
+    if len(group.lines) < SHOWN_LINES or line < group.lines[-1]:  # the first lines, whatever the order
+        insort(group.lines, line)
+        del group.lines[SHOWN_LINES:]
 
 
 def _retry_name(report: str, kind: str = "jobs") -> str:
@@ -292,6 +305,10 @@ def render_text(summary: JobSummary) -> str:
     retries = data["retries"]
     out.append(f"retries: {retries['rows_retried']} rows took more than one attempt "
                f"({retries['extra_attempts']} extra attempts); {data['throttled_rows']} rows ended throttled (429)")
+    if data["last_run"]:
+        run = data["last_run"]
+        out.append(f"last run (manifest): {run['requests']} requests, {run['retries']} retries, "
+                   f"{run['throttled']} throttled answers (429), {run['requests_per_s']:g} requests/s")
     lat = data["latency_ms"]
     if lat:
         out.append(f"latency: p50 {lat['p50']:g} ms, p90 {lat['p90']:g} ms, p99 {lat['p99']:g} ms, "

@@ -8,7 +8,9 @@ import sys
 
 from .. import exitcodes
 from ..errors import ConfigError
+from ..html_report import write_html
 from ..journal import JournalError
+from ..sources import same_file
 from ..summary import render_text, summarise
 from .parser import Parser
 
@@ -23,6 +25,8 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     parser.add_argument("report", help="a snaprelabel report (CSV or JSON Lines)")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="text for a person (default), json for a script")
+    parser.add_argument("--html", metavar="FILE",
+                        help="also write a self-contained HTML job report (plots as inline SVG)")
     parser.set_defaults(handler=main)
 
 
@@ -35,6 +39,10 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot read {args.report}: {exc.strerror or exc}") from None
     if summary.rows == 0 and (summary.manifest or {}).get("tool") != "snaprelabel":
         raise ConfigError(f"{args.report} holds no report rows: not a snaprelabel report")
+    if args.html:
+        if same_file(args.report, args.html):
+            raise ConfigError(f"--html {args.html} is the report itself: give the HTML file another name")
+        write_html(summary, args.html)
     if args.format == "json":
         json.dump(summary.as_dict(), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
