@@ -62,7 +62,7 @@ def render_html(summary: JobSummary) -> str:
         f"{_times(summary.manifest)}</p>",
         "<h2>Outcomes</h2>", _outcomes(data["outcomes"]),
         "<h2>Errors</h2>", _errors(data["errors"]),
-        "<h2>Rows finished per second</h2>", _rate_text(summary, data), _rate_svg(summary, data),
+        "<h2>Rows and requests per second</h2>", _rate_text(summary, data), _rate_svg(summary, data),
         "<h2>Latency</h2>", _latency_text(data), _latency_svg(data),
         "<h2>Projects</h2>", _groups(data["projects"], "project"),
     ]
@@ -193,14 +193,13 @@ def _rate_svg(summary: JobSummary, data: dict[str, Any]) -> str:
                     f"height=\"{HEIGHT - BOTTOM - y(b['per_s']):.1f}\" fill=\"#90caf9\">"
                     f"<title>+{_duration(b['t'])}: {b['per_s']:g} rows/s, {b['throttled']} throttled, "
                     f"{b['retried']} retried</title></rect>")
-        base = float(HEIGHT - BOTTOM)
+        # Drawn over each other from the axis, not stacked: a row that ended throttled was
+        # usually retried first, so it is counted in both.
         for count, colour in ((b["retried"], "#ef6c00"), (b["throttled"], "#c62828")):
             if count:
-                top = y(count / width_s)
-                height = max(base - top, 2.0)
-                body.append(f"<rect class=\"mark\" x=\"{left:.1f}\" y=\"{base - height:.1f}\" width=\"{bar_w:.1f}\" "
-                            f"height=\"{height:.1f}\" fill=\"{colour}\"/>")
-                base -= height
+                height = max(HEIGHT - BOTTOM - y(count / width_s), 2.0)
+                body.append(f"<rect class=\"mark\" x=\"{left:.1f}\" y=\"{HEIGHT - BOTTOM - height:.1f}\" "
+                            f"width=\"{bar_w:.1f}\" height=\"{height:.1f}\" fill=\"{colour}\"/>")
     points = " ".join(f"{x(b['t'] + width_s / 2):.1f},{y(b['requests_per_s']):.1f}" for b in buckets)
     body.append(f"<polyline class=\"requests\" points=\"{points}\" fill=\"none\" stroke=\"#1565c0\" "
                 "stroke-width=\"2\"/>")
@@ -211,7 +210,7 @@ def _rate_svg(summary: JobSummary, data: dict[str, Any]) -> str:
                     f"rate limit {limit:g}/s</text>")
     body.append(_legend([("#90caf9", "rows finished"), ("#1565c0", "requests (attempts of those rows)"),
                          ("#ef6c00", "rows retried"),
-                         ("#c62828", "throttled rows (429)")]))
+                         ("#c62828", "rows that ended throttled (429)")]))
     return _svg("rate", body)
 
 
