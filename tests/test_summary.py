@@ -246,3 +246,12 @@ async def test_chromium_renders_the_html_report(sim, tmp_path):
                     "--window-size=1200,1600", (tmp_path / "job.html").as_uri()],
                    capture_output=True, timeout=120, check=False)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_a_terminal_that_cannot_show_block_characters_gets_no_sparkline(tmp_path):
+    report = tmp_path / "r.csv"
+    synthetic_report(report, 1000)
+    plain = run_cli("summary", str(report), env={"PYTHONIOENCODING": "ascii"})
+    assert plain.returncode == 0, plain.stderr
+    assert "rate: " in plain.stdout and "\\u258" not in plain.stdout  # no escaped block characters
+    assert "█" in run_cli("summary", str(report), env={"PYTHONIOENCODING": "utf-8"}).stdout

@@ -285,7 +285,8 @@ def _float(value: object) -> float | None:
         return None
 
 
-def render_text(summary: JobSummary) -> str:
+def render_text(summary: JobSummary, unicode: bool = True) -> str:
+    """`unicode`: the terminal shows block characters (the rate's sparkline is left out if not)."""
     data = summary.as_dict()
     out = [f"report {summary.report} ({summary.fmt}), job {summary.status}: "
            f"{summary.lines} input lines answered, {summary.rows} rows"]
@@ -320,7 +321,8 @@ def render_text(summary: JobSummary) -> str:
         span = rate["buckets"][-1]["t"] + rate["bucket_s"]
         out.append(f"rate: {summary.rows / span:.1f} rows/s over {span} s from {rate['start']} "
                    f"(peak {peak:g}/s in {rate['bucket_s']} s buckets{limit})")
-        out.append("  " + _sparkline([b["per_s"] for b in rate["buckets"]]))
+        if unicode:
+            out.append("  " + _sparkline([b["per_s"] for b in rate["buckets"]]))
     if data["next"]:
         out.append("next:")
         out.extend(f"  {step}" for step in data["next"])

@@ -47,5 +47,6 @@ def main(args: argparse.Namespace) -> int:
         json.dump(summary.as_dict(), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_text(summary))
+        encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
+        sys.stdout.write(render_text(summary, unicode=encoding.startswith("utf")))
     return exitcodes.OK
