@@ -133,3 +133,37 @@ def test_a_file_that_is_not_a_report_is_refused(tmp_path):
         done = run_cli("retry", str(path))
         assert done.returncode == 2 and "not a snaprelabel report" in done.stderr, done.stderr
         assert done.stdout == "" and "Traceback" not in done.stderr
+
+
+def test_run_retry_from_runs_the_failed_rows_into_a_second_report_linked_from_both_manifests(sim_thread, tmp_path):
+    sim = sim_thread(snapshots=50)
+    targets = relabel_targets(sim.sim.snapshots, 20)
+    refused = sorted(targets)[:4]
+    sim.call(sim.sim.set_always_fail, {sid: "403" for sid in refused})
+    jobs = write_jobs(tmp_path / "jobs.csv", targets)
+    common = ("--endpoint", sim.url, "--project-id", PROJECT, "--rate", "0", "--backoff-base", "0.01")
+    env = {"SNAPRELABEL_TOKEN": TOKEN}
+    first = tmp_path / "r.csv"
+    assert run_cli("run", str(jobs), "--report", str(first), *common, env=env).returncode == 1
+    before = first.read_bytes()
+    sim.call(sim.sim.set_always_fail, {})
+
+    done = run_cli("run", "--retry-from", str(first), *common, env=env)
+
+    assert done.returncode == 0, done.stderr
+    second, retry_jobs = tmp_path / "r.retry-1.csv", tmp_path / "r.retry-1.jobs.csv"
+    assert f"4 rows of {first} to run again, from {retry_jobs}" in done.stderr
+    assert sorted(r["snapshot_id"] for r in read_report(second)) == refused
+    assert {r["outcome"] for r in read_report(second)} == {"applied"}
+    assert all(sim.sim.snapshots[sid]["name"] == targets[sid] for sid in refused)
+    assert first.read_bytes() == before  # the first report is never rewritten
+    linked = json.loads((tmp_path / "r.csv.manifest.json").read_text())["retried_by"]
+    assert [(entry["report"], entry["jobs"]) for entry in linked] == [(str(second), str(retry_jobs))]
+    back = json.loads((tmp_path / "r.retry-1.csv.manifest.json").read_text())
+    assert back["retry_of"] == {"report": str(first), "jobs": str(retry_jobs)}
+    assert back["input"]["path"] == str(retry_jobs) and back["status"] == "finished"
+
+    again = run_cli("run", "--retry-from", str(second), *common, env=env)  # nothing left to run
+    assert again.returncode == 0 and f"0 rows of {second} to run again" in again.stderr
+    both = run_cli("run", str(jobs), "--retry-from", str(first), *common, env=env)
+    assert both.returncode == 2 and "--retry-from takes the jobs from the report" in both.stderr

@@ -108,6 +108,7 @@ class Manifest:
     input_digest: tuple[int, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # summary figures once the job ends
     resumed: dict[str, Any] | None = None  # --resume: the runs so far and what was skipped
+    links: dict[str, Any] = field(default_factory=dict)  # other reports of the job (run --retry-from)
 
     def as_dict(self) -> dict[str, Any]:
         size, sha = self.input_digest or (None, None)
@@ -122,6 +123,7 @@ class Manifest:
             "settings": self.settings,
             "started_at": self.started_at,
             **({"resumed": self.resumed} if self.resumed else {}),
+            **self.links,
             **self.extra,
         }
 

@@ -9,16 +9,20 @@ report's manifest fingerprints the input: when that file is still there and has 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
 from .jobs import JOB_COLUMNS
-from .journal import LineSet, Record
-from .manifest import file_digest
-from .results import Outcome
+from .jobs_file import JobsOutput, JobsWriter
+from .journal import JournalError, LineSet, Record, detect_format, iter_records
+from .manifest import file_digest, manifest_path, read_manifest
+from .results import Outcome, now_iso
 
 RETRY_OUTCOMES = (Outcome.FAILED, Outcome.INTERRUPTED, Outcome.NOT_ATTEMPTED)
 CHOICES = (*RETRY_OUTCOMES, Outcome.DRY_RUN)  # a dry run's rows are valid: they can be run for real
@@ -98,3 +102,67 @@ def check_input(report: str, manifest: dict[str, Any] | None) -> str | None:
             "be the jobs you want; run the changed jobs file itself (with a new report), or put the "
             "old one back")
     return None
+
+
+def write_retry_jobs(report: str, selection: Selection, path: str) -> int:
+    """The retry jobs file of `report` at `path` (CSV), whole or not at all; the number of jobs.
+    Raises ConfigError (unusable report, changed input)."""
+    try:
+        fmt = detect_format(report)
+        manifest = read_manifest(report)
+        check_input(report, manifest)
+        jobs = jobs_to_retry(iter_records(report, fmt), selection, empty_is_known=fmt == "jsonl")
+    except JournalError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {report}: {exc.strerror or exc}") from None
+    if selection.rows == 0 and (manifest or {}).get("tool") != "snaprelabel":
+        raise ConfigError(f"{report} holds no report rows: not a snaprelabel report")
+    out = JobsOutput(path)
+    try:
+        writer = JobsWriter(out.stream, "jsonl" if fmt == "jsonl" else "csv")
+        for job in jobs:
+            writer.write(job)
+        writer.finish()
+    except BaseException:
+        out.abandon()
+        raise
+    out.commit()
+    return len(jobs)
+
+
+def retry_paths(report: str, report_format: str) -> tuple[str, str]:
+    """(jobs file, report) of the next retry of `report`, beside it: REPORT-STEM.retry-N.*,
+    N the first number neither is taken for."""
+    stem = report.rsplit(".", 1)[0] if "." in os.path.basename(report) else report
+    ext = "jsonl" if report.endswith(".jsonl") else "csv"
+    n = 1
+    while True:
+        jobs, second = f"{stem}.retry-{n}.jobs.{ext}", f"{stem}.retry-{n}.{report_format}"
+        if not (os.path.lexists(jobs) or os.path.lexists(second)):
+            return jobs, second
+        n += 1
+
+
+def link_retry(report: str, second: str, jobs: str) -> None:
+    """Records in the first report's manifest that `second` retried its rows (the report itself
+    is never rewritten). Atomic, like every manifest write; no manifest: nothing to link."""
+    manifest = read_manifest(report)
+    if manifest is None:
+        return
+    retried = manifest.get("retried_by")
+    manifest["retried_by"] = [*(retried if isinstance(retried, list) else []),
+                              {"report": second, "jobs": jobs, "at": now_iso()}]
+    path = manifest_path(report)
+    fd, tmp = tempfile.mkstemp(prefix=f"{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path) or ".")
+    try:
+        with open(fd, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, ensure_ascii=False, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

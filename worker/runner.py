@@ -54,6 +54,7 @@ class JobSpec:
     overwrite: bool = False
     confirm: bool = False  # ask on the terminal before a job of more than 1,000 rows
     resume: bool = False  # continue an existing report: skip the rows it already answers
+    links: dict[str, Any] = dataclasses.field(default_factory=dict)  # for the manifest: the report retried
 
 
 @dataclass
@@ -114,7 +115,7 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
                          "auth": conn.auth.name} if conn else {}
             manifest = Manifest(report_path, settings.report_format, spec.input.path,
                                 {**settings.public(), **effective}, input_digest=digest,
-                                resumed=_resumed(report_path, journal))
+                                resumed=_resumed(report_path, journal), links=spec.links)
             try:
                 # Locked before a byte is truncated or written: two runs started together never
                 # spoil each other's report (the loser gets one line).

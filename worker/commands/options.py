@@ -11,9 +11,9 @@ from ..settings import Settings, default_text, env_names
 S = argparse.SUPPRESS
 
 
-def add_input(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="jobs file (CSV, TSV, JSON Lines, a JSON array or .xlsx), "
-                                      "or - for stdin")
+def add_input(parser: argparse.ArgumentParser, optional: bool = False) -> None:
+    parser.add_argument("input", nargs="?" if optional else None,
+                        help="jobs file (CSV, TSV, JSON Lines, a JSON array or .xlsx), or - for stdin")
     parser.add_argument("--format", choices=("csv", "tsv", "jsonl", "json", "xlsx"),
                         help="input format (default: from the file extension; stdin: csv); "
                              "json and jsonl read a JSON array or JSON Lines, whichever it is")
