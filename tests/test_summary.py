@@ -67,6 +67,7 @@ async def test_summary_counts_outcomes_errors_projects_and_says_how_to_retry(sim
     assert sum(b["count"] for b in data["latency_histogram"]) == 41  # every row sent has a latency
     assert sum(b["rows"] for b in data["rate"]["buckets"]) == 42
     assert data["next"][0] == f"snaprelabel retry {report} -o {tmp_path / 'r.retry.csv'}"
+    assert data["next"][2] == f"or both at once: snaprelabel run --retry-from {report}"
 
     text = run_cli("summary", str(report))
     assert text.returncode == 0, text.stderr

@@ -70,6 +70,7 @@ class JobSummary:
     throttled_per_second: Counter[int] = field(default_factory=Counter)
     retried_per_second: Counter[int] = field(default_factory=Counter)
     attempts_per_second: Counter[int] = field(default_factory=Counter)  # requests, by when their row finished
+    _sorted: list[float] = field(default_factory=list, repr=False)
 
     @property
     def lines(self) -> int:
@@ -88,8 +89,14 @@ class JobSummary:
     def retryable(self) -> int:
         return sum(self.outcomes[str(o)] for o in RETRYABLE)
 
+    def _sorted_latencies(self) -> list[float]:
+        """Sorted once, however many figures are drawn from them."""
+        if len(self._sorted) != len(self.latencies):
+            self._sorted = sorted(self.latencies)
+        return self._sorted
+
     def percentiles(self) -> dict[str, float] | None:
-        values = sorted(self.latencies)
+        values = self._sorted_latencies()
         if not values:
             return None
         return {name: values[min(len(values) - 1, max(0, round(q * len(values)) - 1))]
@@ -97,7 +104,7 @@ class JobSummary:
 
     def histogram(self) -> list[dict[str, float]]:
         """Latency counts in equal bins from 0 to the p99 (the tail above it in the last bin)."""
-        values = sorted(self.latencies)
+        values = self._sorted_latencies()
         if not values:
             return []
         top = values[min(len(values) - 1, round(0.99 * len(values)))] or values[-1] or 1.0
@@ -142,6 +149,7 @@ class JobSummary:
             steps.append(f"snaprelabel retry {shlex.quote(self.report)} -o {shlex.quote(out)}")
             steps.append(f"snaprelabel run {shlex.quote(out)} --report "
                          f"{shlex.quote(_retry_name(self.report, 'report'))}")
+            steps.append(f"or both at once: snaprelabel run --retry-from {shlex.quote(self.report)}")
         if self.outcomes[str(Outcome.REJECTED)]:
             steps.append("rejected rows were never sent: fix them in the jobs file (see the errors above)")
         if self.status == "running":
