@@ -8,6 +8,7 @@ import csv
 import json
 
 from helpers import FAST, PROJECT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
+from worker.rerun import link_retry
 from worker.runner import JobSpec, run_job
 from worker.settings import load_settings
 from worker.sources import InputSpec
@@ -167,3 +168,18 @@ def test_run_retry_from_runs_the_failed_rows_into_a_second_report_linked_from_bo
     assert again.returncode == 0 and f"0 rows of {second} to run again" in again.stderr
     both = run_cli("run", str(jobs), "--retry-from", str(first), *common, env=env)
     assert both.returncode == 2 and "--retry-from takes the jobs from the report" in both.stderr
+
+
+async def test_a_resumed_report_keeps_its_manifests_links_to_its_retries(sim, tmp_path):
+    targets = relabel_targets(sim.snapshots, 10)
+    jobs = write_jobs(tmp_path / "jobs.csv", targets)
+    report = tmp_path / "r.csv"
+    await run(sim, jobs, report, limit=4, concurrency=1)
+    manifest_file = tmp_path / "r.csv.manifest.json"
+    link_retry(str(report), str(tmp_path / "r.retry-1.csv"), str(tmp_path / "r.retry-1.jobs.csv"))
+
+    await run(sim, jobs, report, resume=True)
+
+    manifest = json.loads(manifest_file.read_text())
+    assert manifest["resumed"]["runs"] == 2
+    assert [entry["report"] for entry in manifest["retried_by"]] == [str(tmp_path / "r.retry-1.csv")]

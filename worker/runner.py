@@ -115,7 +115,8 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
                          "auth": conn.auth.name} if conn else {}
             manifest = Manifest(report_path, settings.report_format, spec.input.path,
                                 {**settings.public(), **effective}, input_digest=digest,
-                                resumed=_resumed(report_path, journal), links=spec.links)
+                                resumed=_resumed(report_path, journal),
+                                links={**_links(report_path, journal), **spec.links})
             try:
                 # Locked before a byte is truncated or written: two runs started together never
                 # spoil each other's report (the loser gets one line).
@@ -202,6 +203,12 @@ def _resumed(report_path: str, journal: Journal | None) -> dict[str, Any] | None
         "first_started_at": earlier.get("first_started_at") or before.get("started_at"),
         "skipped": len(journal.final),
     }
+
+
+def _links(report_path: str, journal: Journal | None) -> dict[str, Any]:
+    """A resumed report keeps the manifest's links to its retries (run --retry-from)."""
+    before = (read_manifest(report_path) or {}) if journal is not None else {}
+    return {key: before[key] for key in ("retry_of", "retried_by") if key in before}
 
 
 async def _live_state(settings: Settings, conn: Connection, limiter: Limiter,
