@@ -90,7 +90,8 @@ async def _demo(args: argparse.Namespace) -> int:
         f"{counts[Outcome.APPLIED]} applied, {counts[Outcome.REJECTED]} rejected, "
         f"{counts[Outcome.FAILED]} failed; {result.summary.requests} requests "
         f"({result.summary.retries} retries after injected faults, "
-        f"{result.summary.requests_per_s:.0f}/s under a limit of {args.rate:g}/s)\n"
+        f"{result.summary.achieved_rate:.0f}/s, at most {result.summary.busiest_second} in any one "
+        f"second, under a limit of {args.rate:g}/s)\n"
         f"demo: the simulator confirms {applied} of {counts[Outcome.APPLIED]} applied rows "
         f"carry their new name\n"
         f"demo: report: {os.path.abspath(report_path)} (exit code of this job: {result.exit_code})",
