@@ -60,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
             return exitcodes.FATAL
         finally:
             await link.close()
-        print(json.dumps(found.as_dict()) if args.json else render(found))
+        print(json.dumps(found.as_dict()) if args.json else render(found, settings.claim_idle))
         return exitcodes.OK
 
     return asyncio.run(status())
