@@ -1,4 +1,7 @@
-"""`python -m bench`: run every benchmark of issue 6 and write bench/RESULTS.md.
+"""`python -m bench`: run every benchmark of issue 6 and write bench/out/RESULTS.md.
+
+bench/out/ is git-ignored: copy the file over the tracked bench/RESULTS.md (or pass --output) to
+publish new figures.
 
     .venv/bin/python -m bench            # everything: about 25 minutes on a quiet 2-core machine
     .venv/bin/python -m bench --quick    # smaller and shorter: about 8 minutes
@@ -33,7 +36,8 @@ SCENARIOS = ("throughput", "fidelity", "limiter_cpu", "latency", "adaptive", "me
 def ensure_peers() -> None:
     if PEER_PY.exists():
         return
-    print("bench: creating bench/.venv for the peer SDKs and py-spy", file=sys.stderr)
+    print("bench: creating bench/.venv and installing the peer SDKs and py-spy into it "
+          "(bench/requirements-peers.txt; never the project's own environment)", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
     subprocess.run([str(PEER_PY), "-m", "pip", "install", "-q", "-r",
                     str(BENCH / "requirements-peers.txt")], check=True)
@@ -79,7 +83,10 @@ def main() -> int:
     parser.add_argument("--before", metavar="DIR", type=Path,
                         help="a checkout of the code before this work, for before/after rows "
                              "(e.g. `git worktree add /tmp/base main`)")
-    parser.add_argument("--output", type=Path, default=BENCH / "RESULTS.md")
+    # Not the tracked bench/RESULTS.md: a run on a busy laptop must not replace the published figures.
+    parser.add_argument("--output", type=Path, default=common.OUT / "RESULTS.md",
+                        help="where the results go (default bench/out/RESULTS.md; the published "
+                             "ones are bench/RESULTS.md)")
     args = parser.parse_args()
     chosen = args.only.split(",") if args.only else list(SCENARIOS)
     unknown = set(chosen) - set(SCENARIOS)

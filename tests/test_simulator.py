@@ -541,7 +541,9 @@ def test_module_entry_point_serves_until_sigterm():
     ) as proc:
         try:
             line = proc.stderr.readline()
-            pattern = r"simulator listening on (http://127\.0\.0\.1:\d+) \(project (\w+), 4 snapshots\)\n"
+            # The start line never holds a token given with --token.
+            pattern = (r"simulator listening on (http://127\.0\.0\.1:\d+) \(project (\w+), 4 snapshots; "
+                       r"1 token given with --token\)\n")
             m = re.fullmatch(pattern, line)
             assert m, line
             with urllib.request.urlopen(f"{m.group(1)}/_sim/health", timeout=5) as resp:

@@ -89,8 +89,7 @@ def resolve(settings: Settings) -> Credentials:
     common: _Common = {
         "method": method,
         "why": why,
-        "origin": (f"clouds.yaml cloud {settings.os_cloud!r} ({settings.cloud_file}) under flags and environment"
-                   if settings.cloud_file else "flags, environment and config file"),
+        "origin": settings.sources(),
         "region": settings.region,
         "interface": settings.interface,
         "path_family": settings.path_family if "path_family" in settings.model_fields_set else None,
@@ -179,12 +178,12 @@ def _password_login(settings: Settings) -> PasswordLogin:
 
 def _endpoint(settings: Settings, catalog: bool) -> _Endpoint:
     if settings.endpoint:
-        return {"endpoint": settings.endpoint, "endpoint_origin": "--endpoint"}
+        return {"endpoint": settings.endpoint, "endpoint_origin": settings.origin("endpoint")}
     if catalog:
         return {"endpoint": None, "endpoint_origin": "service catalog"}
     if settings.region:
         return {"endpoint": huawei_endpoint("evs", _region(settings.region)),
-                "endpoint_origin": f"--region {settings.region}"}
+                "endpoint_origin": f"region {settings.region} from {settings.origin('region')}"}
     return {"endpoint": _require_endpoint(None)}
 
 

@@ -73,6 +73,8 @@ class Summary:
     counts: Counter[Outcome] = field(default_factory=Counter)
     elapsed: float = 0.0
     requests: int = 0
+    achieved_rate: float = 0.0  # requests/s from the first send to the last (retry.Counters)
+    busiest_second: int = 0  # the most requests sent within any one second: the limit's measure
     retries: int = 0
     throttled: int = 0
     concurrency: int = 0  # the most senders at once (what --concurrency auto chose)
@@ -82,10 +84,6 @@ class Summary:
     @property
     def rows(self) -> int:
         return sum(self.counts.values())
-
-    @property
-    def requests_per_s(self) -> float:
-        return self.requests / self.elapsed if self.elapsed > 0 else 0.0
 
     def as_fields(self) -> dict[str, object]:
         return {
@@ -97,7 +95,8 @@ class Summary:
             **({"skipped": self.skipped} if self.skipped else {}),
             **({"concurrency": self.concurrency} if self.concurrency else {}),
             "elapsed_s": round(self.elapsed, 3),
-            "requests_per_s": round(self.requests_per_s, 2),
+            "requests_per_s": round(self.achieved_rate, 2),
+            "busiest_second": self.busiest_second,
             **({"stopped": self.stopped} if self.stopped else {}),
         }
 
@@ -213,6 +212,8 @@ class Engine:
         if self._relabeler:
             counters = self._relabeler.counters
             self.summary.requests = counters.requests
+            self.summary.achieved_rate = counters.achieved_rate
+            self.summary.busiest_second = counters.busiest_second
             self.summary.retries = counters.retries
             self.summary.throttled = counters.throttled
         return self.summary

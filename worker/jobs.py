@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .backup import AUTOBK_PREFIX
+from .backup import AUTOBK_PREFIX, is_backup_name
 
 # The columns of a jobs file as this tool writes them (plan, undo); sources/columns.py lists the
 # other spellings it reads.
@@ -204,6 +204,19 @@ class JobFields(BaseModel):
                 f"starts with '{AUTOBK_PREFIX}', the prefix of backup-created snapshots "
                 "(pass --allow-autobk-prefix to allow it)",
             )
+        return value
+
+
+    @field_validator("previous_name")
+    @classmethod
+    def _not_backup_owned(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # The current name is known (an inventory's Name column, a previous_name column): a
+        # backup's snapshot is left alone, as --skip-unchanged leaves one it finds in the listing.
+        assert info.context is not None  # given by Validator
+        if is_backup_name(value) and not info.context["rules"].allow_autobk_prefix:
+            raise _fail("backup_owned",
+                        f"the snapshot belongs to a backup (its current name starts '{AUTOBK_PREFIX}'): "
+                        "left alone (pass --allow-autobk-prefix to relabel it)")
         return value
 
 

@@ -1,5 +1,6 @@
 """Writing a jobs file (what `plan` and `undo` produce for `run`): CSV, where an empty cell leaves
-a field unchanged, or JSON Lines, where a field left out is unchanged and "" is an empty value.
+a field unchanged and a lone quote (spreadsheet.EMPTY_CELL) is an empty value, or JSON Lines,
+where a field left out is unchanged and "" is an empty value.
 CSV cells a spreadsheet would run as formulas are quoted (worker/spreadsheet.py); `run` reads
 them back exactly."""
 
@@ -16,7 +17,7 @@ from typing import IO
 
 from .errors import ConfigError
 from .jobs import JOB_COLUMNS
-from .spreadsheet import to_spreadsheet
+from .spreadsheet import known_to_spreadsheet
 
 
 class JobsWriter:
@@ -31,7 +32,7 @@ class JobsWriter:
     def write(self, values: Mapping[str, str | None]) -> None:
         if self._csv is not None:
             self._header()
-            self._csv.writerow([to_spreadsheet(values.get(column) or "") for column in JOB_COLUMNS])
+            self._csv.writerow([known_to_spreadsheet(values.get(column)) for column in JOB_COLUMNS])
         else:
             self._out.write(json.dumps({k: values[k] for k in JOB_COLUMNS if values.get(k) is not None},
                                        ensure_ascii=False) + "\n")

@@ -10,7 +10,9 @@ the tail is found by parsing whole records, not by looking for the last newline:
 the last complete, well-formed record is cut off before anything is appended.
 
 CSV cells that a spreadsheet would run as formulas carry a quote (worker/spreadsheet.py): the
-records give the values back exactly as they were before the quote was added.
+records give the values back exactly as they were before the quote was added. An empty CSV cell of
+a value column (a name, a description) is None, "not known"; a lone quote is "" (known empty), as
+`null` and "" in JSON Lines.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .manifest import file_digest
-from .report import COLUMNS, ReportWriter, create_new
+from .report import COLUMNS, VALUE_COLUMNS, ReportWriter, create_new
 from .results import Outcome
 from .spreadsheet import from_spreadsheet
 
@@ -177,7 +179,7 @@ def _csv_records(f: IO[bytes], path: str, journal: Journal) -> Iterator[tuple[Re
         except csv.Error as exc:
             yield f"the record at line {where} is unreadable ({exc})"
             continue  # the reader starts afresh on the next line
-        record = (_record({name: from_spreadsheet(cell) for name, cell in zip(header, row, strict=True)})
+        record = (_record({name: _csv_value(name, cell) for name, cell in zip(header, row, strict=True)})
                   if len(row) == width and last_line_ended else None)
         yield (record, offset) if record else f"the record at line {where} is incomplete"
 
@@ -195,6 +197,12 @@ def _jsonl_records(f: IO[bytes], path: str, journal: Journal) -> Iterator[tuple[
             if isinstance(obj, dict):
                 record = _record(obj)
         yield (record, offset) if record else f"the record at line {number} is incomplete"
+
+
+def _csv_value(name: str, cell: str) -> str | None:
+    if not cell and name in VALUE_COLUMNS:
+        return None
+    return from_spreadsheet(cell)
 
 
 def _record(fields: dict[str, Any]) -> Record | None:

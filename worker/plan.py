@@ -89,6 +89,7 @@ class Refused:
 class PlanCounts:
     counts: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)  # rejected renders by code
+    names: list[str] = field(default_factory=list)  # the first few names listed, to show a match of none
 
     def describe(self) -> str:
         c = self.counts
@@ -135,6 +136,8 @@ async def plan(snapshots: AsyncIterator[dict[str, Any]], selection: Selection,
     async for snapshot in snapshots:
         counts.counts["listed"] += 1
         current_name = _text(snapshot.get("name"))
+        if len(counts.names) < 3:
+            counts.names.append(current_name)
         match = selection.pattern.search(current_name)
         if match is None or not _in_range(snapshot, selection):
             continue

@@ -15,13 +15,17 @@ from collections.abc import Callable
 from typing import IO
 
 from .results import Result
-from .spreadsheet import to_spreadsheet
+from .spreadsheet import known_to_spreadsheet, to_spreadsheet
 
 COLUMNS = (
     "line", "snapshot_id", "project_id", "name", "description", "outcome", "http_status",
     "error_code", "error_message", "attempts", "latency_ms", "request_id", "server_name",
     "server_description", "previous_name", "previous_description", "finished_at",
 )
+# Values that may be known to be empty: such a CSV cell is spreadsheet.EMPTY_CELL (an empty cell
+# is "not known"), so that undo can put back an empty description.
+VALUE_COLUMNS = frozenset({"name", "description", "server_name", "server_description", "previous_name",
+                           "previous_description"})
 REPORT_FORMATS = ("csv", "jsonl")
 NEW_FILE_MODE = 0o600
 
@@ -71,7 +75,7 @@ class ReportWriter:
         for result in results:
             row = [_cell(getattr(result, name), self._redact) for name in COLUMNS]
             if self._csv is not None:
-                self._csv.writerow([to_spreadsheet(v) if isinstance(v, str) else v for v in row])
+                self._csv.writerow([_csv_cell(name, v) for name, v in zip(COLUMNS, row, strict=True)])
             else:
                 self._file.write(json.dumps(dict(zip(COLUMNS, row, strict=True)), ensure_ascii=False) + "\n")
         self._file.flush()
@@ -82,6 +86,12 @@ class ReportWriter:
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
+
+
+def _csv_cell(name: str, value: object) -> object:
+    if name in VALUE_COLUMNS and (value is None or isinstance(value, str)):
+        return known_to_spreadsheet(value)
+    return to_spreadsheet(value) if isinstance(value, str) else value
 
 
 def _cell(value: object, redact: Callable[[str], str]) -> object:

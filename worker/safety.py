@@ -10,6 +10,9 @@
   stop the job at once, before `min_tasks`: the credentials or the permissions are wrong for every
   row. Any other HTTP answer ends the run; a row without an answer (a network error) neither
   extends nor ends it.
+- Not found: when the first `max_leading_not_found` rows sent all answer 404, the job stops, before
+  `min_tasks`: every row naming a snapshot the project does not have means the project id (or the
+  endpoint's region) is wrong, not the rows. Any other answer first turns this rail off.
 - Canary: the first `canary` valid rows are sent alone. The reader waits at the engine's gate
   until they are all final; any of them failing stops the job.
 - Limit: only the first `limit` valid rows are sent; once they are final the job stops.
@@ -41,6 +44,7 @@ class SafetyRules:
     max_consecutive_auth_failures: int = 10  # 0: off
     canary: int = 0  # 0: no canary
     limit: int | None = None
+    max_leading_not_found: int = 10  # 0: off
 
 
 class SafetyPolicy:
@@ -53,6 +57,7 @@ class SafetyPolicy:
         self.sent = 0  # rows sent and final
         self.failed = 0
         self.auth_run = 0  # consecutive rows refused with 401/403
+        self.leading_not_found: int | None = 0  # rows answered 404 before any other answer; None: another came
         self._admitted = 0
         # Gated rows (the canary, the limit) not final yet: bounded by the engine's queues.
         self._gate_size = max(rules.canary, rules.limit or 0)
@@ -105,6 +110,8 @@ class SafetyPolicy:
             self.auth_run += 1
         elif result.http_status is not None:
             self.auth_run = 0
+        if self.leading_not_found is not None:
+            self.leading_not_found = self.leading_not_found + 1 if failed and result.http_status == 404 else None
         if not failed or self._stopping:
             return
         rules = self.rules
@@ -114,13 +121,19 @@ class SafetyPolicy:
             self._trip("auth_failures",
                        f"{self.auth_run} rows in a row were refused with 401/403 (last: "
                        f"{_answer(result)}): the credentials or permissions are wrong")
+        elif rules.max_leading_not_found and (self.leading_not_found or 0) >= rules.max_leading_not_found:
+            self._trip("not_found",
+                       f"the first {self.leading_not_found} rows sent all answered 404 (not found): is the "
+                       f"project id {result.project_id} right (and the endpoint's region)? The project "
+                       "holds none of these snapshots")
         elif self.sent >= rules.min_tasks and self.failed > rules.max_failure_rate * self.sent:
             self._trip("failure_rate",
                        f"{self.failed} of {self.sent} rows sent failed, more than "
                        f"--max-failure-rate {rules.max_failure_rate:g}")
 
     def _trip(self, reason: str, why: str) -> None:
-        log.error("safety_stop", reason=reason, why=why, sent=self.sent, failed=self.failed)
+        # Rows, not requests: the summary's `requests` also counts retries and the credential check.
+        log.error("safety_stop", reason=reason, why=why, rows_sent=self.sent, rows_failed=self.failed)
         self._halt(reason, f"not attempted: the job stopped itself: {why}")
 
     def _halt(self, reason: str, message: str) -> None:

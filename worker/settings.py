@@ -165,6 +165,7 @@ class Settings(BaseSettings):
         "consume: serve Prometheus metrics on this port; 0 = a free one"))
 
     _cloud_file: Path | None = PrivateAttr(None)  # the clouds.yaml the cloud came from
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)  # setting -> where it came from
 
     @field_validator("interface", mode="before")
     @classmethod
@@ -240,6 +241,24 @@ class Settings(BaseSettings):
     @property
     def cloud_file(self) -> Path | None:
         return self._cloud_file
+
+    def origin(self, name: str) -> str:
+        """Where a setting came from, as a user would look for it: `--endpoint`,
+        `SNAPRELABEL_ENDPOINT`, `OS_AUTH_URL`, `config file FILE`, `clouds.yaml cloud 'x'`, or
+        `default`."""
+        return self._origins.get(name, "default")
+
+    def sources(self) -> str:
+        """The kinds of source the settings came from, in the order they win."""
+        kinds = []
+        for origin in self._origins.values():
+            kind = ("flags" if origin.startswith("--") else origin if origin.startswith(("config", "clouds"))
+                    else "environment")
+            if kind not in kinds:
+                kinds.append(kind)
+        order = {"flags": 0, "environment": 1}
+        kinds.sort(key=lambda k: order.get(k, 2 if k.startswith("config") else 3))
+        return ", ".join(kinds) if kinds else "defaults only"
 
 
 SECRET_FIELDS = frozenset({"token", "password", "secret_key", "security_token"})
@@ -323,11 +342,28 @@ def load_settings(flags: dict[str, Any], config_file: str | None = None) -> Sett
         raise ConfigError(str(exc)) from None
     finally:
         _config_file.reset(token)
+    settings._origins = _origins(settings, flags, path)
     for name in SECRET_FIELDS:
         secret = getattr(settings, name)
         if secret is not None:
             SECRETS.add(secret.get_secret_value())
     return settings
+
+
+def _origins(settings: Settings, flags: dict[str, Any], config: Path | None) -> dict[str, str]:
+    """Where each setting that is not a default came from, in the order the sources win."""
+    in_file = tomllib.loads(config.read_text(encoding="utf-8")).keys() if config is not None else set()
+    origins = {}
+    for name in settings.model_fields_set:
+        if name in flags:
+            origins[name] = f"--{name.replace('_', '-')}"
+        elif variable := next((v for v in env_names(name) if os.environ.get(v)), None):
+            origins[name] = variable
+        elif name in in_file:
+            origins[name] = f"config file {config}"
+        elif settings.cloud_file is not None:
+            origins[name] = f"clouds.yaml cloud {settings.os_cloud!r} ({settings.cloud_file})"
+    return origins
 
 
 def _with_cloud(settings: Settings, flags: dict[str, Any]) -> Settings:

@@ -8,24 +8,41 @@ jobs file written by `undo` or `plan`), so every value round-trips exactly: a va
 starts with a quote followed by one of those characters (or by another quote) gets one more
 quote. Any other value is written as it is, so ordinary text is untouched:
 
-    =1+2 -> '=1+2        'abc -> 'abc        '=x -> ''=x        '' -> '''
+    =1+2 -> '=1+2        'abc -> 'abc        '=x -> ''=x        '' -> '''        ' -> ''
+
+An empty CSV cell means "not given" (unknown in a report, leave unchanged in a jobs file). A value
+known to be empty (a previous description that was empty, a job that empties one) is written as
+EMPTY_CELL, a lone quote: what a spreadsheet shows as an empty text cell. A value that really is a
+lone quote is written '' so it does not read as empty.
 """
 
 from __future__ import annotations
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _QUOTED_STARTS = (*FORMULA_STARTS, "'")
+EMPTY_CELL = "'"
 
 
 def to_spreadsheet(value: str) -> str:
     """The cell to write for a value."""
-    if value.startswith(FORMULA_STARTS) or (value.startswith("'") and value[1:].startswith(_QUOTED_STARTS)):
+    if value.startswith(FORMULA_STARTS) or (value.startswith("'") and (
+            value == EMPTY_CELL or value[1:].startswith(_QUOTED_STARTS))):
         return "'" + value
     return value
 
 
+def known_to_spreadsheet(value: str | None) -> str:
+    """The cell for a value that may be known to be empty: None (not given) is an empty cell,
+    "" is EMPTY_CELL."""
+    if value is None:
+        return ""
+    return to_spreadsheet(value) if value else EMPTY_CELL
+
+
 def from_spreadsheet(cell: str) -> str:
-    """The value a cell written by to_spreadsheet stands for."""
+    """The value a cell written by to_spreadsheet (or known_to_spreadsheet) stands for."""
+    if cell == EMPTY_CELL:
+        return ""
     if cell.startswith("'") and cell[1:].startswith(_QUOTED_STARTS):
         return cell[1:]
     return cell

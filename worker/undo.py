@@ -6,11 +6,10 @@ answer (`failed` after timeouts or 5xx, `interrupted` while in flight). For each
 field the job set gets its previous value back, when the report knows it. Its own previous
 values are the job's targets, so undoing the undo works as well.
 
-Empty values: in CSV an empty cell means "unknown" or "leave unchanged", so a CSV report cannot
-say that a previous description was empty, and a CSV jobs file cannot set one. JSON Lines can do
-both (`null` is unknown, `""` is empty): a JSON Lines report undone with `--format jsonl`
-restores empty values too. Whatever cannot be restored is counted on stderr, and the exit code
-is 1.
+Empty values: in CSV an empty cell means "unknown" (a report) or "leave unchanged" (a jobs file);
+a value known to be empty is a lone quote (worker/spreadsheet.py), as `null` and `""` in JSON
+Lines. So an empty previous description is restored whatever the formats. Whatever cannot be
+restored is counted on stderr, with its cause, and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -28,10 +27,9 @@ SHOWN_LINES = 10  # lines listed per problem on stderr
 
 
 class Undo:
-    def __init__(self, final: LineSet, empty_is_known: bool, can_write_empty: bool) -> None:
+    def __init__(self, final: LineSet) -> None:
         self.final = final
-        self.empty_is_known = empty_is_known
-        self.can_write_empty = can_write_empty
+        self._recorded: set[str] = set()  # fields of which the report knows some previous value
         self.counts: Counter[str] = Counter()
         self.lines: dict[str, list[int]] = {}  # problem -> the first input lines that have it
         self._taken = LineSet()  # lines already written
@@ -39,7 +37,7 @@ class Undo:
 
     @property
     def incomplete(self) -> bool:
-        return bool(self.counts["unknown"] or self.counts["empty"] or self.counts["unfinished"])
+        return any(self.counts[problem] for problem in ("unknown_name", "unknown_description", "unfinished"))
 
     def jobs(self, records: Iterator[Record]) -> Iterator[dict[str, str | None]]:
         for record in records:
@@ -75,15 +73,14 @@ class Undo:
                                       "project_id": fields.get("project_id") or None}
         restored = False
         for key in ("name", "description"):
-            target = self._value(fields.get(key))
+            target = _value(fields.get(key))
             if target is None:
                 continue  # the job did not set this field
-            previous = self._value(fields.get(f"previous_{key}"))
+            previous = _value(fields.get(f"previous_{key}"))
             if previous is None:
-                self._note("unknown", record.line)
-            elif previous == "" and not self.can_write_empty:
-                self._note("empty", record.line)
+                self._note(f"unknown_{key}", record.line)
             else:
+                self._recorded.add(key)
                 job[key] = previous
                 job[f"previous_{key}"] = target
                 restored = True
@@ -91,11 +88,16 @@ class Undo:
                     self._note("autobk", record.line)
         return job if restored else None
 
-    def _value(self, value: Any) -> str | None:
-        """A cell as a value: None when unknown (an empty CSV cell is unknown)."""
-        if value is None or (value == "" and not self.empty_is_known):
-            return None
-        return str(value)
+    def _unknown(self, key: str) -> str:
+        """Why a previous value is not in the report: nothing told the job, or (when other rows
+        have one) these rows' own previous value was not given."""
+        if key in self._recorded:
+            return (f"changed a {key} whose previous_{key} the report leaves empty: not known when "
+                    f"the job ran (the input's previous_{key} cell was empty, or the report was "
+                    f"written before snaprelabel recorded an empty value as a lone quote ')")
+        return (f"changed a {key} but the report records no previous {key} at all: the job was "
+                f"not told the current values (run it with --skip-unchanged, or give them in a "
+                f"previous_{key} column or an inventory's {key} column)")
 
     def _note(self, problem: str, line: int) -> None:
         self.counts[problem] += 1
@@ -106,11 +108,7 @@ class Undo:
     def explain(self, report: str, err: IO[str]) -> None:
         print(f"undo: {self.counts['rows']} rows to restore from {report}", file=err)
         messages = {
-            "unknown": "changed a value whose previous value the report does not know (run with "
-                       "--skip-unchanged, or give the current values in a previous_name / "
-                       "previous_description column, to record it)",
-            "empty": "need a value set back to empty, which a CSV jobs file cannot express: "
-                     "use --format jsonl",
+            **{f"unknown_{key}": self._unknown(key) for key in ("name", "description")},
             "unfinished": "have no final row (the job did not finish): resume it to its end, "
                           "then undo",
             "autobk": f"restore a name starting {AUTOBK_PREFIX}: run the undo job with "
@@ -122,6 +120,12 @@ class Undo:
                 more = " …" if self.counts[problem] > len(self.lines[problem]) else ""
                 print(f"undo: {self.counts[problem]} rows {message} (input lines {lines}{more})",
                       file=err)
+
+
+def _value(value: Any) -> str | None:
+    """A report cell as a value: None when unknown (the journal gives None for an empty CSV cell,
+    "" for a known empty value)."""
+    return None if value is None else str(value)
 
 
 def _int(value: Any) -> int | None:

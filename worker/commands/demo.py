@@ -36,7 +36,29 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
                         help="where the jobs file and report go (default ./snaprelabel-demo)")
     parser.add_argument("--rows", type=int, default=2000, help="jobs to run (default 2000)")
     parser.add_argument("--rate", type=float, default=400.0, help="requests per second (default 400)")
+    parser.add_argument("--write-only", action="store_true",
+                        help="only write the jobs file, for the snapshots `snaprelabel simulate "
+                             "--snapshots N` serves (N is printed); run nothing")
     parser.set_defaults(handler=main)
+
+
+def _seeded(rows: int) -> int:
+    """How many snapshots the demo's simulator holds: `simulate --snapshots` with this number
+    (and its default seed and project) serves the very same ones."""
+    return max(rows + 100, 3000)
+
+
+def write_only(args: argparse.Namespace) -> int:
+    from ..simulator.seeding import generate
+
+    workdir = Path(args.dir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    count = _seeded(args.rows)
+    bad = write_jobs(workdir / "jobs.csv", generate(count, PROJECT, 42, 0.02), args.rows)
+    print(f"demo: {args.rows} jobs (+{bad} deliberately bad rows: exit 1 when they run) in "
+          f"{workdir / 'jobs.csv'}, for the snapshots of `snaprelabel simulate --snapshots {count}` "
+          f"(project {PROJECT})", file=sys.stderr)
+    return exitcodes.OK
 
 
 def write_jobs(path: Path, snapshots: list[dict[str, Any]], rows: int) -> int:
@@ -69,7 +91,7 @@ async def _demo(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     jobs_path, report_path = workdir / "jobs.csv", workdir / "report.csv"
     config = SimulatorConfig(
-        snapshots=max(args.rows + 100, 3000), project_id=PROJECT, tokens=frozenset({DEMO_TOKEN}),
+        snapshots=_seeded(args.rows), project_id=PROJECT, tokens=frozenset({DEMO_TOKEN}),
         faults=[Fault("503", 0.03), Fault("429-retry-after", 0.02), Fault("reset", 0.01)],
     )
     async with Simulator(config) as sim:
@@ -90,7 +112,8 @@ async def _demo(args: argparse.Namespace) -> int:
         f"{counts[Outcome.APPLIED]} applied, {counts[Outcome.REJECTED]} rejected, "
         f"{counts[Outcome.FAILED]} failed; {result.summary.requests} requests "
         f"({result.summary.retries} retries after injected faults, "
-        f"{result.summary.requests_per_s:.0f}/s under a limit of {args.rate:g}/s)\n"
+        f"{result.summary.achieved_rate:.0f}/s, at most {result.summary.busiest_second} in any one "
+        f"second, under a limit of {args.rate:g}/s)\n"
         f"demo: the simulator confirms {applied} of {counts[Outcome.APPLIED]} applied rows "
         f"carry their new name\n"
         f"demo: report: {os.path.abspath(report_path)} (exit code of this job: {result.exit_code})",
@@ -111,5 +134,7 @@ def _check(report_path: Path, snapshots: dict[str, dict[str, Any]]) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.write_only:
+        return write_only(args)
     configure("warning" if sys.stdout.isatty() else "info")
     return asyncio.run(_demo(args))

@@ -146,6 +146,11 @@ async def _plan(args: argparse.Namespace, settings: Settings, creds: Credentials
         print(counts.describe())
     else:
         print(f"plan: {counts.describe()}", file=sys.stderr)
+    if counts.counts["listed"] and not counts.counts["matched"]:
+        # Most likely a pattern written for other names: say what the names look like.
+        print(f"plan: nothing matched: the names listed look like {', '.join(map(repr, counts.names))}",
+              file=sys.stderr)
+        return exitcodes.PROBLEMS
     return exitcodes.PROBLEMS if counts.counts["rejected"] else exitcodes.OK
 
 

@@ -8,6 +8,7 @@ import json
 import sys
 
 from .. import exitcodes
+from ..logs import configure
 from ..settings import load_settings
 from . import options
 from .parser import Parser
@@ -47,6 +48,7 @@ def main(args: argparse.Namespace) -> int:
     from ..queue.streams import QueueNames
 
     settings = load_settings(options.settings_flags(args), args.config)
+    configure(settings.log_level, settings.log_format, stream=sys.stderr)  # stdout: the status only
     link = RedisLink(redis_url_from(settings), min(settings.redis_wait, 10.0))
     names = QueueNames(settings.stream, settings.group)
 
@@ -58,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
             return exitcodes.FATAL
         finally:
             await link.close()
-        print(json.dumps(found.as_dict()) if args.json else render(found))
+        print(json.dumps(found.as_dict()) if args.json else render(found, settings.claim_idle))
         return exitcodes.OK
 
     return asyncio.run(status())

@@ -25,8 +25,7 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     parser.add_argument("report", help="a snaprelabel report (CSV or JSON Lines)")
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     parser.add_argument("--format", choices=("csv", "jsonl"),
-                        help="output format (default: from --output's extension, else csv); "
-                             "only jsonl can restore an empty value")
+                        help="output format (default: from --output's extension, else csv)")
     parser.set_defaults(handler=main)
 
 
@@ -41,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot read {args.report}: {exc.strerror or exc}") from None
     if args.output and same_file(args.report, args.output):
         raise ConfigError(f"--output {args.output} is the report itself: give the undo file another name")
-    undo = Undo(final, empty_is_known=report_format == "jsonl", can_write_empty=fmt == "jsonl")
+    undo = Undo(final)
     target = JobsOutput(args.output)
     try:
         writer = JobsWriter(target.stream, fmt)

@@ -18,7 +18,7 @@ from ..credentials import Credentials
 from ..errors import ConfigError
 from ..execution import execute, exit_code
 from ..logs import log
-from ..rate import Limiter
+from ..rate import Limiter, make_limiter
 from ..redaction import SECRETS
 from ..relabel import Updates
 from ..report import ReportWriter
@@ -96,11 +96,20 @@ async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, creds
     names = QueueNames(settings.stream, settings.group)
     await link.call("connect", lambda r: r.ping())
     await create_group(link, names, spec.allow_other_groups)
-    local = limiter_from(settings)
+    local = local_limiter(settings)
     stop = stop_from(settings)
     # The credentials and the endpoint are proven (one GET) before any job is taken.
     async with connection_from(settings, creds, local, stop) as conn:
         return await _work(settings, spec, link, names, conn, local, stop, report, on_terminal)
+
+
+def local_limiter(settings: Settings) -> Limiter:
+    """Each replica's own cap: --rate when it was given (flag, variable or file); with a shared
+    rate and no --rate, none but the shared one, else the default 5/s would cap every replica
+    (two replicas under --shared-rate 20 sent 10/s)."""
+    if settings.shared_rate and "rate" not in settings.model_fields_set:
+        return make_limiter(None)
+    return limiter_from(settings)
 
 
 def _shared_rate(settings: Settings) -> float | None:

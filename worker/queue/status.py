@@ -67,7 +67,8 @@ async def read_status(client: Redis, names: QueueNames) -> QueueStatus:
     return status
 
 
-def render(status: QueueStatus) -> str:
+def render(status: QueueStatus, claim_idle: float | None = None) -> str:
+    """`claim_idle`: the consumers' --claim-idle, to say whose pending jobs others may take over."""
     lines = [f"stream {status.stream}: {status.length} jobs ({status.waiting} waiting, "
              f"{status.pending} pending)"]
     if status.oldest_age_s is not None:
@@ -77,10 +78,19 @@ def render(status: QueueStatus) -> str:
     else:
         lines.append(f"group {status.group}: {len(status.consumers)} consumers")
         for c in sorted(status.consumers, key=lambda c: c.name):
-            lines.append(f"  {c.name}: {c.pending} pending, idle {c.idle_s:.1f} s")
+            lines.append(f"  {c.name}: {c.pending} pending, idle {c.idle_s:.1f} s{_claimable(c, claim_idle)}")
     if status.other_groups:
         lines.append(f"other groups reading {status.stream}: {', '.join(status.other_groups)} "
                      "(each applies every job once more)")
     lines.append(f"results {status.results_stream}: {status.results} entries")
     lines.append(f"dead letters {status.dead_stream}: {status.dead} entries")
     return "\n".join(lines)
+
+
+def _claimable(consumer: ConsumerStatus, claim_idle: float | None) -> str:
+    """A stopped consumer (SIGTERM, a crash) still holds its pending jobs: say they are not lost."""
+    if claim_idle is None or not consumer.pending:
+        return ""
+    if consumer.idle_s >= claim_idle:
+        return f" (claimable now: idle past --claim-idle {claim_idle:g} s, a running consumer takes them over)"
+    return f" (if it has stopped, a running consumer takes them over once idle {claim_idle:g} s)"

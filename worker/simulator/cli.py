@@ -142,9 +142,26 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     )
 
 
+def _auth_text(config: SimulatorConfig) -> str:
+    """How to authenticate, for the start line: the default token is not a secret."""
+    if not (config.tokens or config.users or config.access_keys):
+        return "no auth"
+    # The default token is not a secret; tokens given with --token are not printed.
+    named = "token sim-token" if config.tokens == {"sim-token"} else (
+        f"{len(config.tokens)} token{'s' if len(config.tokens) > 1 else ''} given with --token")
+    parts = [named] if config.tokens else []
+    parts += [f"user {user.name}" for user in config.users]
+    parts += [f"access key {key.access_key}" for key in config.access_keys]
+    return "; ".join(parts)
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from .server import Simulator  # aiohttp.web: only when serving
 
+    if args.no_auth and (args.user or args.access_key):
+        print("simulator: --no-auth accepts every request: drop --user/--access-key, or --no-auth",
+              file=sys.stderr, flush=True)
+        return 2
     try:
         sim = Simulator(config_from_args(args))
     except (ValueError, OSError) as exc:
@@ -162,7 +179,8 @@ async def _serve(args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C still raises
             loop.add_signal_handler(sig, stop.set)
     print(
-        f"simulator listening on {url} (project {sim.config.project_id}, {len(sim.snapshots)} snapshots)",
+        f"simulator listening on {url} (project {sim.config.project_id}, {len(sim.snapshots)} snapshots; "
+        f"{_auth_text(sim.config)})",
         file=sys.stderr,
         flush=True,
     )

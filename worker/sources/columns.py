@@ -59,6 +59,9 @@ class ColumnMap:
 
     positions: dict[str, int]
     headers: tuple[str, ...]
+    # Fields whose empty cell is a value known to be empty, not a value not given: an exported
+    # inventory's Name / Description columns list every snapshot's current values.
+    empty_is_known: frozenset[str] = frozenset()
 
 
 def parse_overrides(specs: list[str] | None) -> dict[str, str]:
@@ -126,7 +129,11 @@ def resolve(headers: list[str], overrides: dict[str, str], source: str, line: in
             f"Map one with {_suggest('name', unmapped, ('name', 'label', '名'))} "
             "or --column description=HEADER"
         )
-    return ColumnMap(positions, tuple(headers))
+    current = {header_key(h) for h in (*CURRENT_NAME, *CURRENT_DESCRIPTION, "display_name", "display_description")}
+    listed = frozenset(f for f in ("previous_name", "previous_description")
+                       if aliases is INVENTORY_ALIASES and f in positions and f not in overrides
+                       and header_key(headers[positions[f]]) in current)
+    return ColumnMap(positions, tuple(headers), listed)
 
 
 def _suggest(target: str, candidates: list[str], hints: tuple[str, ...]) -> str:

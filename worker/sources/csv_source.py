@@ -175,6 +175,9 @@ def _rows(records: Iterator[Record], columns: ColumnMap, header: list[str]) -> I
         if not any(cell.strip() for cell in row):
             continue  # blank line
         fields = {field: _value(row[i]) if i < len(row) else None for field, i in columns.positions.items()}
+        for field in columns.empty_is_known:
+            if fields[field] is None and columns.positions[field] < len(row):
+                fields[field] = ""
         if problem is not None:
             yield Rejection(line, printable(fields), [problem])
             continue
