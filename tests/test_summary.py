@@ -256,3 +256,19 @@ def test_a_terminal_that_cannot_show_block_characters_gets_no_sparkline(tmp_path
     assert plain.returncode == 0, plain.stderr
     assert "rate: " in plain.stdout and "\\u258" not in plain.stdout  # no escaped block characters
     assert "█" in run_cli("summary", str(report), env={"PYTHONIOENCODING": "utf-8"}).stdout
+
+
+def test_run_html_writes_the_job_report_when_the_job_ends(sim_thread, tmp_path):
+    sim = sim_thread(snapshots=40)
+    jobs = write_jobs(tmp_path / "jobs.csv", relabel_targets(sim.sim.snapshots, 40), [["bad-id", "x"]])
+    report, html = tmp_path / "r.csv", tmp_path / "job.html"
+    done = run_cli("run", str(jobs), "--endpoint", sim.url, "--project-id", PROJECT, "--rate", "0",
+                   "--report", str(report), "--html", str(html), env={"SNAPRELABEL_TOKEN": TOKEN})
+    assert done.returncode == 1, done.stderr  # the bad row: the job's own exit code is kept
+    page = parse_page(html)
+    text = " ".join(t.strip() for t in page.text if t.strip())
+    assert page.external == [] and "applied 40" in text and "rejected 1" in text
+    # The HTML may not be the jobs file or the report (a typo would overwrite either).
+    refused = run_cli("run", str(jobs), "--endpoint", sim.url, "--project-id", PROJECT,
+                      "--report", str(tmp_path / "r2.csv"), "--html", str(jobs), env={"SNAPRELABEL_TOKEN": TOKEN})
+    assert refused.returncode == 2 and "--html" in refused.stderr

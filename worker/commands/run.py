@@ -10,11 +10,14 @@ from typing import Any
 from .. import exitcodes, fastpath
 from ..confirm import wants_confirmation
 from ..errors import ConfigError
+from ..html_report import write_html
+from ..journal import JournalError
 from ..logs import configure
 from ..rerun import RETRY_OUTCOMES, Selection, link_retry, retry_paths, write_retry_jobs
 from ..runner import JobSpec, run_job
 from ..settings import load_settings
-from ..sources import InputSpec
+from ..sources import InputSpec, same_file
+from ..summary import summarise
 from . import options
 from .parser import Parser
 
@@ -42,6 +45,9 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
                         help="instead of JOBS: run again the failed, interrupted and not-attempted "
                              "rows of this report (their jobs file and the new report are written "
                              "beside it, and both manifests name each other)")
+    parser.add_argument("--html", metavar="FILE",
+                        help="at the end, also write the job's self-contained HTML report (what "
+                             "`summary REPORT --html FILE` writes)")
     options.add_config(parser)
     parser.set_defaults(handler=main)
 
@@ -74,6 +80,8 @@ def main(args: argparse.Namespace) -> int:
     elif not args.input:
         raise ConfigError("give a JOBS file (or - for stdin), or --retry-from REPORT")
     source = input_spec(args)
+    if args.html and (same_file(args.html, source.path) or (args.report and same_file(args.html, args.report))):
+        raise ConfigError(f"--html {args.html} is the jobs file or the report: give it another name")
     spec = JobSpec(source, args.report, args.dry_run, args.overwrite,
                    confirm=wants_confirmation(source, args.yes, args.dry_run), resume=args.resume,
                    links=links)
@@ -83,4 +91,15 @@ def main(args: argparse.Namespace) -> int:
     if result.error is not None:
         print(f"snaprelabel run: error: {result.error}; the report holds every row "
               f"written before it; --resume continues the job", file=sys.stderr)
+    if args.html:
+        _write_html(result.report, args.html)
     return result.exit_code
+
+
+def _write_html(report: str, path: str) -> None:
+    """The job's HTML report; failing to write it does not change how the job ended."""
+    try:
+        write_html(summarise(report), path)
+    except (OSError, JournalError) as exc:
+        print(f"snaprelabel run: cannot write the HTML report {path}: {getattr(exc, 'strerror', None) or exc}",
+              file=sys.stderr)
