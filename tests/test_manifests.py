@@ -130,3 +130,16 @@ def test_compose_builds_its_image_and_keeps_what_it_writes():
     report = enqueue["command"][enqueue["command"].index("--report") + 1]
     assert not report.startswith("/")  # in the working directory, /work: the named volume
     assert "enqueue-reports:/work" in enqueue["volumes"] and "enqueue-reports" in compose["volumes"]
+
+
+@pytest.mark.parametrize(("name", "pod"), pod_templates(), ids=lambda v: v if isinstance(v, str) else "")
+def test_secrets_reach_every_pod_as_files_it_re_reads(name, pod):
+    (container,) = pod["containers"]
+    assert not [e for e in container.get("env", []) if "valueFrom" in e], name  # no secret in the environment
+    files = {e["name"]: e["value"] for e in container["env"] if e["name"].endswith("_FILE")}
+    assert "SNAPRELABEL_TOKEN_FILE" in files, name
+    secret_volumes = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    for path in files.values():
+        directory = path.rsplit("/", 1)[0]
+        assert mounts[directory]["name"] in secret_volumes and mounts[directory]["readOnly"], name
