@@ -118,6 +118,19 @@ expect "$code" "1" "run exit code (the 6 bad rows)"
 expect "$(stat -c %u "$CHECK/project/report.csv" 2>/dev/null)" "1000" "report owner"
 expect "$(grep -c ',applied,' "$CHECK/project/report.csv" 2>/dev/null)" \
   "$(($(wc -l < "$CHECK/project/jobs.csv") - 1 - 6))" "applied rows in the report"
+
+log "the token as a file (a Secret volume), read-only root, no capability, as uid 10001"
+mkdir -p "$CHECK/secrets" && printf 'sim-token\n' > "$CHECK/secrets/token" && chmod 0444 "$CHECK/secrets/token"
+set +e
+podman run --rm --read-only --cap-drop ALL --security-opt no-new-privileges \
+  -v "$CHECK/secrets:/run/secrets/snaprelabel-credentials:ro" \
+  -e SNAPRELABEL_TOKEN_FILE=/run/secrets/snaprelabel-credentials/token -e SNAPRELABEL_ENDPOINT="http://$sim_ip:8776" \
+  -e SNAPRELABEL_PROJECT_ID=0123456789abcdef0123456789abcdef $IMAGE \
+  auth check > "$CHECK/auth.log" 2>&1
+code=$?
+set -e
+expect "$code" "0" "auth check with SNAPRELABEL_TOKEN_FILE"
+expect "$(grep -c sim-token "$CHECK/auth.log")" "0" "lines of output holding the token"
 expect "$(git -C "$SRC" check-ignore -q config/snaprelabel.env && echo ignored)" "ignored" "the env copy is git-ignored"
 
 log "$([ $failures = 0 ] && echo 'all checks passed' || echo "$failures check(s) failed")"
