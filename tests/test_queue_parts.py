@@ -183,8 +183,8 @@ def test_consume_without_redis_url_is_one_line_and_exit_2(tmp_path):
     done = run_worker("consume", "--endpoint", "http://127.0.0.1:9", "--no-auth")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "snaprelabel consume: error: no Redis: give --redis redis://HOST:6379/0 or set "
-        "SNAPRELABEL_REDIS_URL"]
+        "snaprelabel consume: error: no Redis: give --redis redis://HOST:6379/0, --redis-url-file "
+        "FILE or set SNAPRELABEL_REDIS_URL"]
     done = run_worker("consume", "--redis", "http://x", "--endpoint", "http://127.0.0.1:9")
     assert done.returncode == 2 and "setting redis_url" in done.stderr
 

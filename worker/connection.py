@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from .api.aksk import AkSkAuth
-from .api.auth import Auth, AuthError, NoAuth, StaticToken
+from .api.auth import Auth, AuthError, FileToken, NoAuth, StaticToken
 from .api.catalog import CatalogError, find_endpoint
 from .api.client import Answer, HttpSettings, SnapshotApi, make_session
 from .api.errors import ErrorInfo
@@ -91,7 +91,8 @@ async def _authenticate(session: aiohttp.ClientSession, creds: Credentials, poli
             assert creds.auth_url is not None
             token, auth_url = creds.token, creds.auth_url
             catalog = await _from_identity(identity, lambda: fetch_catalog(session, auth_url, token))
-        return StaticToken(creds.token), catalog, creds.project_id
+        auth = FileToken(creds.token_file) if creds.token_file else StaticToken(creds.token)
+        return auth, catalog, creds.project_id
     assert creds.login is not None
     keystone = KeystoneAuth(session, creds.login, stop)
     first = await _from_identity(identity, keystone.current)

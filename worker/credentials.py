@@ -19,12 +19,12 @@ from pydantic import SecretStr
 from .api.aksk import AccessKey
 from .api.keystone import PasswordLogin
 from .errors import ConfigError
-from .redaction import SECRETS
+from .secret_file import SecretFile, read_secret_file
 from .settings import Settings
 
 _REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 NO_CREDENTIALS = (
-    "no credentials: set a token (SNAPRELABEL_TOKEN or OS_TOKEN), a password (OS_AUTH_URL, "
+    "no credentials: set a token (SNAPRELABEL_TOKEN, OS_TOKEN or --token-file), a password (OS_AUTH_URL, "
     "OS_USERNAME, OS_PASSWORD or --password-file, OS_PROJECT_ID or OS_PROJECT_NAME), an access "
     "key (HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK or --sk-file), --os-cloud NAME, or --no-auth "
     "for an endpoint that needs none"
@@ -41,6 +41,7 @@ class Credentials:
     why: str  # what chose the method, for `auth check`
     origin: str  # where the settings came from
     token: str | None = field(default=None, repr=False)
+    token_file: SecretFile | None = field(default=None, repr=False)  # --token-file: re-read when it changes
     login: PasswordLogin | None = None
     key: AccessKey | None = field(default=None, repr=False)
     auth_url: str | None = None  # the identity service, for a token or the catalog
@@ -98,9 +99,12 @@ def resolve(settings: Settings) -> Credentials:
     if method == "none":
         return Credentials(**common, endpoint=_require_endpoint(settings.endpoint))
     if method == "token":
-        if settings.token is None:
-            raise ConfigError("--auth-method token: no token (SNAPRELABEL_TOKEN, OS_TOKEN or --token)")
-        return Credentials(**common, token=settings.token.get_secret_value(),
+        token_file = SecretFile(settings.token_file, "token") if settings.token_file else None
+        token = token_file.value if token_file else _secret(None, settings.token, "token")
+        if token is None:
+            raise ConfigError("--auth-method token: no token (SNAPRELABEL_TOKEN, OS_TOKEN, --token "
+                              "or --token-file)")
+        return Credentials(**common, token=token, token_file=token_file,
                            auth_url=settings.auth_url, **_endpoint(settings, catalog=bool(settings.auth_url)))
     if method == "aksk":
         return Credentials(**common, key=_access_key(settings), **_endpoint(settings, catalog=False))
@@ -113,24 +117,13 @@ def choose_method(settings: Settings) -> tuple[str, str]:
         return settings.auth_method, f"auth_method is {settings.auth_method}"
     if settings.no_auth:
         return "none", "--no-auth"
-    if settings.token is not None:
+    if settings.token is not None or settings.token_file is not None:
         return "token", "a token is set (it comes before an access key and a password)"
     if settings.access_key or settings.secret_key or settings.sk_file:
         return "aksk", "an access key is set (it comes before a password)"
     if settings.password or settings.password_file or settings.username or settings.user_id:
         return "password", "a user and password are set"
     raise ConfigError(NO_CREDENTIALS)
-
-
-def read_secret_file(path: Path, what: str) -> str:
-    try:
-        value = path.read_text(encoding="utf-8").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the {what} file {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    if not value:
-        raise ConfigError(f"the {what} file {path} is empty")
-    SECRETS.add(value)
-    return value
 
 
 def _secret(path: Path | None, value: SecretStr | None, what: str) -> str | None:

@@ -82,9 +82,19 @@ def env_values(environ: Mapping[str, str]) -> dict[str, Any]:
 def search_path(stem: str, override: str | None) -> list[Path]:
     """Where openstacksdk looks for clouds.yaml / secure.yaml: an override first, then the
     working directory, ~/.config/openstack and /etc/openstack, as .yaml, .yml or .json."""
-    dirs = [Path.cwd(), Path.home() / ".config" / "openstack", Path("/etc/openstack")]
+    home = _home()
+    dirs = [Path.cwd(), *([home / ".config" / "openstack"] if home else []), Path("/etc/openstack")]
     files = [d / f"{stem}{suffix}" for d in dirs for suffix in (".yaml", ".yml", ".json")]
     return [Path(override), *files] if override else files
+
+
+def _home() -> Path | None:
+    """The user's home; None in a container run as a uid with no passwd entry and no HOME
+    (docker run --user 1234), where Path.home() raises."""
+    try:
+        return Path.home()
+    except (RuntimeError, KeyError, OSError):
+        return None
 
 
 def _first(paths: list[Path]) -> Path | None:

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(None, description=(
         "an X-Auth-Token you already have; prefer SNAPRELABEL_TOKEN or OS_TOKEN (flags show in "
         "ps); it cannot be renewed: once it expires, rows fail with 401"))
+    token_file: Path | None = Field(None, description=(
+        "read the token from FILE (a mounted Secret); the file is re-read when it changes and on "
+        "a 401, so a token renewed in the Secret keeps a long-running job working; wins over a "
+        "token given directly"))
     no_auth: bool = Field(False, description="send no credentials (a local simulator started with --no-auth)")
     path_family: Literal["v2", "evs", "cinder-v3"] = Field("v2", description=(
         "v2: /v2/{project}/snapshots (the seed's); evs: /v2/{project}/cloudsnapshots (Huawei's "
@@ -149,6 +153,9 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = Field(None, description=(  # may hold a password: a secret
         "queue mode: redis://[:PASSWORD@]HOST:6379/0, rediss:// for TLS, or unix://; kept secret "
         "(masked in the manifest): prefer SNAPRELABEL_REDIS_URL when it holds a password"))
+    redis_url_file: Path | None = Field(None, description=(
+        "read the Redis URL from FILE (a mounted Secret); re-read when it changes, so a rotated "
+        "Redis password is used from the next connection on; wins over --redis"))
     stream: str = Field("relabel:jobs", min_length=1, description=(
         "the jobs stream; its results go to STREAM:results, dead letters to STREAM:dead"))
     group: str = Field("relabel", min_length=1, description="the consumer group")
@@ -211,7 +218,7 @@ class Settings(BaseSettings):
             raise ValueError("is not a redis://, rediss:// or unix:// URL")
         return value
 
-    @field_validator("ca_bundle", "password_file", "sk_file")
+    @field_validator("ca_bundle", "password_file", "sk_file", "token_file", "redis_url_file")
     @classmethod
     def _readable_file(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():

@@ -3,9 +3,11 @@ whether a 401 is worth one retry (a refreshed token) or final."""
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 from ..errors import SnaprelabelError
+from ..secret_file import SecretFile
 
 
 class AuthError(SnaprelabelError):
@@ -51,6 +53,45 @@ class StaticToken:
 
     async def refresh_after_401(self, sent_at: float) -> bool:
         return False
+
+    async def close(self) -> None:
+        return None
+
+
+class FileToken:
+    """A token read from a file (--token-file: a mounted Secret that something else renews). The
+    file is looked at (one stat) at most every `check_every` seconds and re-read when it was
+    replaced, and re-read on a 401 before the request is given up: a rotated Secret keeps a
+    long-running consumer working."""
+
+    name = "token"
+
+    def __init__(self, file: SecretFile, check_every: float = 5.0) -> None:
+        self._file = file
+        self._check_every = check_every
+        self._headers = {"X-Auth-Token": file.value}
+        self._renewed_at = float("-inf")  # monotonic time the token last changed
+        self._next_check = time.monotonic() + check_every
+
+    async def headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + self._check_every
+            if self._file.changed_on_disk():
+                self._reread()
+        return self._headers
+
+    async def refresh_after_401(self, sent_at: float) -> bool:
+        if self._renewed_at > sent_at:  # another request already found the new token
+            return True
+        return self._reread()
+
+    def _reread(self) -> bool:
+        if not self._file.reread():
+            return False
+        self._headers = {"X-Auth-Token": self._file.value}
+        self._renewed_at = time.monotonic()
+        return True
 
     async def close(self) -> None:
         return None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import exitcodes
+from ..errors import ConfigError
 from ..logs import configure
 from ..results import Outcome
 from ..runner import JobSpec, run_job
@@ -88,8 +89,13 @@ async def _demo(args: argparse.Namespace) -> int:
     from ..simulator import Fault, Simulator, SimulatorConfig
 
     workdir = Path(args.dir)
-    workdir.mkdir(parents=True, exist_ok=True)
     jobs_path, report_path = workdir / "jobs.csv", workdir / "report.csv"
+    try:  # an unwritable directory (a container's read-only /work): one line, exit 2
+        workdir.mkdir(parents=True, exist_ok=True)
+        jobs_path.touch()
+    except OSError as exc:
+        raise ConfigError(f"cannot write its files in {os.path.abspath(workdir)}: "
+                          f"{exc.strerror or exc}; give --dir a writable directory") from None
     config = SimulatorConfig(
         snapshots=_seeded(args.rows), project_id=PROJECT, tokens=frozenset({DEMO_TOKEN}),
         faults=[Fault("503", 0.03), Fault("429-retry-after", 0.02), Fault("reset", 0.01)],

@@ -54,6 +54,8 @@ def add_api(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("API")
     group.add_argument("--endpoint", default=S, help=help_for("endpoint"))
     group.add_argument("--token", default=S, help=help_for("token"))
+    group.add_argument("--token-file", dest="token_file", default=S, metavar="FILE",
+                       help=help_for("token_file"))
     group.add_argument("--no-auth", dest="no_auth", action="store_true", default=S,
                        help=help_for("no_auth"))
     group.add_argument("--path-family", dest="path_family", default=S,

@@ -20,6 +20,8 @@ def add_redis(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("queue")
     group.add_argument("--redis", dest="redis_url", default=S, metavar="URL",
                        help=options.help_for("redis_url"))
+    group.add_argument("--redis-url-file", dest="redis_url_file", default=S, metavar="FILE",
+                       help=options.help_for("redis_url_file"))
     group.add_argument("--stream", default=S, help=options.help_for("stream"))
     group.add_argument("--group", default=S, help=options.help_for("group"))
     group.add_argument("--redis-wait", dest="redis_wait", type=float, default=S,

@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -36,6 +36,7 @@ from redis.exceptions import (
 from ..errors import ConfigError, SnaprelabelError
 from ..logs import log
 from ..redaction import SECRETS
+from ..secret_file import SecretFile
 
 T = TypeVar("T")
 # A blocking read waits this long at most, so the socket timeout must be longer.
@@ -73,11 +74,38 @@ def display_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def client_for(url: str) -> aioredis.Redis:
+def without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+class FileCredentials:
+    """The user and password of a URL file's current URL, asked by redis-py on every
+    (re)connection (its CredentialProvider protocol): a rotated password is used from the next
+    connection on, in every part that holds the client."""
+
+    def __init__(self, file: SecretFile) -> None:
+        self.file = file
+
+    def get_credentials(self) -> tuple[str, ...]:
+        parts = urlsplit(self.file.value)
+        password = unquote(parts.password or "")
+        if parts.username:
+            return (unquote(parts.username), password)
+        return (password,) if password else ()
+
+    async def get_credentials_async(self) -> tuple[str, ...]:
+        return self.get_credentials()
+
+
+def client_for(url: str, credentials: FileCredentials | None = None) -> aioredis.Redis:
     parts = urlsplit(url)
     SECRETS.add(parts.password)
+    if credentials is not None:  # redis-py takes credentials from the URL or a provider, not both
+        url = without_credentials(url)
     return aioredis.Redis.from_url(
         url,
+        credential_provider=credentials,
         decode_responses=True,
         # A message with bytes that are not UTF-8 is still read, then rejected by validation.
         encoding_errors="surrogateescape",
@@ -90,10 +118,13 @@ def client_for(url: str) -> aioredis.Redis:
 
 
 class RedisLink:
-    def __init__(self, url: str, wait: float) -> None:
+    def __init__(self, url: str, wait: float, url_file: SecretFile | None = None) -> None:
         self.url = display_url(url)
         self.wait = wait
-        self.client = client_for(url)
+        self._url_file = url_file  # --redis-url-file: a rotated password is picked up on a refusal
+        self._address = without_credentials(url)
+        self._generation = 0  # how many times the URL file brought new credentials
+        self.client = client_for(url, FileCredentials(url_file) if url_file else None)
         self.down_since: float | None = None  # monotonic start of the current outage
         self.give_up_at: float | None = None  # a stopping process waits no longer than this
         self._next_report = 0.0
@@ -111,14 +142,19 @@ class RedisLink:
         """Run `command(client)`; on an outage retry until Redis has been gone `wait` seconds."""
         delay = BACKOFF_FIRST
         while True:
+            generation = self._generation
             try:
                 result = await command(self.client)
             except (AuthenticationError, AuthorizationError) as exc:
+                if self._generation != generation or self._reread_url():
+                    continue  # new credentials since this command left, or just now
                 message = f"Redis at {self.url} refused our credentials: {exc}"
                 if not self._working:  # at start: a setting to fix (exit 2), not an outage
                     raise ConfigError(message) from None
                 raise RedisUnavailable(message) from None
             except OUTAGE_ERRORS as exc:
+                if self._url_file is not None and self._url_file.changed_on_disk() and self._reread_url():
+                    continue  # a connection dropped as the password rotated: try the new one
                 remaining = self._outage(what, exc)
                 await asyncio.sleep(min(delay * random.uniform(0.5, 1.0), remaining))
                 delay = min(delay * 2, BACKOFF_CAP)
@@ -138,6 +174,19 @@ class RedisLink:
                             outage_s=round(time.monotonic() - self.down_since, 1))
                 self.down_since = None
             return result
+
+    def _reread_url(self) -> bool:
+        """True when the URL file holds new credentials (FileCredentials hands them to the next
+        connection). Only the user and password follow the file: another address needs a restart."""
+        if self._url_file is None or not self._url_file.reread():
+            return False
+        url = self._url_file.value
+        if without_credentials(url) != self._address:
+            log.warning("redis url file: a new address is used after a restart; the new password now",
+                        redis=self.url, new=display_url(url))
+        self._generation += 1
+        log.info("redis url file changed: reconnecting with the new URL", redis=self.url)
+        return True
 
     def _outage(self, what: str, exc: BaseException) -> float:
         """Seconds left before giving up; raises RedisUnavailable when there are none."""

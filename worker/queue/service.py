@@ -11,6 +11,7 @@ import sys
 import time
 from contextlib import suppress
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from .. import exitcodes
 from ..connection import Connection
@@ -24,6 +25,7 @@ from ..relabel import Updates
 from ..report import ReportWriter
 from ..retry import Counters
 from ..safety import SafetyRules
+from ..secret_file import SecretFile
 from ..settings import Settings
 from ..stop import Stop
 from ..wiring import (
@@ -62,16 +64,28 @@ class ConsumeSpec:
 
 
 def redis_url_from(settings: Settings) -> str:
+    return redis_source(settings)[0]
+
+
+def redis_source(settings: Settings) -> tuple[str, SecretFile | None]:
+    """The Redis URL, and the file it came from (--redis-url-file wins over --redis)."""
+    if settings.redis_url_file is not None:
+        file = SecretFile(settings.redis_url_file, "Redis URL", lambda url: urlsplit(url).password)
+        if urlsplit(file.value).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(f"the Redis URL file {settings.redis_url_file} does not hold a redis://, "
+                              "rediss:// or unix:// URL")
+        return file.value, file
     if settings.redis_url is None:
-        raise ConfigError("no Redis: give --redis redis://HOST:6379/0 or set SNAPRELABEL_REDIS_URL")
-    return settings.redis_url.get_secret_value()
+        raise ConfigError("no Redis: give --redis redis://HOST:6379/0, --redis-url-file FILE or set "
+                          "SNAPRELABEL_REDIS_URL")
+    return settings.redis_url.get_secret_value(), None
 
 
 async def run_consumer(settings: Settings, spec: ConsumeSpec, on_terminal: bool | None = None) -> int:
     """Raises ConfigError for anything that stops the consumer before it starts."""
     if on_terminal is None:
         on_terminal = sys.stderr.isatty()
-    url = redis_url_from(settings)
+    url, url_file = redis_source(settings)
     creds = credentials_from(settings)
     report = None
     if spec.report:
@@ -80,7 +94,7 @@ async def run_consumer(settings: Settings, spec: ConsumeSpec, on_terminal: bool 
                                   append=True, fsync=settings.fsync)
         except OSError as exc:
             raise ConfigError(f"cannot write the report {spec.report}: {exc.strerror or exc}") from None
-    link = RedisLink(url, settings.redis_wait)
+    link = RedisLink(url, settings.redis_wait, url_file)
     try:
         return await _consume(settings, spec, link, creds, report, on_terminal)
     except (RedisUnavailable, RedisLost) as exc:  # before the engine started
