@@ -40,7 +40,7 @@ from worker.simulator import SimulatorConfig, run_in_thread
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 DIRECTIVE = re.compile(r"^<!--\s*(.*?)\s*-->$")
-CONTAINER_TOOLS = ("docker", "kubectl", "helm")
+CONTAINER_TOOLS = ("docker", "podman", "kubectl", "helm")
 DOCS_PORT = "8776"  # the port the docs use for a simulator
 # Snapshots whose names the examples match (plan's '^db-(?P<env>prod|dev)-'); the first five are
 # the jobs file's.
