@@ -188,6 +188,12 @@ async def _serve(args: argparse.Namespace) -> int:
         await stop.wait()
     finally:
         await sim.stop()
+        # Before the loop closes its wake-up pipe: a signal arriving after that (a second
+        # SIGTERM) printed "Exception ignored ... Bad file descriptor"; now it ends the process
+        # quietly, as it would without a loop.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)
     return 0
 
 
