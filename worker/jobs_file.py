@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import IO
 
 from .errors import ConfigError
@@ -44,6 +44,28 @@ class JobsWriter:
         if self._header_due and self._csv is not None:
             self._csv.writerow(JOB_COLUMNS)
             self._header_due = False
+
+
+def format_for(path: str | None, given: str | None) -> str:
+    """--format when given, else from the output's extension; CSV by default."""
+    return given or ("jsonl" if (path or "").endswith((".jsonl", ".ndjson")) else "csv")
+
+
+def write_jobs(jobs: Iterable[Mapping[str, str | None]], path: str | None, fmt: str) -> int:
+    """A whole jobs file at `path` (None: stdout), or none at all; the number of jobs written."""
+    target = JobsOutput(path)
+    count = 0
+    try:
+        writer = JobsWriter(target.stream, fmt)
+        for job in jobs:
+            writer.write(job)
+            count += 1
+        writer.finish()
+    except BaseException:
+        target.abandon()
+        raise
+    target.commit()
+    return count
 
 
 class JobsOutput:

@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .jobs import JOB_COLUMNS
-from .jobs_file import JobsOutput, JobsWriter
+from .jobs_file import write_jobs
 from .journal import JournalError, LineSet, Record, detect_format, iter_records
 from .manifest import file_digest, manifest_path, read_manifest
 from .results import Outcome, now_iso
@@ -104,13 +104,13 @@ def check_input(report: str, manifest: dict[str, Any] | None) -> str | None:
     return None
 
 
-def write_retry_jobs(report: str, selection: Selection, path: str) -> int:
-    """The retry jobs file of `report` at `path` (CSV), whole or not at all; the number of jobs.
-    Raises ConfigError (unusable report, changed input)."""
+def read_retry_jobs(report: str, selection: Selection) -> tuple[list[dict[str, str | None]], str | None, str]:
+    """The jobs to run again from `report`, a note for stderr (the input is gone), and the
+    report's format. Raises ConfigError (unusable report, changed input)."""
     try:
         fmt = detect_format(report)
         manifest = read_manifest(report)
-        check_input(report, manifest)
+        note = check_input(report, manifest)
         jobs = jobs_to_retry(iter_records(report, fmt), selection, empty_is_known=fmt == "jsonl")
     except JournalError as exc:
         raise ConfigError(str(exc)) from None
@@ -118,17 +118,14 @@ def write_retry_jobs(report: str, selection: Selection, path: str) -> int:
         raise ConfigError(f"cannot read {report}: {exc.strerror or exc}") from None
     if selection.rows == 0 and (manifest or {}).get("tool") != "snaprelabel":
         raise ConfigError(f"{report} holds no report rows: not a snaprelabel report")
-    out = JobsOutput(path)
-    try:
-        writer = JobsWriter(out.stream, "jsonl" if fmt == "jsonl" else "csv")
-        for job in jobs:
-            writer.write(job)
-        writer.finish()
-    except BaseException:
-        out.abandon()
-        raise
-    out.commit()
-    return len(jobs)
+    return jobs, note, fmt
+
+
+def write_retry_jobs(report: str, selection: Selection, path: str) -> int:
+    """The retry jobs file of `report` at `path`, in the report's format, whole or not at all;
+    the number of jobs. Raises ConfigError (unusable report, changed input)."""
+    jobs, _, fmt = read_retry_jobs(report, selection)
+    return write_jobs(jobs, path, fmt)
 
 
 def retry_paths(report: str, report_format: str) -> tuple[str, str]:

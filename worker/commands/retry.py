@@ -9,10 +9,8 @@ import sys
 
 from .. import exitcodes
 from ..errors import ConfigError
-from ..jobs_file import JobsOutput, JobsWriter
-from ..journal import JournalError, detect_format, iter_records
-from ..manifest import read_manifest
-from ..rerun import CHOICES, RETRY_OUTCOMES, Selection, check_input, jobs_to_retry
+from ..jobs_file import format_for, write_jobs
+from ..rerun import CHOICES, RETRY_OUTCOMES, Selection, read_retry_jobs
 from ..results import Outcome
 from ..sources import same_file
 from .parser import Parser
@@ -46,32 +44,11 @@ def _outcomes(text: str) -> frozenset[Outcome]:
 
 
 def main(args: argparse.Namespace) -> int:
-    fmt = args.format or ("jsonl" if (args.output or "").endswith((".jsonl", ".ndjson")) else "csv")
     if args.output and same_file(args.report, args.output):
         raise ConfigError(f"--output {args.output} is the report itself: give the jobs file another name")
     selection = Selection(args.outcome, frozenset(args.error_codes))
-    try:
-        report_format = detect_format(args.report)
-        manifest = read_manifest(args.report)
-        note = check_input(args.report, manifest)
-        jobs = jobs_to_retry(iter_records(args.report, report_format), selection,
-                             empty_is_known=report_format == "jsonl")
-    except JournalError as exc:
-        raise ConfigError(str(exc)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {args.report}: {exc.strerror or exc}") from None
-    if selection.rows == 0 and (manifest or {}).get("tool") != "snaprelabel":
-        raise ConfigError(f"{args.report} holds no report rows: not a snaprelabel report")
-    target = JobsOutput(args.output)
-    try:
-        writer = JobsWriter(target.stream, fmt)
-        for job in jobs:
-            writer.write(job)
-        writer.finish()
-    except BaseException:
-        target.abandon()
-        raise
-    target.commit()
+    jobs, note, _ = read_retry_jobs(args.report, selection)
+    write_jobs(jobs, args.output, format_for(args.output, args.format))
     if note:
         print(note, file=sys.stderr)
     counts = ", ".join(f"{outcome} {n}" for outcome, n in sorted(selection.by_outcome.items())) or "none"

@@ -8,7 +8,7 @@ import sys
 
 from .. import exitcodes
 from ..errors import ConfigError
-from ..jobs_file import JobsOutput, JobsWriter
+from ..jobs_file import format_for, write_jobs
 from ..journal import JournalError, detect_format, iter_records, read_journal
 from ..sources import same_file
 from ..undo import Undo
@@ -30,7 +30,6 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    fmt = args.format or ("jsonl" if (args.output or "").endswith((".jsonl", ".ndjson")) else "csv")
     try:
         report_format = detect_format(args.report)
         final = read_journal(args.report, report_format).final
@@ -41,15 +40,7 @@ def main(args: argparse.Namespace) -> int:
     if args.output and same_file(args.report, args.output):
         raise ConfigError(f"--output {args.output} is the report itself: give the undo file another name")
     undo = Undo(final)
-    target = JobsOutput(args.output)
-    try:
-        writer = JobsWriter(target.stream, fmt)
-        for job in undo.jobs(iter_records(args.report, report_format)):
-            writer.write(job)
-        writer.finish()
-    except BaseException:
-        target.abandon()
-        raise
-    target.commit()
+    write_jobs(undo.jobs(iter_records(args.report, report_format)), args.output,
+               format_for(args.output, args.format))
     undo.explain(args.report, sys.stderr)
     return exitcodes.PROBLEMS if undo.incomplete else exitcodes.OK
