@@ -53,3 +53,20 @@ def run_cli(*args: str, env: dict[str, str] | None = None, stdin: bytes | None =
         [sys.executable, "-m", "worker", *args], input=stdin, capture_output=True, timeout=timeout,
         env=full_env, cwd=ROOT if stdin is None else None, text=stdin is None,
     )
+
+
+def sim_settings(sim, **overrides):
+    """Settings for a job against the in-process simulator: its token, unpaced, fast retries."""
+    from worker.settings import load_settings
+
+    return load_settings({"endpoint": sim.url, "project_id": PROJECT, "token": TOKEN, "rate": 0,
+                          "concurrency": 4, **FAST, **overrides})
+
+
+async def run_jobs_file(sim, jobs, report, resume=False, **overrides):
+    """`run JOBS --report REPORT` in-process against the simulator."""
+    from worker.runner import JobSpec, run_job
+    from worker.sources import InputSpec
+
+    spec = JobSpec(InputSpec(str(jobs)), str(report), resume=resume)
+    return await run_job(sim_settings(sim, **overrides), spec, on_terminal=False)

@@ -16,24 +16,13 @@ from collections import Counter
 import pytest
 import structlog
 
-from helpers import FAST, PROJECT, ROOT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
+from helpers import PROJECT, ROOT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
+from helpers import run_jobs_file as run
 from worker.logs import configure
-from worker.runner import JobSpec, run_job
-from worker.settings import ConfigError, load_settings
-from worker.sources import InputSpec
+from worker.settings import ConfigError
 
 GHOST = "00000000-0000-4000-8000-000000000000"
 ENV = {"SNAPRELABEL_TOKEN": TOKEN}
-
-
-def settings_for(sim, **overrides):
-    return load_settings({"endpoint": sim.url, "project_id": PROJECT, "token": TOKEN, "rate": 0,
-                          "concurrency": 4, **FAST, **overrides})
-
-
-async def run(sim, jobs, report, resume=False, **overrides):
-    spec = JobSpec(InputSpec(str(jobs)), str(report), resume=resume)
-    return await run_job(settings_for(sim, **overrides), spec, on_terminal=False)
 
 
 def final_lines(rows):

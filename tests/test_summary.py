@@ -13,25 +13,13 @@ from html.parser import HTMLParser
 
 import pytest
 
-from helpers import FAST, PROJECT, TOKEN, relabel_targets, run_cli, write_jobs
+from helpers import PROJECT, TOKEN, relabel_targets, run_cli, write_jobs
+from helpers import run_jobs_file as run
 from worker.report import ReportWriter
 from worker.results import Outcome, Result
-from worker.runner import JobSpec, run_job
-from worker.settings import load_settings
 from worker.simulator import Fault
-from worker.sources import InputSpec
 
 GHOST = "00000000-0000-4000-8000-000000000000"
-
-
-def settings_for(sim, **overrides):
-    return load_settings({"endpoint": sim.url, "project_id": PROJECT, "token": TOKEN, "rate": 0,
-                          "concurrency": 4, **FAST, **overrides})
-
-
-async def run(sim, jobs, report, resume=False, **overrides):
-    spec = JobSpec(InputSpec(str(jobs)), str(report), resume=resume)
-    return await run_job(settings_for(sim, **overrides), spec, on_terminal=False)
 
 
 def summary_json(report):
