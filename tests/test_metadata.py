@@ -54,6 +54,7 @@ def test_auto_asks_the_metadata_service_only_when_nothing_else_is_set(sim_thread
     assert chosen.returncode == 0, chosen.stderr
     assert "method: temporary AK/SK from the metadata service" in chosen.stdout
     assert f"chosen because: nothing else is set and the metadata service {sim.url} answered" in chosen.stdout
+    assert "keys: access key TMP" in chosen.stdout and "(fetched again before)" in chosen.stdout
     assert len(fetched(sim.sim)) == 2  # the probe's and the job's
     # With a token set, the metadata service is not even asked.
     sim.sim.identity.metadata_requests.clear()
@@ -112,6 +113,9 @@ def answer(kind):
         return web.json_response({"credential": {**GOOD, "expires_at": "2001-01-01T00:00:00.000000Z"}})
     if kind == "redirect":
         raise web.HTTPFound("http://127.0.0.1:9/elsewhere")
+    if kind == "token-with-newline":
+        return web.json_response({"credential": {**GOOD, "securitytoken": "hostile-sts-token-41ab\r\nX-Evil: 1",
+                                                 "expires_at": future}})
     if kind == "huge":
         return web.json_response({"credential": {**GOOD, "expires_at": future, "pad": "x" * (1 << 20)}})
     raise AssertionError(kind)
@@ -125,6 +129,7 @@ EXPECTED = {
     "expired": "handed out keys already expired: they expired at 2001-01-01T00:00:00+00:00",
     "redirect": "answered HTTP 302 (a redirect): never followed",
     "huge": "answered with too large a body",
+    "token-with-newline": "answered with a security token that cannot be sent",
 }
 
 

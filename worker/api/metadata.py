@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import http.client
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -60,6 +61,9 @@ RENEW_AHEAD = 40 * 60.0
 # ...and stop signing with them this close to their expiry: a request signed now must still be
 # good when the gateway checks it.
 STALE_AHEAD = 60.0
+# Keys said to live longer are renewed after this long anyway: a Date header far in the past
+# must not make keys look good for years (Huawei's live a day).
+MAX_LIFE = 2 * 24 * 3600.0
 # The answer is four short strings: anything larger is not a security key.
 ANSWER_LIMIT = 16 << 10
 FETCH_TIMEOUT = aiohttp.ClientTimeout(total=10.0, sock_connect=3.0, sock_read=3.0)
@@ -68,6 +72,9 @@ PROBE_TIMEOUT = 1.0  # `auto` with nothing configured: is there a metadata servi
 # the job stops: a blip of a second must not end a long job.
 EXPIRED_RETRY_PAUSES = (0.5, 1.0, 2.0)
 QUIET_AFTER_FAILURE = 1.0  # seconds between asks while stale keys are still in use
+
+
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]{1,8192}")  # visible ASCII: what a header may carry
 
 
 def security_key_url(base: str) -> str:
@@ -119,14 +126,16 @@ def parse_security_key(raw: bytes, server_now: datetime | None, url: str, reques
     access, secret, token = (str(values[n]).strip() for n in ("access", "secret", "securitytoken"))
     SECRETS.add(secret)
     SECRETS.add(token)
-    if not access.isprintable() or len(access) > 128:
+    if not (_HEADER_VALUE.fullmatch(access) and len(access) <= 128 and "," not in access):
         raise AuthError(f"the metadata service {url} answered with an access key that is not one")
+    if not _HEADER_VALUE.fullmatch(token):  # sent as X-Security-Token: no CR/LF smuggled in
+        raise AuthError(f"the metadata service {url} answered with a security token that cannot be sent")
     try:
         expires = _utc(datetime.fromisoformat(str(values["expires_at"]).strip().replace("Z", "+00:00")))
     except ValueError:
         raise AuthError(f"the metadata service {url} answered with an expires_at that is not a time") from None
     server_now, clock = _server_now(server_now)
-    life_left = (expires - server_now).total_seconds()
+    life_left = min((expires - server_now).total_seconds(), MAX_LIFE)
     if life_left <= 0:
         # Transient: the service may hand out fresh keys in a moment; retried after a backoff.
         raise AuthError(f"the metadata service {url} handed out keys already expired: they expired at "
@@ -197,9 +206,12 @@ class MetadataService:
     async def _renew_session_token(self, required: bool = False) -> None:
         url = self.base_url + SESSION_TOKEN_PATH
         status, raw, _ = await self._call("PUT", url, {SESSION_TOKEN_TTL_HEADER: str(SESSION_TOKEN_TTL)})
-        if status == 200 and raw.strip():
-            self._session_token = raw.decode("utf-8", "replace").strip()
-            SECRETS.add(self._session_token)
+        token = raw.decode("ascii", "replace").strip()
+        if status == 200 and token:
+            SECRETS.add(token)
+            if not _HEADER_VALUE.fullmatch(token):  # it goes into a header: no CR/LF smuggled in
+                raise AuthError(f"the metadata service {url} answered with a session token that cannot be sent")
+            self._session_token = token
             self._session_token_until = time.monotonic() + SESSION_TOKEN_TTL * 0.9
         elif status in (404, 405, 503) and not required:
             self._session_token = None  # this service does not use session tokens
