@@ -223,3 +223,19 @@ async def test_keys_expiring_with_the_service_down_stop_the_job_with_exit_3(sim,
     assert {r["outcome"] for r in rows} <= {"applied", "failed", "interrupted", "not_attempted"}
     applied = {r["snapshot_id"] for r in rows if r["outcome"] == "applied"}
     assert applied == set(sim.apply_counts)  # every change the API made is in the report
+
+
+@pytest.mark.parametrize("sim", [{"snapshots": 5, "metadata_key_lifetime": 60.0}], indirect=True)
+async def test_many_senders_waiting_for_keys_cause_one_fetch(sim):
+    session = make_session(HttpSettings())
+    auth = MetadataAuth(MetadataService(session, sim.url), PROJECT, Stop())
+    try:
+        keys = await asyncio.gather(*(auth.current() for _ in range(50)))
+        # A 401 on 20 requests sent before the renewal: one more fetch, and all retry.
+        sent_at = time.monotonic()
+        retry = await asyncio.gather(*(auth.refresh_after_401(sent_at) for _ in range(20)))
+    finally:
+        await auth.close()
+        await session.close()
+    assert len({k.access_key for k in keys}) == 1 and all(retry)
+    assert len(fetched(sim)) == 2
