@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from helpers import sim_config
+from helpers import NO_METADATA, sim_config
 from worker.logs import configure
 from worker.simulator import Simulator, run_in_thread
 
@@ -44,3 +44,5 @@ def _no_ambient_credentials(monkeypatch):
     for name in list(os.environ):
         if name.startswith(("OS_", "HUAWEICLOUD_SDK_", "SNAPRELABEL_")):
             monkeypatch.delenv(name)
+    for name, value in NO_METADATA.items():
+        monkeypatch.setenv(name, value)

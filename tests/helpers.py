@@ -14,6 +14,9 @@ from worker.simulator import SimulatorConfig
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "0123456789abcdef0123456789abcdef"
 TOKEN = "test-token-7f3a9c"
+# Where tests look for an instance metadata service (`auto` with nothing else set probes it):
+# a closed port, so no test ever asks whatever answers at 169.254.169.254 on the machine.
+NO_METADATA = {"SNAPRELABEL_METADATA_URL": "http://127.0.0.1:9"}
 # Short waits keep the suite quick; the behaviour under test is the same.
 FAST = {"backoff_base": 0.01, "backoff_cap": 0.2, "throttled_backoff": 0.05}
 
@@ -48,7 +51,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, stdin: bytes | None =
     """`snaprelabel ARGS` in a child process, as a user runs it (not a terminal: JSON logs)."""
     full_env = {k: v for k, v in os.environ.items()
                 if not k.startswith(("SNAPRELABEL_", "OS_", "HUAWEICLOUD_SDK_"))}
-    full_env.update(env or {})
+    full_env.update({**NO_METADATA, **(env or {})})
     return subprocess.run(
         [sys.executable, "-m", "worker", *args], input=stdin, capture_output=True, timeout=timeout,
         env=full_env, cwd=ROOT if stdin is None else None, text=stdin is None,

@@ -243,13 +243,16 @@ def method_envs(sim):
                   "HUAWEICLOUD_SDK_SECURITY_TOKEN": KEY.security_token,
                   "HUAWEICLOUD_SDK_PROJECT_ID": PROJECT, "SNAPRELABEL_ENDPOINT": sim.url},
                  [KEY.secret_key, KEY.security_token]),
+        # The keys the metadata service handed out are added once the job has run.
+        "metadata": ({"SNAPRELABEL_AUTH_METHOD": "metadata", "SNAPRELABEL_METADATA_URL": sim.url,
+                      "SNAPRELABEL_ENDPOINT": sim.url, "SNAPRELABEL_PROJECT_ID": PROJECT}, []),
     }
 
 
-@pytest.mark.parametrize("method", ["token", "token-catalog", "password", "aksk"])
+@pytest.mark.parametrize("method", ["token", "token-catalog", "password", "aksk", "metadata"])
 def test_no_secret_in_any_output_at_debug_level(sim_thread, tmp_path, method):
     sim = sim_thread(snapshots=40, users=(USER,), access_keys=(KEY,), token_lifetime=1.0,
-                     faults=["503:0.1", "500:0.05"])
+                     metadata_key_lifetime=1.0, faults=["503:0.1", "500:0.05"])
     env, secrets = method_envs(sim)[method]
     ghost = "00000000-0000-4000-8000-000000000000"
     jobs = write_jobs(tmp_path / "jobs.csv", relabel_targets(sim.sim.snapshots, 30),
@@ -260,13 +263,19 @@ def test_no_secret_in_any_output_at_debug_level(sim_thread, tmp_path, method):
     check = run_cli("auth", "check", "--log-level", "debug", env=env)
     assert done.returncode == 1, done.stderr  # the two bad rows
     assert check.returncode == 0, check.stderr
-    assert f"method: {method.split('-')[0].replace('aksk', 'AK/SK')}" in check.stdout
+    shown = {"aksk": "AK/SK", "metadata": "temporary AK/SK from the metadata service"}
+    assert f"method: {shown.get(method, method.split('-')[0])}" in check.stdout
     assert "endpoint: " in check.stdout and "checked: GET " in check.stdout
     applied = [json.loads(line) for line in report.read_text().splitlines()]
     assert sum(r["outcome"] == "applied" for r in applied) == 30
     if method == "password":
         secrets += [r.token for r in sim.sim.identity.token_requests if r.token]
         assert len(secrets) >= 3  # tokens expired and were renewed during the job
+    if method == "metadata":
+        handed_out = [r for r in sim.sim.identity.metadata_requests if r.status == 200]
+        secrets += [sim.sim.identity.keys[r.user].secret_key for r in handed_out]
+        secrets += [r.token for r in handed_out]
+        assert len(handed_out) >= 3  # keys expired and were renewed during the job
     outputs = {"run stdout": done.stdout, "run stderr": done.stderr, "check stdout": check.stdout,
                "check stderr": check.stderr, "report": report.read_text(),
                "manifest": (tmp_path / "r.jsonl.manifest.json").read_text()}

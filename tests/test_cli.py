@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import PROJECT, ROOT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
+from helpers import NO_METADATA, PROJECT, ROOT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
 
 GHOST = "00000000-0000-4000-8000-000000000000"
 
@@ -60,7 +60,7 @@ def test_bad_usage_is_one_clear_line_and_exit_2(tmp_path, args, message):
     write_jobs(tmp_path / "jobs.csv", {GHOST: "x"})
     done = subprocess.run([sys.executable, "-m", "worker", *args], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **NO_METADATA})
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in done.stderr

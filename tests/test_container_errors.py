@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from helpers import ROOT
+from helpers import NO_METADATA, ROOT
 
 # The CLI as a uid without a passwd entry sees it: getpwuid() finds nothing. (Portable: no root
 # needed to make such a uid.)
@@ -25,6 +25,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SNAPRELABEL_", "OS_", "HUAWEICLOUD_SDK_")) and k != "HOME"}
     env["PYTHONPATH"] = str(ROOT)
+    env.update(NO_METADATA)
     env.update(extra)
     return env
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PROJECT, ROOT, TOKEN
+from helpers import NO_METADATA, PROJECT, ROOT, TOKEN
 from worker.simulator import SimulatorConfig, run_in_thread
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -170,7 +170,7 @@ def test_the_block_runs_as_written(block, docs_sim, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SNAPRELABEL_", "OS_", "HUAWEICLOUD_SDK_"))}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                SNAPRELABEL_ENDPOINT=docs_sim.url, SNAPRELABEL_TOKEN=TOKEN, SNAPRELABEL_PROJECT_ID=PROJECT,
-               SNAPRELABEL_RATE="0", SNAPRELABEL_LOG_FORMAT="console")
+               SNAPRELABEL_RATE="0", SNAPRELABEL_LOG_FORMAT="console", **NO_METADATA)
     done = subprocess.run(["bash", "-c", _script(block, _free_port())], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"{block.id}:\n{done.stderr[-3000:]}"

@@ -19,6 +19,7 @@ from .api.catalog import CatalogError, find_endpoint
 from .api.client import Answer, HttpSettings, SnapshotApi, make_session
 from .api.errors import ErrorInfo
 from .api.keystone import KeystoneAuth, answer_text, fetch_catalog
+from .api.metadata import MetadataAuth, MetadataService
 from .api.paths import collection_path
 from .credentials import Credentials
 from .errors import ConfigError
@@ -29,6 +30,7 @@ from .stop import Stop
 
 REFUSED_HINTS = {
     "aksk": " (check the access key, the secret key and this machine's clock)",
+    "metadata": " (check the agency's permissions and this machine's clock)",
     "token": " (the token is wrong or expired)",
     "none": " (the endpoint wants credentials)",
 }
@@ -84,6 +86,11 @@ async def _authenticate(session: aiohttp.ClientSession, creds: Credentials, poli
     if creds.method == "aksk":
         assert creds.key is not None
         return AkSkAuth(creds.key, stop), None, creds.project_id
+    if creds.method == "metadata":
+        assert creds.metadata_url is not None
+        keys = MetadataAuth(MetadataService(session, creds.metadata_url), creds.project_id, stop)
+        await _from_identity(identity, keys.current)
+        return keys, None, creds.project_id
     if creds.method == "token":
         assert creds.token is not None
         catalog = None

@@ -1,7 +1,8 @@
 """Which credentials a job uses, decided from its settings before anything is sent.
 
 One method, chosen deterministically: --auth-method (or OS_AUTH_TYPE, or the cloud's auth_type)
-when given; else --no-auth; else a token; else an access key (AK/SK); else a password. A
+when given; else --no-auth; else a token; else an access key (AK/SK); else a password; else,
+when the instance metadata service answers, its temporary AK/SK (asked only then). A
 password or a secret key read from a file (--password-file, --sk-file) wins over one given
 directly. The endpoint is --endpoint when given; else, with an identity service, the service
 catalog's; else the Huawei Cloud endpoint of --region.
@@ -16,6 +17,7 @@ from typing import TypedDict
 
 from pydantic import SecretStr
 
+from .api import metadata
 from .api.aksk import AccessKey
 from .api.keystone import PasswordLogin
 from .errors import ConfigError
@@ -26,8 +28,8 @@ _REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 NO_CREDENTIALS = (
     "no credentials: set a token (SNAPRELABEL_TOKEN, OS_TOKEN or --token-file), a password (OS_AUTH_URL, "
     "OS_USERNAME, OS_PASSWORD or --password-file, OS_PROJECT_ID or OS_PROJECT_NAME), an access "
-    "key (HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK or --sk-file), --os-cloud NAME, or --no-auth "
-    "for an endpoint that needs none"
+    "key (HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK or --sk-file), --os-cloud NAME, --auth-method "
+    "metadata on a Huawei Cloud ECS with an agency, or --no-auth for an endpoint that needs none"
 )
 
 
@@ -37,7 +39,7 @@ def huawei_endpoint(service: str, region: str) -> str:
 
 @dataclass(frozen=True)
 class Credentials:
-    method: str  # token | password | aksk | none
+    method: str  # token | password | aksk | metadata | none
     why: str  # what chose the method, for `auth check`
     origin: str  # where the settings came from
     token: str | None = field(default=None, repr=False)
@@ -51,6 +53,7 @@ class Credentials:
     interface: str = "public"
     path_family: str | None = None  # None: follow the catalog's service type, else v2
     project_id: str | None = None  # the project the credentials act for
+    metadata_url: str | None = None  # metadata: the service that hands out temporary AK/SK
 
     def describe(self) -> str:
         """One line naming the method and the identity, never a secret."""
@@ -62,6 +65,9 @@ class Credentials:
             temporary = ", temporary (security token)" if self.key.security_token else ""
             return (f"AK/SK (SDK-HMAC-SHA256, access key {self.key.access_key}{temporary}, "
                     f"project {self.key.project_id})")
+        if self.method == "metadata":
+            return (f"temporary AK/SK from the metadata service {self.metadata_url} (SDK-HMAC-SHA256 "
+                    f"with a security token, renewed before they expire), project {self.project_id}")
         if self.method == "token":
             return "token (X-Auth-Token)"
         return "none (no credentials sent)"
@@ -108,6 +114,11 @@ def resolve(settings: Settings) -> Credentials:
                            auth_url=settings.auth_url, **_endpoint(settings, catalog=bool(settings.auth_url)))
     if method == "aksk":
         return Credentials(**common, key=_access_key(settings), **_endpoint(settings, catalog=False))
+    if method == "metadata":
+        if not settings.project_id:
+            raise ConfigError("metadata: no project (--project-id, SNAPRELABEL_PROJECT_ID or "
+                              "HUAWEICLOUD_SDK_PROJECT_ID): requests are signed for one project")
+        return Credentials(**common, metadata_url=settings.metadata_url, **_endpoint(settings, catalog=False))
     login = _password_login(settings)
     return Credentials(**common, login=login, auth_url=login.auth_url, **_endpoint(settings, catalog=True))
 
@@ -123,7 +134,11 @@ def choose_method(settings: Settings) -> tuple[str, str]:
         return "aksk", "an access key is set (it comes before a password)"
     if settings.password or settings.password_file or settings.username or settings.user_id:
         return "password", "a user and password are set"
-    raise ConfigError(NO_CREDENTIALS)
+    # Last, and only now: the probe may take a second where there is no metadata service.
+    absent = metadata.probe(settings.metadata_url)
+    if absent is None:
+        return "metadata", f"nothing else is set and the metadata service {settings.metadata_url} answered"
+    raise ConfigError(f"{NO_CREDENTIALS} ({absent})")
 
 
 def _secret(path: Path | None, value: SecretStr | None, what: str) -> str | None:

@@ -115,9 +115,13 @@ class Settings(BaseSettings):
         "seconds requests in flight may finish after SIGTERM/SIGINT or a safety stop"))
     # Credentials (docs/auth.md). Secrets come from the environment, a file or a config file,
     # never from a flag: flags show in `ps`.
-    auth_method: Literal["auto", "token", "password", "aksk", "none"] = Field("auto", description=(
-        "auto: --no-auth, else a token, else an access key, else a password; or one of token, "
-        "password, aksk, none"))
+    auth_method: Literal["auto", "token", "password", "aksk", "metadata", "none"] = Field("auto", description=(
+        "auto: --no-auth, else a token, else an access key, else a password, else (when the "
+        "metadata service answers within 1 s) metadata; or one of token, password, aksk, "
+        "metadata (temporary AK/SK from the metadata service of a Huawei Cloud ECS or CCE node "
+        "with an agency, renewed before they expire), none"))
+    metadata_url: str = Field("http://169.254.169.254", description=(
+        "the instance metadata service that hands out temporary AK/SK (--auth-method metadata)"))
     os_cloud: str | None = Field(None, description=(
         "a cloud of clouds.yaml, which fills every setting no other source gives"))
     auth_url: str | None = Field(None, description=(
@@ -195,6 +199,11 @@ class Settings(BaseSettings):
     @classmethod
     def _concurrency(cls, value: Any) -> Any:
         return _number_or_auto(value, int, 1, 1024, "a whole number from 1 to 1024, or auto")
+
+    @field_validator("metadata_url")
+    @classmethod
+    def _metadata_url(cls, value: str) -> str:
+        return _http_url(value, "http://169.254.169.254")
 
     @field_validator("endpoint")
     @classmethod

@@ -9,6 +9,7 @@ import sys
 
 from .. import exitcodes
 from ..api.keystone import KeystoneAuth
+from ..api.metadata import MetadataAuth
 from ..connection import Connection
 from ..credentials import Credentials
 from ..logs import configure
@@ -64,6 +65,9 @@ def report(creds: Credentials, conn: Connection) -> list[str]:
     ]
     if isinstance(conn.auth, KeystoneAuth) and conn.auth.token is not None:
         lines.append(f"token: expires {conn.auth.token.expires_at.isoformat()}")
+    if isinstance(conn.auth, MetadataAuth) and conn.auth.key is not None:
+        lines.append(f"keys: access key {conn.auth.key.access_key}, expire "
+                     f"{conn.auth.key.expires_at.isoformat()} (fetched again before)")
     lines += [
         f"endpoint: {conn.endpoint} ({conn.endpoint_origin})",
         f"path family: {conn.family}",

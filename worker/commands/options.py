@@ -110,7 +110,7 @@ def add_auth(parser: argparse.ArgumentParser) -> None:
         "credentials", "OS_* and HUAWEICLOUD_SDK_* variables work as usual; passwords and "
                        "secret keys come from the environment or a file, never a flag")
     group.add_argument("--auth-method", dest="auth_method", default=S,
-                       choices=("auto", "token", "password", "aksk", "none"),
+                       choices=("auto", "token", "password", "aksk", "metadata", "none"),
                        help=help_for("auth_method"))
     group.add_argument("--os-cloud", dest="os_cloud", default=S, metavar="NAME",
                        help=help_for("os_cloud"))
@@ -128,6 +128,8 @@ def add_auth(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--access-key", dest="access_key", default=S, help=help_for("access_key"))
     group.add_argument("--sk-file", dest="sk_file", default=S, metavar="FILE",
                        help=help_for("sk_file"))
+    group.add_argument("--metadata-url", dest="metadata_url", default=S, metavar="URL",
+                       help=help_for("metadata_url"))
 
 
 def add_report(parser: argparse.ArgumentParser) -> None:

@@ -79,6 +79,8 @@ class Handler:
             return await self.sim.control.handle(request)
         if path.startswith("/v3/auth/"):  # the identity service: no faults, limit or API log
             return await self.sim.identity.handle(request)
+        if self.sim.identity.serves_metadata(path):  # the same: another service, on this port
+            return self.sim.identity.metadata(request)
         sim = self.sim
         now = time.monotonic()
         method = request.method

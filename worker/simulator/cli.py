@@ -102,6 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="an access key accepted with AK/SK signing (repeatable)")
     add("--token-lifetime", type=_seconds, default=3600.0, metavar="SECONDS",
         help="how long issued tokens live (default 3600)")
+    add("--metadata-key-lifetime", type=_seconds, metavar="SECONDS",
+        help="serve an ECS metadata service (GET /openstack/latest/securitykey) handing out "
+             "temporary AK/SK that expire after SECONDS")
     add(
         "--fault", action="append", type=_fault, default=[], metavar="KIND:FRACTION",
         help="inject a fault, e.g. 503:0.05, reset:0.01, 429-retry-after:0.1 (repeatable)",
@@ -139,12 +142,13 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         users=() if args.no_auth else tuple(args.user),
         access_keys=() if args.no_auth else tuple(args.access_key),
         token_lifetime=args.token_lifetime,
+        metadata_key_lifetime=None if args.no_auth else args.metadata_key_lifetime,
     )
 
 
 def _auth_text(config: SimulatorConfig) -> str:
     """How to authenticate, for the start line: the default token is not a secret."""
-    if not (config.tokens or config.users or config.access_keys):
+    if not (config.tokens or config.users or config.access_keys or config.metadata_key_lifetime):
         return "no auth"
     # The default token is not a secret; tokens given with --token are not printed.
     named = "token sim-token" if config.tokens == {"sim-token"} else (
@@ -152,14 +156,17 @@ def _auth_text(config: SimulatorConfig) -> str:
     parts = [named] if config.tokens else []
     parts += [f"user {user.name}" for user in config.users]
     parts += [f"access key {key.access_key}" for key in config.access_keys]
+    if config.metadata_key_lifetime:
+        parts.append(f"metadata service keys living {config.metadata_key_lifetime:g} s")
     return "; ".join(parts)
 
 
 async def _serve(args: argparse.Namespace) -> int:
     from .server import Simulator  # aiohttp.web: only when serving
 
-    if args.no_auth and (args.user or args.access_key):
-        print("simulator: --no-auth accepts every request: drop --user/--access-key, or --no-auth",
+    if args.no_auth and (args.user or args.access_key or args.metadata_key_lifetime):
+        print("simulator: --no-auth accepts every request: drop --user/--access-key/"
+              "--metadata-key-lifetime, or --no-auth",
               file=sys.stderr, flush=True)
         return 2
     try:

@@ -130,6 +130,8 @@ class SimulatorConfig:
     token_lifetime: float = 3600.0
     catalog: tuple[CatalogEntry, ...] = DEFAULT_CATALOG
     clock_offset: float = 0.0
+    # Seconds the metadata service's temporary AK/SK live; None: no metadata service.
+    metadata_key_lifetime: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.snapshots, bool) or not isinstance(self.snapshots, int) or self.snapshots < 0:
@@ -160,3 +162,7 @@ class SimulatorConfig:
             raise ValueError("token_lifetime must be positive")
         self.token_lifetime = float(self.token_lifetime)
         self.clock_offset = float(self.clock_offset)
+        if self.metadata_key_lifetime is not None:
+            if float(self.metadata_key_lifetime) <= 0:
+                raise ValueError("metadata_key_lifetime must be positive")
+            self.metadata_key_lifetime = float(self.metadata_key_lifetime)

@@ -10,7 +10,16 @@ passes.
   more than 15 minutes off the server's clock is 401 (APIGW.0303), and five failures in a row
   lock the access key for five minutes, as Huawei's gateway does.
 
-Token requests are logged in `token_requests`, not in the API's request log.
+- The instance metadata service of a Huawei Cloud ECS with an agency, when `metadata_key_lifetime`
+  is set: `GET /openstack/latest/securitykey` hands out a new temporary AK/SK with its security
+  token at every call, valid for that many seconds (by the server's clock, `clock_offset`
+  included, which its Date header carries too); requests signed with one that has expired get
+  the gateway's 401. `PUT /meta-data/latest/api/token` gives a session token, which the GET
+  accepts but does not require. `metadata_status` (tests) makes the service answer that
+  status instead, as a broken one would.
+
+Token requests are logged in `token_requests`, metadata calls in `metadata_requests`, neither in
+the API's request log.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -135,7 +145,11 @@ class Identity:
         self.catalog: tuple[CatalogEntry, ...] = tuple(config.catalog)
         self.project_id: str = config.project_id
         self.clock_offset: float = config.clock_offset  # seconds the server's clock is ahead
-        self.required = bool(self.static_tokens or self.users or self.keys)
+        self.metadata_key_lifetime: float | None = config.metadata_key_lifetime
+        self.metadata_status: int | None = None  # set by tests: the metadata service is broken
+        self.metadata_requests: list[TokenRequest] = []  # user: the access key handed out
+        self.key_expiry: dict[str, float] = {}  # temporary access key -> monotonic expiry
+        self.required = bool(self.static_tokens or self.users or self.keys or self.metadata_key_lifetime)
         self.issued: dict[str, tuple[float, str | None]] = {}  # token -> (expiry, project id)
         self.token_requests: list[TokenRequest] = []
         self.signature_failures: Counter[str] = Counter()
@@ -172,6 +186,9 @@ class Identity:
             return _gateway_401("APIGW.0301", "Incorrect IAM authentication information: "
                                 "the access key does not exist")
         now = time.monotonic()
+        if self.key_expiry.get(access, now + 1) <= now:
+            return _gateway_401("APIGW.0301", "Incorrect IAM authentication information: the "
+                                "security token has expired")
         if self.locked_until.get(access, 0.0) > now:
             return _gateway_401("APIGW.0301", "Incorrect IAM authentication information: the "
                                 "access key is locked after repeated signature failures")
@@ -204,6 +221,36 @@ class Identity:
             self.locked_until[access] = time.monotonic() + LOCKOUT_SECONDS
             self.signature_failures[access] = 0
         return _gateway_401("APIGW.0301", f"Incorrect IAM authentication information: {reason}")
+
+    # -- the instance metadata service -----------------------------------------------------------
+
+    def serves_metadata(self, path: str) -> bool:
+        return self.metadata_key_lifetime is not None and path.startswith(("/openstack/", "/meta-data/"))
+
+    def metadata(self, request: web.BaseRequest) -> web.Response:
+        server_now = time.time() + self.clock_offset
+        date = {"Date": formatdate(server_now, usegmt=True)}
+        if self.metadata_status is not None:
+            self.metadata_requests.append(TokenRequest(time.monotonic(), None, self.metadata_status))
+            return json_response(self.metadata_status, encode({"error": "metadata service unavailable"}), date)
+        if request.path == "/meta-data/latest/api/token" and request.method == "PUT":
+            return web.Response(status=200, text=secrets.token_urlsafe(32), headers=date)
+        if request.path != "/openstack/latest/securitykey" or request.method != "GET":
+            return json_response(404, encode({"error": "not found"}), date)
+        assert self.metadata_key_lifetime is not None
+        lifetime = self.metadata_key_lifetime
+        access = "TMP" + secrets.token_hex(8).upper()
+        key = AccessKeyPair(access, secrets.token_urlsafe(30), "sts-" + secrets.token_urlsafe(48))
+        now = time.monotonic()
+        for old in [k for k, expiry in self.key_expiry.items() if expiry < now - 600]:
+            del self.key_expiry[old], self.keys[old]  # long expired: forgotten
+        self.keys[access] = key
+        self.key_expiry[access] = now + lifetime
+        self.metadata_requests.append(TokenRequest(now, access, 200, key.security_token))
+        expires = datetime.fromtimestamp(server_now + lifetime, UTC)
+        body = {"credential": {"access": access, "secret": key.secret_key,
+                               "securitytoken": key.security_token, "expires_at": _iso(expires)}}
+        return json_response(200, encode(body), date)
 
     # -- the token service -----------------------------------------------------------------------
 
