@@ -285,6 +285,10 @@ async def test_control_api_sets_a_quota_and_the_identity_service_is_not_counted(
         async with session.get(f"{sim.url}/_sim/stats") as r:
             quota = (await r.json())["quota"]
         assert (quota["accepted"], quota["throttled"]) == (3, 2)
+        async with session.post(f"{sim.url}/_sim/reset-records") as r:
+            assert r.status == 200
+        assert sim.quota is not None and (sim.quota.accepted, sim.quota.throttled, sim.quota.bins) == (0, 0, {})
+        assert (await _put(session, sim, list(sim.snapshots)[0]))[0] == 429  # the bucket is still empty
         async with session.post(f"{sim.url}/_sim/quota", json={}) as r:
             assert r.status == 200 and (await r.json())["quota"] is None
         assert (await _put(session, sim, list(sim.snapshots)[0]))[0] == 200

@@ -8,7 +8,8 @@ its CPU is not the client's.
   window ÷ N over the windows the job spans whole;
 - throttled = 429s ÷ requests (the simulator's counters);
 - adapt (changing quota) = seconds from the change until the first 1 s bin with ≥ 90% of the new
-  quota accepted and ≤ 10% of it refused ("–": not within the job);
+  quota accepted and ≤ 10% of it refused ("–": not within the job; a fixed rate does not
+  adapt, and a figure on its row is where its job's tail of retries happened to fit);
 - CPU/row = the client's user+sys CPU (wait4) ÷ rows applied; "less start-up": after taking
   off the CPU of a one-row job (median of 3), which is most of it on short jobs;
 - auto ÷ fixed = the auto row's held ÷ its reference row's, measured minutes apart: when the

@@ -268,6 +268,11 @@ class Gate:
         # (window length, window index) -> [accepted, throttled, the quota it was counted under]
         self.bins: dict[tuple[int, int], list[Any]] = {}
 
+    def reset_counts(self) -> None:
+        """Forget what was counted (not the windows' state: the quota goes on as it was)."""
+        self.accepted = self.throttled = 0
+        self.bins.clear()
+
     def check(self) -> Refusal | None:
         """Count one API request: None if admitted, else what its 429 says."""
         now = self.clock()

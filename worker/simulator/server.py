@@ -93,6 +93,8 @@ class Simulator:
     def reset_records(self) -> None:
         self.requests.clear()
         self.identity.token_requests.clear()
+        if self.quota is not None:
+            self.quota.reset_counts()
         for counter in (self.put_counts, self.apply_counts, self.status_counts, self.method_counts, self.fault_counts):
             counter.clear()
 
