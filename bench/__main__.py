@@ -135,6 +135,8 @@ def main() -> int:
             print(f"bench: {name} failed", file=sys.stderr)
             continue
         sections.append(section.markdown())
+        if args.only:  # a few scenarios: their tables on the terminal as well
+            print(sections[-1], flush=True)
         print(f"bench: {name} done in {time.monotonic() - t0:.0f} s"
               + (f": {'met' if section.verdict[0] else 'NOT met'}, {section.verdict[1]}"
                  if section.verdict else ""), file=sys.stderr, flush=True)
