@@ -18,12 +18,13 @@ from worker.rate import RateLimiter
 from worker.retry import Retrier, RetryPolicy
 from worker.runner import JobSpec, run_job
 from worker.settings import ConfigError, load_settings
-from worker.simulator.identity import AccessKeyPair, CatalogEntry, User
+from worker.simulator.identity import AccessKeyPair, AppCredential, CatalogEntry, User
 from worker.sources import InputSpec
 from worker.stop import Stop
 
 USER = User("bob", "bob-password-5c2e9", domain="Lab", domain_id="lab-id")
 KEY = AccessKeyPair("SIMAKBOB000000000001", "bob-secret-key-0a93f71", "bob-security-token-77d1e0")
+APP = AppCredential("5f0e6a1c2b9d4e3fa7c8b1d2e3f4a5b6", "bob-app-secret-93c4e1d", "nightly", USER)
 
 
 def password_settings(sim, **overrides):
@@ -243,13 +244,16 @@ def method_envs(sim):
                   "HUAWEICLOUD_SDK_SECURITY_TOKEN": KEY.security_token,
                   "HUAWEICLOUD_SDK_PROJECT_ID": PROJECT, "SNAPRELABEL_ENDPOINT": sim.url},
                  [KEY.secret_key, KEY.security_token]),
+        "appcred": ({"OS_AUTH_TYPE": "v3applicationcredential", "OS_AUTH_URL": sim.url,
+                     "OS_REGION_NAME": "sim-1", "OS_APPLICATION_CREDENTIAL_ID": APP.id,
+                     "OS_APPLICATION_CREDENTIAL_SECRET": APP.secret}, [APP.secret]),
     }
 
 
-@pytest.mark.parametrize("method", ["token", "token-catalog", "password", "aksk"])
+@pytest.mark.parametrize("method", ["token", "token-catalog", "password", "aksk", "appcred"])
 def test_no_secret_in_any_output_at_debug_level(sim_thread, tmp_path, method):
-    sim = sim_thread(snapshots=40, users=(USER,), access_keys=(KEY,), token_lifetime=1.0,
-                     faults=["503:0.1", "500:0.05"])
+    sim = sim_thread(snapshots=40, users=(USER,), access_keys=(KEY,), app_credentials=(APP,),
+                     token_lifetime=1.0, faults=["503:0.1", "500:0.05"])
     env, secrets = method_envs(sim)[method]
     ghost = "00000000-0000-4000-8000-000000000000"
     jobs = write_jobs(tmp_path / "jobs.csv", relabel_targets(sim.sim.snapshots, 30),
@@ -260,11 +264,12 @@ def test_no_secret_in_any_output_at_debug_level(sim_thread, tmp_path, method):
     check = run_cli("auth", "check", "--log-level", "debug", env=env)
     assert done.returncode == 1, done.stderr  # the two bad rows
     assert check.returncode == 0, check.stderr
-    assert f"method: {method.split('-')[0].replace('aksk', 'AK/SK')}" in check.stdout
+    shown = {"aksk": "AK/SK", "appcred": "application credential"}.get(method, method.split("-")[0])
+    assert f"method: {shown}" in check.stdout
     assert "endpoint: " in check.stdout and "checked: GET " in check.stdout
     applied = [json.loads(line) for line in report.read_text().splitlines()]
     assert sum(r["outcome"] == "applied" for r in applied) == 30
-    if method == "password":
+    if method in ("password", "appcred"):
         secrets += [r.token for r in sim.sim.identity.token_requests if r.token]
         assert len(secrets) >= 3  # tokens expired and were renewed during the job
     outputs = {"run stdout": done.stdout, "run stderr": done.stderr, "check stdout": check.stdout,

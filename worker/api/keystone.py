@@ -191,17 +191,21 @@ def token_end(requested: float, received: float, issued: datetime | None, expire
               server_date: datetime | None) -> float:
     """The monotonic moment a token stops working, never later than the server's own clock says.
 
-    Keystone truncates issued_at to the whole second (and expires_at = issued_at + TTL), and the
-    token was issued after the request left: a whole-second issued_at may stand up to 1 s
-    before the moment it names, so the life counts from 1 s before the request. Without issued_at,
-    the server's clock is read from its Date header (whole seconds too, so 1 s is taken off), never
-    from this machine's clock, which may be off by minutes.
+    The life is the token's own, expires_at - issued_at, by the server's clock. Keystone
+    truncates issued_at to the whole second (expires_at = issued_at + TTL), and the token was
+    issued after the request left: a whole-second issued_at may stand up to 1 s before the moment
+    it names, so the life counts from up to 1 s before the request (at most a quarter of the life:
+    a 1-s token would otherwise be dead on arrival, and every request would ask for a new one).
+    Without issued_at, the server's clock is read from its Date header (whole seconds too, so 1 s
+    is taken off), never from this machine's clock, which may be off by minutes.
     """
     if issued is not None:
-        truncated = 1.0 if issued.microsecond == 0 else 0.0
-        return requested - truncated + (expires - issued).total_seconds()
+        life = (expires - issued).total_seconds()
+        truncated = min(1.0, life / 4) if issued.microsecond == 0 else 0.0
+        return requested - truncated + life
     if server_date is not None:
-        return received + (expires - server_date).total_seconds() - 1.0
+        life = (expires - server_date).total_seconds()
+        return received + life - min(1.0, life / 4)
     return requested + (expires - datetime.now(UTC)).total_seconds()
 
 
