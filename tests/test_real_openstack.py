@@ -161,7 +161,7 @@ def test_a_devstack_openrc_with_60_s_tokens_runs_a_90_s_job(cloud, tmp_path):
     log = AccessLog()
     started = time.monotonic()
     done = snaprelabel(tmp_path, env, "run", "jobs.csv", "--report", "r.csv", "--rate", "5",
-                       "--concurrency", "8")
+                       "--concurrency", "4")
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-3000:]
     report = report_rows(tmp_path / "r.csv")
@@ -228,7 +228,7 @@ def test_an_application_credential_runs_a_job_and_its_secret_is_never_shown(clou
     log = AccessLog()
     started = time.monotonic()
     done = snaprelabel(tmp_path, by_id, "run", "jobs.csv", "--report", "r.csv", "--rate", "10",
-                       "--concurrency", "8", "--log-level", "debug")
+                       "--concurrency", "4", "--log-level", "debug")
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-3000:]
     assert {r["outcome"] for r in report_rows(tmp_path / "r.csv")} == {"applied"}
