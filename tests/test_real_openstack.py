@@ -119,7 +119,8 @@ def verify(jobs: Path) -> tuple[int, str]:
     done = subprocess.run([sys.executable, str(KS_DIR / "verify.py"), str(jobs)], capture_output=True,
                           text=True, timeout=600, env={"PATH": PATH, "REAL_KEYSTONE_HOME": str(KH),
                                                        **openrc("openrc")})
-    return done.returncode, done.stdout.strip().splitlines()[0] if done.stdout.strip() else done.stderr
+    line = next((x for x in done.stdout.splitlines() if x.startswith("verify: ")), done.stdout + done.stderr)
+    return done.returncode, line
 
 
 class AccessLog:
@@ -181,21 +182,27 @@ def test_a_devstack_openrc_with_60_s_tokens_runs_a_90_s_job(cloud, tmp_path):
 def application_credential(cloud):
     """An application credential the relabel user creates for itself through Keystone's API,
     deleted afterwards: (id, name, secret)."""
+    url = openrc("openrc")["OS_AUTH_URL"].rstrip("/")
+    name = f"snaprelabel-{uuid.uuid4().hex[:8]}"
+    path = f"{url}/users/{cloud['RELABELER_USER_ID']}/application_credentials"
+    body = {"application_credential": {"name": name, "description": "tests/test_real_openstack.py"}}
+    with urllib.request.urlopen(_request("POST", path, body, _password_token()), timeout=120) as resp:
+        created = json.load(resp)["application_credential"]
+    yield created["id"], name, created["secret"]
+    # A new token: the first one lived 60 s.
+    urllib.request.urlopen(_request("DELETE", f"{path}/{created['id']}", None, _password_token()),
+                           timeout=120).close()
+
+
+def _password_token() -> str:
     env = openrc("openrc")
-    url = env["OS_AUTH_URL"].rstrip("/")
     login = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": env["OS_USERNAME"], "domain": {"name": env["OS_USER_DOMAIN_NAME"]},
         "password": env["OS_PASSWORD"]}}}, "scope": {"project": {
             "name": env["OS_PROJECT_NAME"], "domain": {"name": env["OS_PROJECT_DOMAIN_NAME"]}}}}}
+    url = env["OS_AUTH_URL"].rstrip("/")
     with urllib.request.urlopen(_request("POST", f"{url}/auth/tokens", login), timeout=120) as resp:
-        token = resp.headers["X-Subject-Token"]
-    name = f"snaprelabel-{uuid.uuid4().hex[:8]}"
-    path = f"{url}/users/{cloud['RELABELER_USER_ID']}/application_credentials"
-    body = {"application_credential": {"name": name, "description": "tests/test_real_openstack.py"}}
-    with urllib.request.urlopen(_request("POST", path, body, token), timeout=120) as resp:
-        created = json.load(resp)["application_credential"]
-    yield created["id"], name, created["secret"]
-    urllib.request.urlopen(_request("DELETE", f"{path}/{created['id']}", None, token), timeout=120).close()
+        return str(resp.headers["X-Subject-Token"])
 
 
 def _request(method: str, url: str, body: object, token: str | None = None) -> urllib.request.Request:
