@@ -18,12 +18,13 @@ from worker.rate import RateLimiter
 from worker.retry import Retrier, RetryPolicy
 from worker.runner import JobSpec, run_job
 from worker.settings import ConfigError, load_settings
-from worker.simulator.identity import AccessKeyPair, CatalogEntry, User
+from worker.simulator.identity import AccessKeyPair, AppCredential, CatalogEntry, User
 from worker.sources import InputSpec
 from worker.stop import Stop
 
 USER = User("bob", "bob-password-5c2e9", domain="Lab", domain_id="lab-id")
 KEY = AccessKeyPair("SIMAKBOB000000000001", "bob-secret-key-0a93f71", "bob-security-token-77d1e0")
+APP = AppCredential("5f0e6a1c2b9d4e3fa7c8b1d2e3f4a5b6", "bob-app-secret-93c4e1d", "nightly", USER)
 
 
 def password_settings(sim, **overrides):
@@ -246,13 +247,16 @@ def method_envs(sim):
         # The keys the metadata service handed out are added once the job has run.
         "metadata": ({"SNAPRELABEL_AUTH_METHOD": "metadata", "SNAPRELABEL_METADATA_URL": sim.url,
                       "SNAPRELABEL_ENDPOINT": sim.url, "SNAPRELABEL_PROJECT_ID": PROJECT}, []),
+        "appcred": ({"OS_AUTH_TYPE": "v3applicationcredential", "OS_AUTH_URL": sim.url,
+                     "OS_REGION_NAME": "sim-1", "OS_APPLICATION_CREDENTIAL_ID": APP.id,
+                     "OS_APPLICATION_CREDENTIAL_SECRET": APP.secret}, [APP.secret]),
     }
 
 
-@pytest.mark.parametrize("method", ["token", "token-catalog", "password", "aksk", "metadata"])
+@pytest.mark.parametrize("method", ["token", "token-catalog", "password", "aksk", "metadata", "appcred"])
 def test_no_secret_in_any_output_at_debug_level(sim_thread, tmp_path, method):
-    sim = sim_thread(snapshots=40, users=(USER,), access_keys=(KEY,), token_lifetime=1.0,
-                     metadata_key_lifetime=1.0, faults=["503:0.1", "500:0.05"])
+    sim = sim_thread(snapshots=40, users=(USER,), access_keys=(KEY,), app_credentials=(APP,),
+                     token_lifetime=1.0, metadata_key_lifetime=1.0, faults=["503:0.1", "500:0.05"])
     env, secrets = method_envs(sim)[method]
     ghost = "00000000-0000-4000-8000-000000000000"
     jobs = write_jobs(tmp_path / "jobs.csv", relabel_targets(sim.sim.snapshots, 30),
@@ -263,12 +267,13 @@ def test_no_secret_in_any_output_at_debug_level(sim_thread, tmp_path, method):
     check = run_cli("auth", "check", "--log-level", "debug", env=env)
     assert done.returncode == 1, done.stderr  # the two bad rows
     assert check.returncode == 0, check.stderr
-    shown = {"aksk": "AK/SK", "metadata": "temporary AK/SK from the metadata service"}
-    assert f"method: {shown.get(method, method.split('-')[0])}" in check.stdout
+    shown = {"aksk": "AK/SK", "metadata": "temporary AK/SK from the metadata service",
+             "appcred": "application credential"}.get(method, method.split("-")[0])
+    assert f"method: {shown}" in check.stdout
     assert "endpoint: " in check.stdout and "checked: GET " in check.stdout
     applied = [json.loads(line) for line in report.read_text().splitlines()]
     assert sum(r["outcome"] == "applied" for r in applied) == 30
-    if method == "password":
+    if method in ("password", "appcred"):
         secrets += [r.token for r in sim.sim.identity.token_requests if r.token]
         assert len(secrets) >= 3  # tokens expired and were renewed during the job
     if method == "metadata":

@@ -32,6 +32,15 @@ clouds:
     interface: internal
   other:
     auth: {{token: x}}
+  automation:
+    auth_type: v3applicationcredential
+    auth:
+      auth_url: https://keystone.lab.example:5000/v3
+      application_credential_name: nightly
+      application_credential_secret: cloud-app-secret-71c
+      username: carol
+      user_domain_name: Lab
+    region_name: RegionOne
 """)
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(path))
     return path
@@ -105,6 +114,49 @@ def test_a_file_wins_over_the_variable_and_is_a_secret_at_once(tmp_path, monkeyp
         resolve(load_settings({"access_key": "AK", "project_id": P, "sk_file": str(tmp_path / "sk")}))
 
 
+def test_application_credentials_from_openrc_variables_by_id(monkeypatch):
+    monkeypatch.setenv("OS_AUTH_TYPE", "v3applicationcredential")
+    monkeypatch.setenv("OS_AUTH_URL", "https://keystone.lab.example:5000")
+    monkeypatch.setenv("OS_APPLICATION_CREDENTIAL_ID", "c0ffee")
+    monkeypatch.setenv("OS_APPLICATION_CREDENTIAL_SECRET", "env-app-secret-5d9")
+    monkeypatch.setenv("OS_PASSWORD", "also-a-password-1")  # an auth type names the method
+    creds = resolve(load_settings({}))
+    assert creds.method == "application_credential" and creds.endpoint is None  # from the catalog
+    assert creds.login.request_body() == {"auth": {"identity": {
+        "methods": ["application_credential"],
+        "application_credential": {"id": "c0ffee", "secret": "env-app-secret-5d9"}}}}  # no scope
+    assert creds.login.tokens_url == "https://keystone.lab.example:5000/v3/auth/tokens"
+    assert "env-app-secret" not in repr(creds) and "env-app-secret" not in creds.describe()
+    assert creds.describe().startswith("application credential (Keystone v3 at https://keystone")
+    assert SECRETS.redact("env-app-secret-5d9") == "***"
+    assert "application_credential_secret" not in load_settings({}).public()
+
+
+def test_application_credentials_by_name_from_clouds_yaml_and_the_secret_file_wins(tmp_path, monkeypatch,
+                                                                                   clouds):
+    creds = resolve(load_settings({"os_cloud": "automation"}))
+    assert creds.method == "application_credential" and creds.region == "RegionOne"
+    assert creds.login.request_body()["auth"]["identity"]["application_credential"] == {
+        "name": "nightly", "user": {"name": "carol", "domain": {"name": "Lab"}},
+        "secret": "cloud-app-secret-71c"}
+    assert SECRETS.redact("cloud-app-secret-71c") == "***"
+    secret = tmp_path / "app-secret"
+    secret.write_text("file-app-secret-0b3\n")
+    creds = resolve(load_settings({"os_cloud": "automation",
+                                   "application_credential_secret_file": str(secret)}))
+    assert creds.login.secret == "file-app-secret-0b3"
+    assert SECRETS.redact("file-app-secret-0b3") == "***"
+    # Without an auth type, a secret alone picks the method, ahead of a password.
+    monkeypatch.setenv("OS_AUTH_URL", "https://k/v3")
+    monkeypatch.setenv("OS_USERNAME", "dan")
+    monkeypatch.setenv("OS_PASSWORD", "pw-dan-1")
+    monkeypatch.setenv("OS_PROJECT_ID", P)
+    assert resolve(load_settings({})).method == "password"
+    monkeypatch.setenv("OS_APPLICATION_CREDENTIAL_ID", "c0ffee")
+    monkeypatch.setenv("OS_APPLICATION_CREDENTIAL_SECRET", "env-app-secret-2")
+    assert resolve(load_settings({})).method == "application_credential"
+
+
 def test_huawei_sdk_variables(monkeypatch):
     monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AK-H")
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "sk-h-2")
@@ -145,7 +197,17 @@ def test_secrets_stay_out_of_the_manifest_settings(monkeypatch):
      "password authentication: no identity service (OS_AUTH_URL, or --region"),
     ({"OS_USERNAME": "u", "OS_PROJECT_ID": P, "OS_AUTH_URL": "https://k"}, {},
      "password authentication: no password (OS_PASSWORD or --password-file)"),
-    ({"OS_AUTH_TYPE": "v3applicationcredential"}, {}, "auth type 'v3applicationcredential' is not supported"),
+    ({"OS_AUTH_TYPE": "v3oidcpassword"}, {}, "auth type 'v3oidcpassword' is not supported"),
+    ({"OS_AUTH_TYPE": "v3applicationcredential"}, {},
+     "application credential authentication: no secret (OS_APPLICATION_CREDENTIAL_SECRET or "
+     "--application-credential-secret-file)"),
+    ({"OS_APPLICATION_CREDENTIAL_SECRET": "s3cr3t-app"}, {},
+     "application credential authentication: no credential (OS_APPLICATION_CREDENTIAL_ID, or "
+     "OS_APPLICATION_CREDENTIAL_NAME with its user)"),
+    ({"OS_APPLICATION_CREDENTIAL_SECRET": "s3cr3t-app", "OS_APPLICATION_CREDENTIAL_NAME": "n"}, {},
+     "a credential by name needs its user (OS_USERNAME and OS_USER_DOMAIN_NAME, or OS_USER_ID)"),
+    ({"OS_APPLICATION_CREDENTIAL_SECRET": "s3cr3t-app", "OS_APPLICATION_CREDENTIAL_ID": "i"}, {},
+     "application credential authentication: no identity service (OS_AUTH_URL)"),
     ({"OS_AUTH_URL": "keystone:5000"}, {}, "setting auth_url: 'keystone:5000' is not an http(s) URL"),
     ({"OS_AUTH_URL": "https://u:pw-in-url@k/v3"}, {}, "give the URL without user:password@"),
     ({"HUAWEICLOUD_SDK_AK": "AK", "HUAWEICLOUD_SDK_SK": "sk", "OS_PROJECT_ID": P}, {"region": "cn north"},

@@ -33,6 +33,7 @@ REFUSED_HINTS = {
     "metadata": " (check the agency's permissions and this machine's clock)",
     "token": " (the token is wrong or expired)",
     "none": " (the endpoint wants credentials)",
+    "application_credential": " (the application credential's project or roles do not allow it)",
 }
 STATUS_HINTS = {
     403: " (the credentials may not list this project's snapshots)",
@@ -47,6 +48,9 @@ class Connection:
     credentials: Credentials
     endpoint_origin: str  # "--endpoint", "--region cn-north-4", "service catalog: volumev3, ..."
     checked: str | None  # the URL of the proving GET; None when no project was known
+    # The project rows without a project_id go to: --project-id, else the token's (a token scoped
+    # by project name, or an application credential's); None when neither is known.
+    project_id: str | None = None
 
     @property
     def endpoint(self) -> str:
@@ -70,7 +74,7 @@ async def connect(creds: Credentials, http: HttpSettings, limiter: Limiter, poli
         endpoint, family, origin = _locate(creds, catalog)
         api = SnapshotApi(session, endpoint, family, auth)
         checked = await _prove(api, creds.method, project_id, Retrier(policy, limiter, stop))
-        yield Connection(api, auth, creds, origin, checked)
+        yield Connection(api, auth, creds, origin, checked, project_id)
     finally:
         if auth is not None:
             await auth.close()

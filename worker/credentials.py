@@ -1,11 +1,12 @@
 """Which credentials a job uses, decided from its settings before anything is sent.
 
 One method, chosen deterministically: --auth-method (or OS_AUTH_TYPE, or the cloud's auth_type)
-when given; else --no-auth; else a token; else an access key (AK/SK); else a password; else,
-when the instance metadata service answers, its temporary AK/SK (asked only then). A
-password or a secret key read from a file (--password-file, --sk-file) wins over one given
-directly. The endpoint is --endpoint when given; else, with an identity service, the service
-catalog's; else the Huawei Cloud endpoint of --region.
+when given; else --no-auth; else a token; else an access key (AK/SK); else an application
+credential; else a password; else, when the instance metadata service answers, its temporary
+AK/SK (asked only then). A password or a secret read from a file (--password-file, --sk-file,
+--application-credential-secret-file) wins over one given directly. The endpoint is --endpoint
+when given; else, with an identity service, the service catalog's; else the Huawei Cloud endpoint
+of --region.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import SecretStr
 
 from .api import metadata
 from .api.aksk import AccessKey
-from .api.keystone import PasswordLogin
+from .api.keystone import ApplicationCredentialLogin, PasswordLogin
 from .errors import ConfigError
 from .secret_file import SecretFile, read_secret_file
 from .settings import Settings
@@ -27,7 +28,9 @@ from .settings import Settings
 _REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 NO_CREDENTIALS = (
     "no credentials: set a token (SNAPRELABEL_TOKEN, OS_TOKEN or --token-file), a password (OS_AUTH_URL, "
-    "OS_USERNAME, OS_PASSWORD or --password-file, OS_PROJECT_ID or OS_PROJECT_NAME), an access "
+    "OS_USERNAME, OS_PASSWORD or --password-file, OS_PROJECT_ID or OS_PROJECT_NAME), an "
+    "application credential (OS_AUTH_URL, OS_APPLICATION_CREDENTIAL_ID and "
+    "OS_APPLICATION_CREDENTIAL_SECRET), an access "
     "key (HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK or --sk-file), --os-cloud NAME, --auth-method "
     "metadata on a Huawei Cloud ECS with an agency, or --no-auth for an endpoint that needs none"
 )
@@ -39,12 +42,12 @@ def huawei_endpoint(service: str, region: str) -> str:
 
 @dataclass(frozen=True)
 class Credentials:
-    method: str  # token | password | aksk | metadata | none
+    method: str  # token | password | application_credential | aksk | metadata | none
     why: str  # what chose the method, for `auth check`
     origin: str  # where the settings came from
     token: str | None = field(default=None, repr=False)
     token_file: SecretFile | None = field(default=None, repr=False)  # --token-file: re-read when it changes
-    login: PasswordLogin | None = None
+    login: PasswordLogin | ApplicationCredentialLogin | None = None
     key: AccessKey | None = field(default=None, repr=False)
     auth_url: str | None = None  # the identity service, for a token or the catalog
     endpoint: str | None = None  # None: look it up in the service catalog
@@ -57,9 +60,10 @@ class Credentials:
 
     def describe(self) -> str:
         """One line naming the method and the identity, never a secret."""
-        if self.method == "password":
+        if self.method in ("password", "application_credential"):
             assert self.login is not None
-            return f"password (Keystone v3 at {self.login.tokens_url}, {self.login.describe()})"
+            kind = "password" if self.method == "password" else "application credential"
+            return f"{kind} (Keystone v3 at {self.login.tokens_url}, {self.login.describe()})"
         if self.method == "aksk":
             assert self.key is not None
             temporary = ", temporary (security token)" if self.key.security_token else ""
@@ -119,7 +123,8 @@ def resolve(settings: Settings) -> Credentials:
             raise ConfigError("metadata: no project (--project-id, SNAPRELABEL_PROJECT_ID or "
                               "HUAWEICLOUD_SDK_PROJECT_ID): requests are signed for one project")
         return Credentials(**common, metadata_url=settings.metadata_url, **_endpoint(settings, catalog=False))
-    login = _password_login(settings)
+    login = (_application_credential_login(settings) if method == "application_credential"
+             else _password_login(settings))
     return Credentials(**common, login=login, auth_url=login.auth_url, **_endpoint(settings, catalog=True))
 
 
@@ -132,6 +137,10 @@ def choose_method(settings: Settings) -> tuple[str, str]:
         return "token", "a token is set (it comes before an access key and a password)"
     if settings.access_key or settings.secret_key or settings.sk_file:
         return "aksk", "an access key is set (it comes before a password)"
+    if (settings.application_credential_secret or settings.application_credential_secret_file
+            or settings.application_credential_id or settings.application_credential_name):
+        return ("application_credential",
+                "an application credential is set (it comes before a password)")
     if settings.password or settings.password_file or settings.username or settings.user_id:
         return "password", "a user and password are set"
     # Last, and only now: the probe may take a second where there is no metadata service.
@@ -182,6 +191,30 @@ def _password_login(settings: Settings) -> PasswordLogin:
         project_id=settings.project_id, project_name=None if settings.project_id else settings.project_name,
         project_domain_name=settings.project_domain_name, project_domain_id=settings.project_domain_id,
     )
+
+
+def _application_credential_login(settings: Settings) -> ApplicationCredentialLogin:
+    what = "application credential authentication"
+    secret = _secret(settings.application_credential_secret_file,
+                     settings.application_credential_secret, "application credential secret")
+    if secret is None:
+        raise ConfigError(f"{what}: no secret (OS_APPLICATION_CREDENTIAL_SECRET or "
+                          "--application-credential-secret-file)")
+    credential_id = settings.application_credential_id
+    name = settings.application_credential_name
+    if not (credential_id or name):
+        raise ConfigError(f"{what}: no credential (OS_APPLICATION_CREDENTIAL_ID, or "
+                          "OS_APPLICATION_CREDENTIAL_NAME with its user)")
+    if not credential_id and not (settings.username or settings.user_id):
+        raise ConfigError(f"{what}: a credential by name needs its user (OS_USERNAME and "
+                          "OS_USER_DOMAIN_NAME, or OS_USER_ID)")
+    if not settings.auth_url:
+        raise ConfigError(f"{what}: no identity service (OS_AUTH_URL)")
+    return ApplicationCredentialLogin(
+        auth_url=settings.auth_url, secret=secret, credential_id=credential_id,
+        credential_name=None if credential_id else name, username=settings.username,
+        user_id=settings.user_id, user_domain_name=settings.user_domain_name,
+        user_domain_id=settings.user_domain_id)
 
 
 def _endpoint(settings: Settings, catalog: bool) -> _Endpoint:

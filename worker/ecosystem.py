@@ -25,6 +25,9 @@ ENV_SETTINGS: dict[str, str] = {
     "OS_REGION_NAME": "region",
     "OS_INTERFACE": "interface",
     "OS_TOKEN": "token",
+    "OS_APPLICATION_CREDENTIAL_ID": "application_credential_id",
+    "OS_APPLICATION_CREDENTIAL_NAME": "application_credential_name",
+    "OS_APPLICATION_CREDENTIAL_SECRET": "application_credential_secret",
     "OS_CACERT": "ca_bundle",
     "HUAWEICLOUD_SDK_AK": "access_key",
     "HUAWEICLOUD_SDK_SK": "secret_key",
@@ -35,7 +38,10 @@ HUAWEI_PROJECT_ENV = "HUAWEICLOUD_SDK_PROJECT_ID"
 
 # openstacksdk's auth_type names -> our auth_method
 AUTH_TYPES = {"password": "password", "v3password": "password", "token": "token",
-              "v3token": "token", "aksk": "aksk", "none": "none", "noauth": "none"}
+              "v3token": "token", "aksk": "aksk", "none": "none", "noauth": "none",
+              "v3applicationcredential": "application_credential",
+              "applicationcredential": "application_credential",
+              "application_credential": "application_credential"}
 
 CLOUD_AUTH_KEYS: dict[str, str] = {
     "auth_url": "auth_url",
@@ -51,6 +57,9 @@ CLOUD_AUTH_KEYS: dict[str, str] = {
     "project_domain_name": "project_domain_name",
     "project_domain_id": "project_domain_id",
     "token": "token",
+    "application_credential_id": "application_credential_id",
+    "application_credential_name": "application_credential_name",
+    "application_credential_secret": "application_credential_secret",
 }
 CLOUD_KEYS: dict[str, str] = {"region_name": "region", "interface": "interface", "cacert": "ca_bundle"}
 _TRUE = {"1", "true", "yes", "on"}
@@ -61,7 +70,7 @@ def auth_method(auth_type: str) -> str:
         return AUTH_TYPES[auth_type.strip().lower()]
     except KeyError:
         raise ValueError(f"auth type {auth_type!r} is not supported: use password, token, "
-                         "AK/SK (HUAWEICLOUD_SDK_AK/SK) or none") from None
+                         "v3applicationcredential, AK/SK (HUAWEICLOUD_SDK_AK/SK) or none") from None
 
 
 def env_values(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .api import roles
 from .api.client import ListingError
+from .api.keystone import KeystoneAuth
 from .confirm import JobFacts, confirm
 from .connection import Connection
 from .credentials import Credentials
@@ -39,10 +41,13 @@ from .wiring import (
     limiter_from,
     live_state_from,
     open_input,
+    project_from_login,
     relabeler_from,
+    require_project,
     rules_from,
     safety_from,
     stop_from,
+    with_login_project,
 )
 
 
@@ -99,7 +104,8 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
 
     limiter = limiter_from(settings)
     stop = stop_from(settings)
-    with open_input(spec.input, settings) as rows, contextlib.ExitStack() as held:
+    later = project_from_login(creds) and not settings.project_id
+    with open_input(spec.input, settings, later) as rows, contextlib.ExitStack() as held:
         # Lock before reading or truncating a report, so a run never clobbers a running one.
         lock = _lock(report_path) if existing else None
         if lock is not None:
@@ -107,6 +113,12 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
         journal = _journal(report_path, settings, spec, digest) if spec.resume and existing else None
         # The credentials are proven before the report exists: a refused one leaves nothing.
         async with _connected(settings, creds, limiter, stop) as conn:
+            # A name-scoped login (a devstack openrc) learns its project id from the token.
+            settings = with_login_project(settings, conn)
+            if later:
+                require_project(spec.input, rows, settings.project_id)
+            if conn is not None:
+                _warn_if_read_only(conn)
             if spec.confirm and conn is not None:  # blocking on purpose: Ctrl-C stays immediate
                 confirm(spec.input, lambda: open_input(spec.input, settings), rules_from(settings),
                         _job_facts(settings, conn.endpoint))
@@ -142,6 +154,15 @@ def _connected(settings: Settings, creds: Credentials | None, limiter: Limiter, 
     if creds is None:  # a dry run sends nothing
         return contextlib.nullcontext()
     return connection_from(settings, creds, limiter, stop)
+
+
+def _warn_if_read_only(conn: Connection) -> None:
+    """A reader-only token passes the credential check (a GET); its PUTs will be refused."""
+    auth = conn.auth
+    if isinstance(auth, KeystoneAuth) and auth.token is not None:
+        warning = roles.warning(auth.token.roles)
+        if warning is not None:
+            log.warning("read-only roles", problem=warning)
 
 
 def _job_facts(settings: Settings, endpoint: str) -> JobFacts:

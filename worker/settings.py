@@ -115,9 +115,11 @@ class Settings(BaseSettings):
         "seconds requests in flight may finish after SIGTERM/SIGINT or a safety stop"))
     # Credentials (docs/auth.md). Secrets come from the environment, a file or a config file,
     # never from a flag: flags show in `ps`.
-    auth_method: Literal["auto", "token", "password", "aksk", "metadata", "none"] = Field("auto", description=(
-        "auto: --no-auth, else a token, else an access key, else a password, else (when the "
-        "metadata service answers within 1 s) metadata; or one of token, password, aksk, "
+    auth_method: Literal["auto", "token", "password", "application_credential", "aksk", "metadata",
+                         "none"] = Field("auto", description=(
+        "auto: --no-auth, else a token, else an access key, else an application credential, else "
+        "a password, else (when the metadata service answers within 1 s) metadata; or one of "
+        "token, password, application_credential (OS_AUTH_TYPE=v3applicationcredential), aksk, "
         "metadata (temporary AK/SK from the metadata service of a Huawei Cloud ECS or CCE node "
         "with an agency, renewed before they expire), none"))
     metadata_url: str = Field("http://169.254.169.254", description=(
@@ -135,6 +137,16 @@ class Settings(BaseSettings):
     password: SecretStr | None = Field(None, description=(
         "the password; environment or config file only (flags show in ps); --password-file wins"))
     password_file: Path | None = Field(None, description="read the password from FILE (a container secret)")
+    application_credential_id: str | None = Field(None, description=(
+        "Keystone application credential id (its project is the token's)"))
+    application_credential_name: str | None = Field(None, description=(
+        "application credential name, with its user (--username and domain, or user id) instead "
+        "of the id"))
+    application_credential_secret: SecretStr | None = Field(None, description=(
+        "the application credential's secret; environment or config file only (flags show in "
+        "ps); --application-credential-secret-file wins"))
+    application_credential_secret_file: Path | None = Field(None, description=(
+        "read the application credential's secret from FILE (a container secret)"))
     project_name: str | None = Field(None, description="scope the token by project name instead of id")
     project_domain_name: str | None = Field(None, description=(
         "the project's domain by name; with neither name nor id: the user's domain"))
@@ -227,7 +239,8 @@ class Settings(BaseSettings):
             raise ValueError("is not a redis://, rediss:// or unix:// URL")
         return value
 
-    @field_validator("ca_bundle", "password_file", "sk_file", "token_file", "redis_url_file")
+    @field_validator("ca_bundle", "password_file", "sk_file", "token_file", "redis_url_file",
+                     "application_credential_secret_file")
     @classmethod
     def _readable_file(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
@@ -277,7 +290,8 @@ class Settings(BaseSettings):
         return ", ".join(kinds) if kinds else "defaults only"
 
 
-SECRET_FIELDS = frozenset({"token", "password", "secret_key", "security_token"})
+SECRET_FIELDS = frozenset({"token", "password", "secret_key", "security_token",
+                           "application_credential_secret"})
 # Read by hand in ecosystem.env_values rather than through its ENV_SETTINGS table.
 _EXTRA_ENV = {"project_id": (ecosystem.HUAWEI_PROJECT_ENV,), "verify_tls": ("OS_INSECURE",)}
 

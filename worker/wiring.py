@@ -17,6 +17,7 @@ from .engine import Engine, Sink, Source
 from .errors import ConfigError
 from .jobs import FIELD_LENGTHS, Job, JobRules, Validator
 from .live import LiveState
+from .logs import log
 from .progress import Progress
 from .rate import Limiter, make_limiter
 from .relabel import Relabeler, Updates
@@ -128,18 +129,44 @@ def safety_from(settings: Settings, stop: Stop, rules: SafetyRules | None = None
     return SafetyPolicy(rules or safety_rules_from(settings), stop)
 
 
-def open_input(spec: InputSpec, settings: Settings) -> Rows:
-    """The input's rows, once its header is known to be usable with these settings."""
+def open_input(spec: InputSpec, settings: Settings, project_from_login: bool = False) -> Rows:
+    """The input's rows, once its header is known to be usable with these settings.
+    `project_from_login`: the credentials log in with a project (by name, or an application
+    credential's), so rows without a project_id may wait for the token's (`require_project`)."""
     try:
         rows = open_rows(spec)
     except HeaderError as exc:
         raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {spec.display_name}: {exc.strerror or exc}") from None
-    if rows.fields is not None and "project_id" not in rows.fields and not settings.project_id:
-        rows.close()
-        raise ConfigError(
-            f"{spec.display_name}: no project_id column and no --project-id "
-            "(or SNAPRELABEL_PROJECT_ID)"
-        )
+    if not project_from_login:
+        try:
+            require_project(spec, rows, settings.project_id)
+        except ConfigError:
+            rows.close()
+            raise
     return rows
+
+
+def require_project(spec: InputSpec, rows: Rows, project_id: str | None) -> None:
+    """ConfigError when rows without a project_id column would have no project to go to."""
+    if rows.fields is not None and "project_id" not in rows.fields and not project_id:
+        raise ConfigError(
+            f"{spec.display_name}: no project_id column and no project: give --project-id (or "
+            "SNAPRELABEL_PROJECT_ID or OS_PROJECT_ID), or log in to a project (OS_PROJECT_NAME "
+            "with a password, or an application credential) to use the token's"
+        )
+
+
+def project_from_login(creds: Credentials | None) -> bool:
+    """Whether logging in names the project when no project id is given."""
+    return creds is not None and creds.login is not None
+
+
+def with_login_project(settings: Settings, conn: Connection | None) -> Settings:
+    """The settings with the token's project as the project of rows without one, when no
+    project id was given (a devstack openrc names the project, not its id)."""
+    if settings.project_id or conn is None or not conn.project_id:
+        return settings
+    log.info("project from the token", project_id=conn.project_id)
+    return settings.model_copy(update={"project_id": conn.project_id})

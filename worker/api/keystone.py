@@ -1,6 +1,6 @@
-"""Password authentication against Keystone v3 (OpenStack) or Huawei IAM, which speaks the same
-protocol: `POST {auth_url}/v3/auth/tokens` gives a project-scoped token in the X-Subject-Token
-header, its expiry and the service catalog.
+"""Password and application-credential authentication against Keystone v3 (OpenStack) or Huawei
+IAM, which speaks the same protocol: `POST {auth_url}/v3/auth/tokens` gives a project-scoped token
+in the X-Subject-Token header, its expiry, its roles and the service catalog.
 
 The token is renewed ahead of its expiry in the background (senders keep the current one
 meanwhile), and at once after a 401. Renewal is single-flight: one token request, however many
@@ -17,7 +17,8 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -100,6 +101,59 @@ class PasswordLogin:
 
 
 @dataclass(frozen=True)
+class ApplicationCredentialLogin:
+    """An application credential: by id, or by name and its user (name + domain, or id). It is
+    scoped to its own project, so the request names no scope (Keystone refuses one)."""
+
+    auth_url: str
+    secret: str = field(repr=False)
+    credential_id: str | None = None
+    credential_name: str | None = None
+    username: str | None = None
+    user_id: str | None = None
+    user_domain_name: str | None = None
+    user_domain_id: str | None = None
+
+    @property
+    def tokens_url(self) -> str:
+        return identity_url(self.auth_url, "auth/tokens")
+
+    def request_body(self) -> dict[str, Any]:
+        credential: dict[str, Any]
+        if self.credential_id:
+            credential = {"id": self.credential_id}
+        else:
+            user: dict[str, Any] = ({"id": self.user_id} if self.user_id else
+                                    {"name": self.username,
+                                     "domain": _domain(self.user_domain_id, self.user_domain_name)})
+            credential = {"name": self.credential_name, "user": user}
+        credential["secret"] = self.secret
+        return {"auth": {"identity": {"methods": ["application_credential"],
+                                      "application_credential": credential}}}
+
+    def describe(self) -> str:
+        if self.credential_id:
+            return f"application credential id {self.credential_id}"
+        who = (f"user id {self.user_id}" if self.user_id else
+               f"user {self.username!r} (domain {self.user_domain_id or self.user_domain_name or 'default'})")
+        return f"application credential {self.credential_name!r} of {who}"
+
+
+class Login(Protocol):
+    """What KeystoneAuth needs of a way to log in (PasswordLogin, ApplicationCredentialLogin)."""
+
+    @property
+    def auth_url(self) -> str: ...
+
+    @property
+    def tokens_url(self) -> str: ...
+
+    def request_body(self) -> dict[str, Any]: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
 class Token:
     value: str = field(repr=False)
     expires_at: datetime
@@ -108,24 +162,77 @@ class Token:
     received: float  # time.monotonic() when it arrived
     project_id: str | None = None
     catalog: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    roles: tuple[str, ...] = ()  # role names, as the token lists them
+    # time.monotonic() at which the server will no longer take it, counted on the safe side;
+    # None: requested + lifetime.
+    ends: float | None = None
+    clock_skew: float | None = None  # seconds the server's clock (Date header) is ahead of ours
+    project_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.ends is None:
+            object.__setattr__(self, "ends", self.requested + self.lifetime)
+
+    @property
+    def end(self) -> float:
+        assert self.ends is not None
+        return self.ends
 
     @property
     def renew_at(self) -> float:
-        return self.requested + self.lifetime - min(RENEW_AHEAD, self.lifetime / 4)
+        return self.end - min(RENEW_AHEAD, self.lifetime / 4)
 
     @property
     def stale_at(self) -> float:
-        return self.requested + self.lifetime - min(STALE_AHEAD, self.lifetime / 10)
+        return self.end - min(STALE_AHEAD, self.lifetime / 10)
 
 
-async def request_token(session: aiohttp.ClientSession, login: PasswordLogin) -> Token:
+def token_end(requested: float, received: float, issued: datetime | None, expires: datetime,
+              server_date: datetime | None) -> float:
+    """The monotonic moment a token stops working, never later than the server's own clock says.
+
+    The life is the token's own, expires_at - issued_at, by the server's clock. Keystone
+    truncates issued_at to the whole second (expires_at = issued_at + TTL), and the token was
+    issued after the request left: a whole-second issued_at may stand up to 1 s before the moment
+    it names, so the life counts from up to 1 s before the request (at most a quarter of the life:
+    a 1-s token would otherwise be dead on arrival, and every request would ask for a new one).
+    Without issued_at, the server's clock is read from its Date header (whole seconds too, so 1 s
+    is taken off), never from this machine's clock, which may be off by minutes.
+    """
+    if issued is not None:
+        life = (expires - issued).total_seconds()
+        truncated = min(1.0, life / 4) if issued.microsecond == 0 else 0.0
+        return requested - truncated + life
+    if server_date is not None:
+        life = (expires - server_date).total_seconds()
+        return received + life - min(1.0, life / 4)
+    return requested + (expires - datetime.now(UTC)).total_seconds()
+
+
+def _server_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+async def request_token(session: aiohttp.ClientSession, login: Login) -> Token:
     """One token request. Raises AuthError (transient for network trouble, 429 and 5xx)."""
     url = login.tokens_url
     requested = time.monotonic()
     body = json.dumps(login.request_body()).encode()
-    status, raw, subject = await _call(session, "POST", url, body, {"Content-Type": "application/json"})
+    status, raw, subject, date = await _call(session, "POST", url, body,
+                                             {"Content-Type": "application/json"})
+    received, server_date = time.monotonic(), _server_date(date)
     if status not in (200, 201):
-        hint = " (check the user, its domain, the password and the project)" if status == 401 else ""
+        hint = ""
+        if status == 401:
+            hint = (" (check the application credential's id or name, its user and its secret)"
+                    if isinstance(login, ApplicationCredentialLogin) else
+                    " (check the user, its domain, the password and the project)")
         raise AuthError(
             f"the identity service {url} refused {login.describe()}: "
             f"{answer_text(status, describe_error(status, raw))}{hint}",
@@ -136,25 +243,33 @@ async def request_token(session: aiohttp.ClientSession, login: PasswordLogin) ->
     try:
         data = json.loads(raw)["token"]
         expires = _parse_time(data["expires_at"])
-        issued = _parse_time(data["issued_at"]) if data.get("issued_at") else datetime.now(UTC)
+        issued_at = _parse_time(data["issued_at"]) if data.get("issued_at") else None
     except (ValueError, KeyError, TypeError):
         raise AuthError(f"the identity service {url} answered with an unreadable token body") from None
+    now = server_date or datetime.now(UTC)
+    issued = issued_at or now
     if expires <= issued:
         # Taken as it is, each request would ask for a new token: the identity service flooded
         # with logins. Transient: retried after a backoff, like a 503.
-        clock = "" if data.get("issued_at") else " (by this machine's clock: is it right?)"
+        clock = ("" if issued_at else " (by the server's Date header)" if server_date
+                 else " (by this machine's clock: is it right?)")
         raise AuthError(f"the identity service {url} issued a token already expired: it expires at "
                         f"{expires.isoformat()}, issued at {issued.isoformat()}{clock}", transient=True)
     project = data.get("project") if isinstance(data.get("project"), dict) else {}
     catalog = data.get("catalog") if isinstance(data.get("catalog"), list) else []
-    return Token(subject, expires, (expires - issued).total_seconds(), requested, time.monotonic(),
-                 project.get("id"), catalog)
+    roles = data.get("roles") if isinstance(data.get("roles"), list) else []
+    names = tuple(str(r["name"]) for r in roles if isinstance(r, dict) and r.get("name"))
+    skew = (server_date - datetime.now(UTC)).total_seconds() if server_date else None
+    return Token(subject, expires, (expires - issued).total_seconds(), requested, received,
+                 project.get("id"), catalog, names,
+                 token_end(requested, received, issued_at, expires, server_date), skew,
+                 project.get("name"))
 
 
 async def fetch_catalog(session: aiohttp.ClientSession, auth_url: str, token: str) -> list[dict[str, Any]]:
     """The service catalog of a token the user already has (`GET /v3/auth/catalog`)."""
     url = identity_url(auth_url, "auth/catalog")
-    status, raw, _ = await _call(session, "GET", url, b"", {"X-Auth-Token": token})
+    status, raw, _, _ = await _call(session, "GET", url, b"", {"X-Auth-Token": token})
     if status != 200:
         raise AuthError(f"the identity service {url} refused the token: "
                         f"{answer_text(status, describe_error(status, raw))}",
@@ -169,9 +284,10 @@ async def fetch_catalog(session: aiohttp.ClientSession, auth_url: str, token: st
 
 
 async def _call(session: aiohttp.ClientSession, method: str, url: str, body: bytes,
-                headers: dict[str, str]) -> tuple[int, bytes, str | None]:
-    """One exchange with the identity service. A redirect is never followed (a 307 would post
-    the password wherever it points) and is final, like an answer too large to read."""
+                headers: dict[str, str]) -> tuple[int, bytes, str | None, str | None]:
+    """One exchange with the identity service: status, body, X-Subject-Token and Date. A redirect
+    is never followed (a 307 would post the password wherever it points) and is final, like an
+    answer too large to read."""
     try:
         async with session.request(method, url, data=body or None, headers=headers,
                                    allow_redirects=False) as resp:
@@ -183,7 +299,7 @@ async def _call(session: aiohttp.ClientSession, method: str, url: str, body: byt
             if success and not whole:
                 raise AuthError(f"the identity service {url} answered with too large a body "
                                 f"(over {TOKEN_ANSWER_LIMIT >> 20} MiB): not read further")
-            return resp.status, raw, resp.headers.get("X-Subject-Token")
+            return resp.status, raw, resp.headers.get("X-Subject-Token"), resp.headers.get("Date")
     except (TimeoutError, aiohttp.ClientError) as exc:
         # The message is ours: aiohttp's own can quote request details.
         raise AuthError(f"cannot reach the identity service {url}: {_network_error(exc).message}",
@@ -196,12 +312,15 @@ def _parse_time(text: str) -> datetime:
 
 
 class KeystoneAuth:
-    name = "password"
+    """Tokens for one login (a password or an application credential), renewed as they age."""
 
-    def __init__(self, session: aiohttp.ClientSession, login: PasswordLogin, stop: Stopper,
+    def __init__(self, session: aiohttp.ClientSession, login: Login, stop: Stopper,
                  token: Token | None = None) -> None:
         self.session = session
         self.login = login
+        # The manifest's and the log's "auth": which way the token is asked for.
+        self.name = ("application_credential" if isinstance(login, ApplicationCredentialLogin)
+                     else "password")
         self._stop = stop
         self.token_requests = 0
         self._token = token

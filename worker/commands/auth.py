@@ -8,6 +8,7 @@ import asyncio
 import sys
 
 from .. import exitcodes
+from ..api import roles
 from ..api.keystone import KeystoneAuth
 from ..api.metadata import MetadataAuth
 from ..connection import Connection
@@ -28,7 +29,9 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         "check", help="prove the credentials work",
         description="Authenticate as a job would (get a token, or sign a request), find the "
                     "endpoint, and GET one page of the snapshot list; print the method and "
-                    "endpoint used. Exit 0: the credentials work; 2: they do not (one line).")
+                    "endpoint used, and what the token's roles allow. Exit 0: the credentials "
+                    "work (a 'warning:' line when no role may update snapshots); 2: they do not "
+                    "(one line).")
     check.add_argument("--project-id", dest="project_id", default=options.S,
                        help=options.help_for("project_id"))
     options.add_api(check)
@@ -48,6 +51,8 @@ def main(args: argparse.Namespace) -> int:
     creds = credentials_from(settings)
     for line in asyncio.run(_check(settings, creds)):
         print(line)
+    # Exit 0 even with a warning: a cloud's policy file may grant updates to other roles, and a
+    # run's safety rail stops after the first 403s anyway (docs/auth.md#roles).
     return exitcodes.OK
 
 
@@ -63,8 +68,19 @@ def report(creds: Credentials, conn: Connection) -> list[str]:
         f"chosen because: {creds.why}",
         f"settings from: {creds.origin}",
     ]
+    warning = None
     if isinstance(conn.auth, KeystoneAuth) and conn.auth.token is not None:
-        lines.append(f"token: expires {conn.auth.token.expires_at.isoformat()}")
+        token = conn.auth.token
+        skew = (f", server clock {token.clock_skew:+.0f} s from this machine's"
+                if token.clock_skew is not None and abs(token.clock_skew) >= 2 else "")
+        lines.append(f"token: expires {token.expires_at.isoformat()} "
+                     f"(lifetime {token.lifetime:.0f} s{skew})")
+        if token.project_id:
+            name = f" ({token.project_name})" if token.project_name else ""
+            given = " (rows without a project_id go here)" if not creds.project_id else ""
+            lines.append(f"project: {token.project_id}{name}{given}")
+        lines.append(f"roles: {roles.describe(token.roles)}")
+        warning = roles.warning(token.roles)
     if isinstance(conn.auth, MetadataAuth) and conn.auth.key is not None:
         lines.append(f"keys: access key {conn.auth.key.access_key}, expire "
                      f"{conn.auth.key.expires_at.isoformat()} (fetched again before)")
@@ -74,4 +90,6 @@ def report(creds: Credentials, conn: Connection) -> list[str]:
         f"checked: GET {conn.checked} -> 200" if conn.checked else
         "checked: no snapshot list (no project id: give --project-id)",
     ]
+    if warning is not None:
+        lines.append(f"warning: {warning}")
     return lines

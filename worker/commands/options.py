@@ -110,7 +110,8 @@ def add_auth(parser: argparse.ArgumentParser) -> None:
         "credentials", "OS_* and HUAWEICLOUD_SDK_* variables work as usual; passwords and "
                        "secret keys come from the environment or a file, never a flag")
     group.add_argument("--auth-method", dest="auth_method", default=S,
-                       choices=("auto", "token", "password", "aksk", "metadata", "none"),
+                       choices=("auto", "token", "password", "application_credential", "aksk", "metadata",
+                                "none"),
                        help=help_for("auth_method"))
     group.add_argument("--os-cloud", dest="os_cloud", default=S, metavar="NAME",
                        help=help_for("os_cloud"))
@@ -122,6 +123,13 @@ def add_auth(parser: argparse.ArgumentParser) -> None:
                        help=help_for("project_name"))
     group.add_argument("--password-file", dest="password_file", default=S, metavar="FILE",
                        help=help_for("password_file"))
+    group.add_argument("--application-credential-id", dest="application_credential_id", default=S,
+                       metavar="ID", help=help_for("application_credential_id"))
+    group.add_argument("--application-credential-name", dest="application_credential_name",
+                       default=S, metavar="NAME", help=help_for("application_credential_name"))
+    group.add_argument("--application-credential-secret-file",
+                       dest="application_credential_secret_file", default=S, metavar="FILE",
+                       help=help_for("application_credential_secret_file"))
     group.add_argument("--region", default=S, help=help_for("region"))
     group.add_argument("--interface", default=S, choices=("public", "internal", "admin"),
                        help=help_for("interface"))

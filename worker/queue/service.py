@@ -38,6 +38,7 @@ from ..wiring import (
     safety_from,
     senders_from,
     stop_from,
+    with_login_project,
 )
 from .consumer import QueueConsumer, QueueOptions, create_group
 from .metrics import MeteredApi, Metrics
@@ -114,7 +115,9 @@ async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, creds
     stop = stop_from(settings)
     # The credentials and the endpoint are proven (one GET) before any job is taken.
     async with connection_from(settings, creds, local, stop) as conn:
-        return await _work(settings, spec, link, names, conn, local, stop, report, on_terminal)
+        # Jobs without a project_id go to the token's project when no project id was given.
+        return await _work(with_login_project(settings, conn), spec, link, names, conn, local, stop,
+                           report, on_terminal)
 
 
 def local_limiter(settings: Settings) -> Limiter:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 from .config import DEFAULT_PROJECT_ID, Fault, SimulatorConfig
-from .identity import AccessKeyPair, User
+from .identity import AccessKeyPair, AppCredential, User
 from .quota import QuotaChange, parse_bucket, parse_window
 
 if TYPE_CHECKING:
@@ -129,6 +129,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a Keystone user (domain Default) for POST /v3/auth/tokens (repeatable)")
     add("--access-key", action="append", type=_parsed(AccessKeyPair), default=[], metavar="AK:SK",
         help="an access key accepted with AK/SK signing (repeatable)")
+    add("--app-credential", action="append", type=_parsed(AppCredential), default=[],
+        metavar="ID:SECRET", help="a Keystone application credential (its own user, member role, "
+        "the simulator's project) for POST /v3/auth/tokens (repeatable)")
+    add("--truncate-issued-at", action="store_true",
+        help="issue tokens whose issued_at is cut to the second, as Keystone does")
     add("--token-lifetime", type=_seconds, default=3600.0, metavar="SECONDS",
         help="how long issued tokens live (default 3600)")
     add("--metadata-key-lifetime", type=_seconds, metavar="SECONDS",
@@ -192,6 +197,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         hang_seconds=args.hang_seconds,
         users=() if args.no_auth else tuple(args.user),
         access_keys=() if args.no_auth else tuple(args.access_key),
+        app_credentials=() if args.no_auth else tuple(args.app_credential),
+        truncate_issued_at=args.truncate_issued_at,
         token_lifetime=args.token_lifetime,
         metadata_key_lifetime=None if args.no_auth else args.metadata_key_lifetime,
     )
@@ -199,7 +206,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
 
 def _auth_text(config: SimulatorConfig) -> str:
     """How to authenticate, for the start line: the default token is not a secret."""
-    if not (config.tokens or config.users or config.access_keys or config.metadata_key_lifetime):
+    if not (config.tokens or config.users or config.access_keys or config.app_credentials
+            or config.metadata_key_lifetime):
         return "no auth"
     # The default token is not a secret; tokens given with --token are not printed.
     named = "token sim-token" if config.tokens == {"sim-token"} else (
@@ -207,6 +215,7 @@ def _auth_text(config: SimulatorConfig) -> str:
     parts = [named] if config.tokens else []
     parts += [f"user {user.name}" for user in config.users]
     parts += [f"access key {key.access_key}" for key in config.access_keys]
+    parts += [f"application credential {c.id}" for c in config.app_credentials]
     if config.metadata_key_lifetime:
         parts.append(f"metadata service keys living {config.metadata_key_lifetime:g} s")
     return "; ".join(parts)
@@ -225,9 +234,9 @@ def _quota_text(sim: Simulator) -> str:
 async def _serve(args: argparse.Namespace) -> int:
     from .server import Simulator  # aiohttp.web: only when serving
 
-    if args.no_auth and (args.user or args.access_key or args.metadata_key_lifetime):
+    if args.no_auth and (args.user or args.access_key or args.app_credential or args.metadata_key_lifetime):
         print("simulator: --no-auth accepts every request: drop --user/--access-key/"
-              "--metadata-key-lifetime, or --no-auth",
+              "--app-credential/--metadata-key-lifetime, or --no-auth",
               file=sys.stderr, flush=True)
         return 2
     try:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .identity import DEFAULT_CATALOG, AccessKeyPair, CatalogEntry, User
+from .identity import DEFAULT_CATALOG, AccessKeyPair, AppCredential, CatalogEntry, User
 from .quota import Gate, Model, QuotaChange, SlidingWindow, parse_bucket, parse_window
 
 DEFAULT_PROJECT_ID = "0123456789abcdef0123456789abcdef"
@@ -142,6 +142,9 @@ class SimulatorConfig:
     quota_retry_after: bool = False
     quota_limit_stated: bool = True
     quota_changes: tuple[QuotaChange, ...] = ()
+    app_credentials: tuple[AppCredential, ...] = ()
+    truncate_issued_at: bool = False  # Keystone's whole-second issued_at
+    send_issued_at: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.snapshots, bool) or not isinstance(self.snapshots, int) or self.snapshots < 0:
@@ -167,6 +170,8 @@ class SimulatorConfig:
         self.users = tuple(u if isinstance(u, User) else User.parse(u) for u in self.users)
         self.access_keys = tuple(k if isinstance(k, AccessKeyPair) else AccessKeyPair.parse(k)
                                  for k in self.access_keys)
+        self.app_credentials = tuple(c if isinstance(c, AppCredential) else AppCredential.parse(c)
+                                     for c in self.app_credentials)
         self.catalog = tuple(self.catalog)
         if float(self.token_lifetime) <= 0:
             raise ValueError("token_lifetime must be positive")

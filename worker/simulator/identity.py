@@ -2,11 +2,16 @@
 passes.
 
 - `POST /v3/auth/tokens`: password identity (user name + domain, or user id) scoped to a project
-  (id, or name + domain); the token comes in X-Subject-Token and expires after
-  `token_lifetime`; the body carries the service catalog, pointing at the simulator itself.
+  (id, or name + domain), or an application credential (id, or name + user: scoped to its
+  user's project); the token comes in X-Subject-Token and expires after `token_lifetime`; the
+  body carries the user's roles and the service catalog, pointing at the simulator itself.
+  Times are by the server's clock (`clock_offset` ahead of this machine's, in the Date header
+  too); `truncate_issued_at` cuts issued_at to the second as Keystone does (expires_at =
+  issued_at + lifetime, so the token lives up to 1 s less than asked).
 - `GET /v3/auth/catalog`: the catalog, for a token the caller already has.
 - An API request passes with a static token (config.tokens), an issued token that has not
-  expired, or an AK/SK signature recomputed here: a wrong one is 401 (APIGW.0301), one dated
+  expired (a PUT only when its roles include member or admin, else 403 as Cinder's policy
+  answers), or an AK/SK signature recomputed here: a wrong one is 401 (APIGW.0301), one dated
   more than 15 minutes off the server's clock is 401 (APIGW.0303), and five failures in a row
   lock the access key for five minutes, as Huawei's gateway does.
 
@@ -25,6 +30,7 @@ the API's request log.
 from __future__ import annotations
 
 import calendar
+import email.utils
 import hashlib
 import hmac
 import json
@@ -59,6 +65,7 @@ class User:
     project_id: str | None = None  # None: the simulator's project
     project_name: str = "sim-project"
     id: str = ""  # empty: derived from the name
+    roles: tuple[str, ...] = ("member", "reader")  # as Keystone lists them: implied ones too
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -67,6 +74,32 @@ class User:
     @classmethod
     def parse(cls, spec: str) -> User:
         return cls(*_pair(spec, "a user must look like NAME:PASSWORD"))
+
+
+@dataclass(frozen=True)
+class AppCredential:
+    """A Keystone application credential: its token is scoped to its user's project."""
+
+    id: str
+    secret: str = field(repr=False)
+    name: str = ""  # empty: the id
+    user: User | None = None  # None: a user of its own ("app-ID") in the simulator's project
+    roles: tuple[str, ...] | None = None  # None: its user's
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.id)
+        if self.user is None:
+            object.__setattr__(self, "user", User(f"app-{self.id}", secrets.token_hex(16)))
+
+    @property
+    def owner(self) -> User:
+        assert self.user is not None
+        return self.user
+
+    @classmethod
+    def parse(cls, spec: str) -> AppCredential:
+        return cls(*_pair(spec, "an application credential must look like ID:SECRET"))
 
 
 @dataclass(frozen=True)
@@ -114,6 +147,7 @@ class TokenRequest:
     user: str | None
     status: int
     token: str | None = field(default=None, repr=False)  # the token issued, for tests
+    method: str = "password"
 
 
 def _keystone_error(status: int, title: str, message: str) -> web.Response:
@@ -125,6 +159,17 @@ def _gateway_401(code: str, message: str) -> tuple[int, bytes]:
 
 
 _UNAUTHORIZED = (401, UNAUTHORIZED)
+# Cinder's answer to a PUT by a token without member or admin (volume:update_snapshot).
+_FORBIDDEN = (403, encode({"forbidden": {
+    "code": 403, "message": "Policy doesn't allow volume:update_snapshot to be performed."}}))
+UPDATE_ROLES = frozenset({"admin", "member"})
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    expiry: float  # time.monotonic()
+    project_id: str | None
+    roles: tuple[str, ...]
 
 
 def _object(value: object) -> dict[str, Any]:
@@ -141,6 +186,9 @@ class Identity:
         self.static_tokens: frozenset[str] = config.tokens
         self.users: tuple[User, ...] = tuple(config.users)
         self.keys = {k.access_key: k for k in config.access_keys}
+        self.app_credentials: tuple[AppCredential, ...] = tuple(config.app_credentials)
+        self.truncate_issued_at: bool = config.truncate_issued_at
+        self.send_issued_at: bool = config.send_issued_at
         self.token_lifetime: float = config.token_lifetime
         self.catalog: tuple[CatalogEntry, ...] = tuple(config.catalog)
         self.project_id: str = config.project_id
@@ -149,8 +197,9 @@ class Identity:
         self.metadata_status: int | None = None  # set by tests: the metadata service is broken
         self.metadata_requests: list[TokenRequest] = []  # user: the access key handed out
         self.key_expiry: dict[str, float] = {}  # temporary access key -> monotonic expiry
-        self.required = bool(self.static_tokens or self.users or self.keys or self.metadata_key_lifetime)
-        self.issued: dict[str, tuple[float, str | None]] = {}  # token -> (expiry, project id)
+        self.required = bool(self.static_tokens or self.users or self.keys or self.app_credentials
+                             or self.metadata_key_lifetime)
+        self.issued: dict[str, Issued] = {}
         self.token_requests: list[TokenRequest] = []
         self.signature_failures: Counter[str] = Counter()
         self.locked_until: dict[str, float] = {}
@@ -168,7 +217,9 @@ class Identity:
         if token in self.static_tokens:
             return None
         issued = self.issued.get(token)
-        if issued is not None and issued[0] > time.monotonic():
+        if issued is not None and issued.expiry > time.monotonic():
+            if request.method == "PUT" and not UPDATE_ROLES & set(issued.roles):
+                return _FORBIDDEN
             return None
         return _UNAUTHORIZED
 
@@ -231,7 +282,7 @@ class Identity:
         server_now = time.time() + self.clock_offset
         date = {"Date": formatdate(server_now, usegmt=True)}
         if self.metadata_status is not None:
-            self.metadata_requests.append(TokenRequest(time.monotonic(), None, self.metadata_status))
+            self.metadata_requests.append(TokenRequest(time.monotonic(), None, self.metadata_status, method="metadata"))
             return json_response(self.metadata_status, encode({"error": "metadata service unavailable"}), date)
         if request.path == "/meta-data/latest/api/token" and request.method == "PUT":
             return web.Response(status=200, text=secrets.token_urlsafe(32), headers=date)
@@ -246,7 +297,7 @@ class Identity:
             del self.key_expiry[old], self.keys[old]  # long expired: forgotten
         self.keys[access] = key
         self.key_expiry[access] = now + lifetime
-        self.metadata_requests.append(TokenRequest(now, access, 200, key.security_token))
+        self.metadata_requests.append(TokenRequest(now, access, 200, key.security_token, "metadata"))
         expires = datetime.fromtimestamp(server_now + lifetime, UTC)
         body = {"credential": {"access": access, "secret": key.secret_key,
                                "securitytoken": key.security_token, "expires_at": _iso(expires)}}
@@ -266,10 +317,14 @@ class Identity:
             auth = json.loads(await request.read())["auth"]
             methods = auth["identity"]["methods"]
             given = auth["identity"]["password"]["user"] if "password" in methods else None
+            credential = (auth["identity"]["application_credential"]
+                          if "application_credential" in methods else None)
             scope = (auth.get("scope") or {}).get("project")
         except (ValueError, KeyError, TypeError):
             self.token_requests.append(TokenRequest(time.monotonic(), None, 400))
             return _keystone_error(400, "Bad Request", "Expecting to find auth in request body.")
+        if credential is not None:
+            return self._issue_for_credential(request, credential, scope)
         user = self._find_user(given) if isinstance(given, dict) else None
         password = given.get("password") if isinstance(given, dict) else None
         if user is None or not isinstance(password, str) or not hmac.compare_digest(
@@ -280,45 +335,84 @@ class Identity:
         if scope is not None and not self._in_scope(user, project_id, scope):
             self.token_requests.append(TokenRequest(time.monotonic(), user.name, 401))
             return _keystone_error(401, "Unauthorized", f"User {user.id} has no access to the project.")
+        return self._token_answer(request, user, project_id if scope is not None else None,
+                                  user.roles, "password")
+
+    def _issue_for_credential(self, request: web.BaseRequest, given: Any, scope: Any) -> web.Response:
+        found = self._find_credential(given) if isinstance(given, dict) else None
+        secret = given.get("secret") if isinstance(given, dict) else None
+        if found is None or not isinstance(secret, str) or not hmac.compare_digest(
+                secret.encode(), found.secret.encode()):
+            self.token_requests.append(TokenRequest(time.monotonic(), found.owner.name if found else None,
+                                                    401, method="application_credential"))
+            return _keystone_error(401, "Unauthorized", "The request you have made requires authentication.")
+        if scope is not None:  # Keystone: an application credential carries its own scope
+            self.token_requests.append(TokenRequest(time.monotonic(), found.owner.name, 401,
+                                                    method="application_credential"))
+            return _keystone_error(401, "Unauthorized",
+                                   "Application credentials cannot request a scope.")
+        user = found.owner
+        roles = found.roles if found.roles is not None else user.roles
+        return self._token_answer(request, user, user.project_id or self.project_id, roles,
+                                  "application_credential")
+
+    def _token_answer(self, request: web.BaseRequest, user: User, project_id: str | None,
+                      roles: tuple[str, ...], method: str) -> web.Response:
         token = "gAAAAA" + secrets.token_urlsafe(96)
-        issued_at = datetime.now(UTC)
+        now = time.time() + self.clock_offset  # the server's clock
+        issued_at = datetime.fromtimestamp(now, UTC)
+        if self.truncate_issued_at:
+            issued_at = issued_at.replace(microsecond=0)
+        life = (issued_at - datetime.fromtimestamp(now, UTC)).total_seconds() + self.token_lifetime
         self._prune()
-        self.issued[token] = (time.monotonic() + self.token_lifetime, project_id if scope else None)
-        self.token_requests.append(TokenRequest(time.monotonic(), user.name, 201, token))
+        self.issued[token] = Issued(time.monotonic() + life, project_id, roles)
+        self.token_requests.append(TokenRequest(time.monotonic(), user.name, 201, token, method))
         body: dict[str, Any] = {
-            "methods": ["password"],
+            "methods": [method],
             "user": {"id": user.id, "name": user.name,
                      "domain": {"id": user.domain_id, "name": user.domain}},
-            "issued_at": _iso(issued_at),
             "expires_at": _iso(issued_at + timedelta(seconds=self.token_lifetime)),
         }
-        if scope is not None:
+        if self.send_issued_at:
+            body["issued_at"] = _iso(issued_at)
+        if project_id is not None:
             body["project"] = {"id": project_id, "name": user.project_name,
                                "domain": {"id": user.domain_id, "name": user.domain}}
-            body["roles"] = [{"id": "0" * 32, "name": "member"}]
+            body["roles"] = [{"id": hashlib.md5(r.encode()).hexdigest(), "name": r} for r in roles]
             body["catalog"] = self._catalog(request, project_id)
-        return json_response(201, encode({"token": body}), {"X-Subject-Token": token})
+        return json_response(201, encode({"token": body}), {
+            "X-Subject-Token": token, "Date": email.utils.formatdate(now, usegmt=True)})
 
     def _catalog_for(self, request: web.BaseRequest) -> web.Response:
         token = request.headers.get("X-Auth-Token", "")
         issued = self.issued.get(token)
         if token in self.static_tokens:
             project_id: str | None = self.project_id
-        elif issued is not None and issued[0] > time.monotonic():
-            project_id = issued[1]
+        elif issued is not None and issued.expiry > time.monotonic():
+            project_id = issued.project_id
         else:
             return _keystone_error(401, "Unauthorized", "The request you have made requires authentication.")
         return json_response(200, encode({"catalog": self._catalog(request, project_id) if project_id else []}))
 
-    def _find_user(self, given: dict[str, Any]) -> User | None:
+    def _find_user(self, given: dict[str, Any], users: tuple[User, ...] | None = None) -> User | None:
         domain = _object(given.get("domain"))
-        for user in self.users:
+        for user in self.users if users is None else users:
             if given.get("id"):
                 if given["id"] == user.id:
                     return user
             elif given.get("name") == user.name and (
                     domain.get("id") == user.domain_id or domain.get("name") == user.domain):
                 return user
+        return None
+
+    def _find_credential(self, given: dict[str, Any]) -> AppCredential | None:
+        for credential in self.app_credentials:
+            if given.get("id"):
+                if given["id"] == credential.id:
+                    return credential
+            elif (given.get("name") == credential.name and isinstance(given.get("user"), dict)
+                  and self._find_user(given["user"], (credential.owner,)) is credential.owner):
+                return credential
         return None
 
     @staticmethod
@@ -345,5 +439,5 @@ class Identity:
 
     def _prune(self) -> None:
         now = time.monotonic()
-        for token in [t for t, (expiry, _) in self.issued.items() if expiry <= now]:
+        for token in [t for t, issued in self.issued.items() if issued.expiry <= now]:
             del self.issued[token]
