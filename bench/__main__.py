@@ -30,7 +30,8 @@ from . import common
 from .common import BENCH, CLIENT_CPU, PEER_PY, PEER_VENV, ROOT, SERVER_CPU, loadavg
 
 SCENARIOS = ("throughput", "fidelity", "limiter_cpu", "latency", "adaptive", "memory", "startup",
-             "profile")
+             "profile", "cost")
+PEERS_NEEDED = {"throughput", "profile"}  # the peer SDKs and py-spy (bench/.venv)
 
 
 def ensure_peers() -> None:
@@ -52,7 +53,7 @@ def _versions() -> str:
     ours = version(sys.executable, "aiohttp", "asyncio-throttle", "structlog", "pydantic",
                    "pydantic-settings", "uvloop", "orjson")
     peers = version(str(PEER_PY), "huaweicloudsdkevs", "huaweicloudsdkcore", "openstacksdk",
-                    "python-openstackclient", "py-spy")
+                    "python-openstackclient", "py-spy") if PEER_PY.exists() else ""
     return ", ".join(line for line in (ours + peers).split("\n") if line)
 
 
@@ -94,7 +95,8 @@ def main() -> int:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     if args.before:
         common.BEFORE = args.before.resolve()
-    ensure_peers()
+    if PEERS_NEEDED & set(chosen):
+        ensure_peers()
     common.OUT.mkdir(exist_ok=True)
     started, load_before = time.monotonic(), loadavg()
     sections = []
