@@ -125,12 +125,14 @@ def run(quick: bool) -> Section:
         ratio = median([b.wall_s / m.wall_s for m, b in
                         zip(ms, unpaced["bare aiohttp loop (asyncio)"], strict=False)])
         figures[f"unpaced {name}"] = ratio
-        urows.append([name, f"{rate:,.0f}", f"{per_row(ms, n_unpaced):.3f}", f"{ratio:.2f}",
+        cpu = per_row(ms, n_unpaced)
+        urows.append([name, f"{rate:,.0f}", f"{cpu:.3f}", f"{ratio:.2f}",
+                      f"{per_row(unpaced['bare aiohttp loop (asyncio)'], n_unpaced) / cpu:.2f}",
                       f"{median([m.load for m in ms]):.2f}"])
     body += (f"\n\n**Unpaced**, {n_unpaced:,} rows, `--rate 0` (median of {repeats}; the ratio is "
              "taken repeat by repeat):\n\n"
-             + table(["contender", "jobs/s", "CPU ms / row", "÷ bare asyncio (same repeat)", "load"],
-                     urows))
+             + table(["contender", "jobs/s", "CPU ms / row", "÷ bare asyncio (same repeat)",
+                      "bare asyncio's CPU ÷ its CPU (the ratio on a free core)", "load"], urows))
     if problems:
         body += "\n\nProblems:\n" + "\n".join(f"- {p}" for p in problems)
     fsync_on = figures.get("paced snaprelabel[fast], fsync on", float("nan"))
