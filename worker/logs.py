@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 import structlog
@@ -39,17 +41,64 @@ class _TqdmSafeLogger:
     log = debug = info = warning = warn = error = critical = exception = msg
 
 
+class _LineLogger:
+    """One write a line, flushed at once, except while lines are held (`held_lines`): then one
+    flush for all of them. structlog's PrintLogger prints (message, then newline) and flushes
+    every line: a job event a row cost two writes to a pipe (docs/design.md#log-events)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        # As PrintLogger: the process's own stdout is looked up at each line, so that a
+        # redirection made later (a test's capture) is followed.
+        self._stream = None if stream is _STDOUT else stream
+        self._lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        stream = self._stream or sys.stdout
+        with self._lock:
+            stream.write(message + "\n")
+            if not _held:
+                stream.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            (self._stream or sys.stdout).flush()
+
+    log = debug = info = warning = warn = error = critical = exception = msg
+
+
+_STDOUT = sys.stdout
+_held = 0  # > 0: lines wait in the stream's buffer until held_lines() ends
+_json_logger: _LineLogger | None = None
+
+
+@contextmanager
+def held_lines() -> Iterator[None]:
+    """The lines logged inside go out in one flush at the end (the engine's writer, once per
+    batch of finished rows). Console output is not held: it goes around a progress bar."""
+    global _held
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+        if not _held and _json_logger is not None:
+            _json_logger.flush()
+
+
 def wants_json(fmt: str, stream: TextIO) -> bool:
     return fmt == "json" or (fmt == "auto" and not stream.isatty())
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> bool:
     """Returns True when the output is JSON (a container or a pipe)."""
+    global _json_logger
     stream = stream or sys.stdout
     as_json = wants_json(fmt, stream)
+    _json_logger = None
     if as_json:
         renderer: Any = structlog.processors.JSONRenderer(ensure_ascii=False)
-        factory: Any = structlog.PrintLoggerFactory(stream)
+        line_logger = _json_logger = _LineLogger(stream)
+        factory: Any = lambda *_: line_logger  # noqa: E731
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
         factory = lambda *_: _TqdmSafeLogger(stream)  # noqa: E731

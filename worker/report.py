@@ -12,6 +12,7 @@ import csv
 import json
 import os
 from collections.abc import Callable
+from operator import attrgetter
 from typing import IO
 
 from .results import Result
@@ -26,6 +27,7 @@ COLUMNS = (
 # is "not known"), so that undo can put back an empty description.
 VALUE_COLUMNS = frozenset({"name", "description", "server_name", "server_description", "previous_name",
                            "previous_description"})
+_VALUES = attrgetter(*COLUMNS)  # a result's values in column order, in one call
 REPORT_FORMATS = ("csv", "jsonl")
 NEW_FILE_MODE = 0o600
 
@@ -72,12 +74,18 @@ class ReportWriter:
     def write_batch(self, results: list[Result]) -> None:
         """Rows that finished together are flushed together: one flush a row when the job is
         slow, one a batch when it is fast."""
-        for result in results:
-            row = [_cell(getattr(result, name), self._redact) for name in COLUMNS]
-            if self._csv is not None:
-                self._csv.writerow([_csv_cell(name, v) for name, v in zip(COLUMNS, row, strict=True)])
-            else:
-                self._file.write(json.dumps(dict(zip(COLUMNS, row, strict=True)), ensure_ascii=False) + "\n")
+        redact = self._redact
+        if self._csv is not None:
+            # One pass a cell (redacted, then made safe for a spreadsheet), one call a batch.
+            self._csv.writerows([[cell(redact(v) if isinstance(v, str) else v)
+                                  for cell, v in zip(_CSV_CELLS, _VALUES(result), strict=True)]
+                                 for result in results])
+        else:
+            self._file.write("".join(
+                json.dumps(dict(zip(COLUMNS, [redact(v) if isinstance(v, str) else v
+                                              for v in _VALUES(result)], strict=True)),
+                           ensure_ascii=False) + "\n"
+                for result in results))
         self._file.flush()
 
     def _fsync_file(self) -> None:
@@ -88,13 +96,15 @@ class ReportWriter:
             self._file.close()
 
 
-def _csv_cell(name: str, value: object) -> object:
-    if name in VALUE_COLUMNS and (value is None or isinstance(value, str)):
+def _value_cell(value: object) -> object:
+    """A value column's cell: None (not known) and "" (known to be empty) differ."""
+    if value is None or isinstance(value, str):
         return known_to_spreadsheet(value)
+    return value
+
+
+def _other_cell(value: object) -> object:
     return to_spreadsheet(value) if isinstance(value, str) else value
 
 
-def _cell(value: object, redact: Callable[[str], str]) -> object:
-    if isinstance(value, str):
-        return redact(value)
-    return value
+_CSV_CELLS = tuple(_value_cell if name in VALUE_COLUMNS else _other_cell for name in COLUMNS)

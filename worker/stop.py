@@ -27,6 +27,7 @@ class Stop:
         self.message = ""
         self.hurried = False
         self._on_hurry: list[Callable[[bool], None]] = []
+        self._on_request: list[Callable[[], None]] = []
         self._grace_timer: asyncio.TimerHandle | None = None
         self._running = False
 
@@ -39,6 +40,11 @@ class Stop:
         second signal or a fatal error: True)."""
         self._on_hurry.append(cancel)
 
+    def on_request(self, wake: Callable[[], None]) -> None:
+        """`wake()` runs once when the stop is asked for (the engine's reader, waiting for room
+        in the queue, then records its rows as stopped)."""
+        self._on_request.append(wake)
+
     def request(self, reason: str, outcome: Outcome = Outcome.INTERRUPTED, message: str = "") -> None:
         """Stop gracefully; a stop already under way keeps its reason (see `signal` to escalate)."""
         if self.is_set:
@@ -47,8 +53,13 @@ class Stop:
         self.outcome = outcome
         self.message = message or f"the job stopped ({reason}) before this row finished"
         self.requested.set()
+        self._requested()
         if self._running:
             self._start_grace()
+
+    def _requested(self) -> None:
+        for wake in self._on_request:
+            wake()
 
     def begin(self) -> None:
         """The job runs from now on (the engine calls it)."""
@@ -75,6 +86,7 @@ class Stop:
             self.reason = self.reason or "stopped"
             self.message = self.message or "the job stopped before this row finished"
             self.requested.set()
+            self._requested()
         self.hurried = True
         log.warning("stopping now: cancelling requests in flight")
         for cancel in self._on_hurry:
