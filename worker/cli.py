@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -24,7 +25,22 @@ def build_parser() -> Parser:
     return parser
 
 
+def hold_standard_fds() -> None:
+    """Put /dev/null on a closed fd 0, 1 or 2 (`<&-`): the next socket or file would take its
+    number, and libuv (uvloop, in the image) aborts the process when it closes a fd under 3.
+    sys.stdin stays None, so a closed stdin is still reported as such."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            held = os.open(os.devnull, os.O_RDWR)
+            if held != fd:
+                os.dup2(held, fd)
+                os.close(held)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    hold_standard_fds()
     redact_output()
     parser = build_parser()
     args = parser.parse_args(argv)
