@@ -111,10 +111,12 @@ class Pacer:
         self.interval = (1.0 + PACING_MARGIN) / rate
 
     def reschedule(self, rate: float, not_before: float = -math.inf) -> None:
-        """Slower, or paused until `not_before`: the next grant is one new interval away at
-        least, and not before `not_before`."""
+        """A new rate from now, or a pause until `not_before`: the next grant is one new
+        interval away, and not before `not_before` (nor later: a slot booked at a slower pace,
+        a closed window's trickle, is moved up)."""
         self.interval = (1.0 + PACING_MARGIN) / rate
         self._not_before = max(self.now() + self.interval, not_before)
+        self._tat = min(self._tat, self._not_before)
 
 
 class RateLimiter:
@@ -210,7 +212,7 @@ class AdaptiveRateLimiter:
     MIN_CLOSED = 1.5  # a shorter run of 429s is a per-second quota's, whatever it looked like
     SUSPECT_EVERY = 2  # until then, each this many 429s halve the pace
     WINDOW_PAUSE = 2.0  # a Retry-After this long says a window closed, too
-    TRICKLE = (0.25, 5.0)  # seconds between requests while a window is closed: first, at most
+    TRICKLE = (0.25, 2.0)  # seconds between requests while a window is closed: first, at most
     MAX_PROBE_WINDOWS = 8  # the most windows between two probes of a per-window quota
     WINDOW_PROBE = 0.1  # a probe window is sent this much faster; doubled while the quota grows
     # The longest pause a Retry-After imposes on every sender. Quotas count per second or per
@@ -252,6 +254,12 @@ class AdaptiveRateLimiter:
         self._probe_windows = 1  # windows between probes of a per-window quota
         self._probe_step = 0.0  # > 0 while a window is probed
         self._window_end = math.inf  # the end of the current window (once its length is known)
+        self._in_window = 0  # answers accepted in the current window
+        self._window_times: deque[float] = deque()  # times of answers accepted, a window back
+        self._first_span = False  # the window's length is only the first span yet
+        self._spacing = 0.0  # between the trickle's requests
+        self._open_error = 0.0  # how far off the last opening's time may be
+        self._window_error = math.inf  # ... and the window's length
 
     @property
     def rate(self) -> float:
@@ -274,6 +282,13 @@ class AdaptiveRateLimiter:
         elif status is not None:
             self._accepted += 1
             self._since_open += 1
+            self._in_window += 1
+            if self.window is not None:
+                times = self._window_times
+                times.append(now)
+                if times[0] < now - 2 * self.window:  # trimmed now and then, not every time
+                    while times[0] < now - 1.2 * self.window:
+                        times.popleft()
             self._last_accepted = now
             recent = self._recent
             recent.append(now)
@@ -380,7 +395,7 @@ class AdaptiveRateLimiter:
         return max(1.0, self.PROBE_REQUESTS / ceiling, self._pause_cost / self.PAUSE_BUDGET)
 
     def _gap_limit(self) -> float:
-        costly = self._pause_cost / self.PAUSE_BUDGET
+        costly = 2 * self._pause_cost / self.PAUSE_BUDGET
         return min(self.MAX_GAP, max(self.CHEAP_GAP, costly))
 
     # -- windows ------------------------------------------------------------------------------
@@ -390,37 +405,57 @@ class AdaptiveRateLimiter:
         self._trickle(now)
 
     def _trickle(self, now: float) -> None:
-        """While the window is closed, a request now and then tells when it reopens; once its
-        length is known, none before the next boundary."""
+        """While the window is closed, a request now and then tells when it reopens. (Not a
+        pause until the boundary the window's length predicts: a length learnt wrong, over two
+        windows taken for one, would pause the job for as long.)"""
         assert self.closed_since is not None
         # Sparser the longer it stays closed: a request late by a fifth of the time waited.
         first, most = self.TRICKLE
-        if self.window is not None:
+        if self.window is not None and not self._first_span:
             most = min(most, self.window / 40)
         spacing = min(most, max(first, 0.2 * (now - self.closed_since)))
-        not_before = self._paused_until
-        if self.window is not None and self._opened_at is not None and self.pace is not None:
-            ahead = math.ceil((now - self._opened_at) / self.window - 1e-9)
-            not_before = max(not_before, self._opened_at + max(1, ahead) * self.window)
-        self._pacer.reschedule(1.0 / spacing, not_before)
+        self._spacing = spacing
+        self._pacer.reschedule(1.0 / spacing, self._paused_until)
 
     def _reopened(self, now: float) -> None:
         """The first request accepted after a closed window: the window's count and length."""
         assert self.closed_since is not None and self._opened_at is not None
-        closed_for, self.closed_since = now - self._cut_at, None
-        if closed_for < self.MIN_CLOSED and self.pace is None and self.stated is None:
+        closed_for, self.closed_since = now - self.closed_since, None
+        if now - self._cut_at < self.MIN_CLOSED and self.pace is None and self.stated is None:
             # Too short for a window (a per-second quota that fell, and the server's second
             # still full): go on at the rate of the cut.
             self._pacer.reschedule(self._rate, self._paused_until)
             return
-        took = self._since_open - 1  # this one is the new window's
+        # It reopened between the last refused request and this one: half a trickle's spacing ago.
+        now -= 0.5 * self._spacing
         span = now - self._opened_at
         if self.stated is not None and self.stated.window > 1.0:
             pace = self.stated.per_second
+        elif self.window is None or self._first_span:
+            # The first windows: what was taken from the opening before (or the start) to this
+            # one. From the start it overestimates (the job began within a window): the next
+            # window closes early, and says N exactly.
+            pace = (self._since_open - 1) / max(span, 1.0)
         else:
-            pace = took / max(span, 1.0)
-            if self.pace is not None:  # the second opening: the time between is the window
-                self.window = span if self.window is None else self.window
+            # N: what was accepted in the window that just ended, [opening - W, opening).
+            since = now - self.window
+            pace = sum(1 for t in self._window_times if since <= t < now) / self.window
+        if self.stated is None or self.stated.window <= 1.0:
+            # Openings come at the window's boundaries: the time between two is a whole number
+            # of windows (the first span, from the start, is at most one). No window stays
+            # closed longer than it lasts.
+            # Each opening is known to within half the trickle's spacing: of the lengths the
+            # openings give, keep the most precise.
+            error = 0.5 * self._spacing
+            if self.window is None or self._first_span or closed_for > self.window:
+                self._first_span = self.window is None
+                self.window, self._window_error = span, error + self._open_error
+            else:
+                windows = max(1, round(span / self.window))
+                candidate = (error + self._open_error) / windows
+                if candidate < self._window_error:
+                    self.window, self._window_error = span / windows, candidate
+            self._open_error = error
         old = self.pace
         if old is not None and abs(pace - old) <= self.CONFIRM * old:
             self._probe_windows = min(self.MAX_PROBE_WINDOWS, 2 * self._probe_windows)
@@ -431,7 +466,7 @@ class AdaptiveRateLimiter:
         self._probe_step = 0.0
         self._windows_held = 0
         self._opened_at = now
-        self._since_open = 1
+        self._since_open = self._in_window = 1
         self._window_end = now + self.window if self.window is not None else math.inf
         self._set_rate(now, pace)
 
@@ -439,9 +474,20 @@ class AdaptiveRateLimiter:
         """A whole window without closing: after a few, probe one a little faster."""
         assert self.window is not None and self.pace is not None
         self._window_end += self.window * max(1, math.ceil((now - self._window_end) / self.window))
-        if self._probe_step > 0:  # the probe did not close it: the quota grew
-            self.pace = self._rate
-            self._probe_step *= 2
+        took, self._in_window = self._in_window, 0
+        if self.closed_since is not None:
+            return
+        if self._first_span:
+            # The length is the first span's, from the start: the real window is longer, and
+            # the pace, over N/W, closes it within one. If it does not, after a few spans,
+            # probe as usual.
+            assert self._opened_at is not None
+            if now < self._opened_at + 3 * self.window:
+                return
+            self._first_span = False
+        if self._probe_step > 0:  # the probe did not close it: the quota grew; by how much,
+            self.pace = max(self.pace, took / self.window)  # a window sent at twice says
+            self._probe_step = max(1.0, 3 * self._probe_step)
         else:
             self._windows_held += 1
             if self._windows_held < self._probe_windows:
