@@ -30,7 +30,8 @@ from . import common
 from .common import BENCH, CLIENT_CPU, PEER_PY, PEER_VENV, ROOT, SERVER_CPU, loadavg
 
 SCENARIOS = ("throughput", "fidelity", "limiter_cpu", "latency", "adaptive", "memory", "startup",
-             "profile")
+             "profile", "quotas")
+NEED_PEERS = {"throughput", "profile"}  # the peer SDKs and py-spy of bench/.venv
 
 
 def ensure_peers() -> None:
@@ -52,7 +53,7 @@ def _versions() -> str:
     ours = version(sys.executable, "aiohttp", "asyncio-throttle", "structlog", "pydantic",
                    "pydantic-settings", "uvloop", "orjson")
     peers = version(str(PEER_PY), "huaweicloudsdkevs", "huaweicloudsdkcore", "openstacksdk",
-                    "python-openstackclient", "py-spy")
+                    "python-openstackclient", "py-spy") if PEER_PY.exists() else ""
     return ", ".join(line for line in (ours + peers).split("\n") if line)
 
 
@@ -76,6 +77,30 @@ def _commit() -> str:
     return done.stdout.strip() + (" (with uncommitted changes in worker/)" if dirty else "")
 
 
+NOTES_HEADING = "## How the benchmark works"
+
+
+def _stamped(section: str, stamp: str) -> str:
+    heading, _, rest = section.partition("\n")
+    return f"{heading}\n\n{stamp}\n{rest}"
+
+
+def splice(text: str, sections: list[str]) -> str:
+    """`text` with each section (## heading ...) in place of the one with the same heading, or
+    before the appended notes when it is new."""
+    for section in sections:
+        heading = section.partition("\n")[0] + "\n"
+        start = text.find(heading)
+        if start < 0:
+            at = text.find(NOTES_HEADING)
+            at = len(text) if at < 0 else at
+            text = text[:at] + section + "\n" + text[at:]
+            continue
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section + ("\n" + text[end + 1:] if end >= 0 else "")
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller, shorter runs")
@@ -86,7 +111,8 @@ def main() -> int:
     # Not the tracked bench/RESULTS.md: a run on a busy laptop must not replace the published figures.
     parser.add_argument("--output", type=Path, default=common.OUT / "RESULTS.md",
                         help="where the results go (default bench/out/RESULTS.md; the published "
-                             "ones are bench/RESULTS.md)")
+                             "ones are bench/RESULTS.md); with --only, an existing file keeps its "
+                             "other sections")
     args = parser.parse_args()
     chosen = args.only.split(",") if args.only else list(SCENARIOS)
     unknown = set(chosen) - set(SCENARIOS)
@@ -94,7 +120,8 @@ def main() -> int:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     if args.before:
         common.BEFORE = args.before.resolve()
-    ensure_peers()
+    if NEED_PEERS & set(chosen):
+        ensure_peers()
     common.OUT.mkdir(exist_ok=True)
     started, load_before = time.monotonic(), loadavg()
     sections = []
@@ -128,9 +155,16 @@ def main() -> int:
         "",
     ])
     notes = BENCH / "NOTES.md"
-    text = header + "\n" + "\n".join(sections)
-    if notes.exists():
-        text += "\n" + notes.read_text()
+    if args.only and args.output.exists():
+        # Some scenarios into published results: replace their sections, keep the others.
+        stamp = (f"_Measured by `python -m bench{' --quick' if args.quick else ''} --only {args.only}` "
+                 f"on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; commit {_commit()}; load {load_before:.2f} "
+                 f"at the start, {loadavg():.2f} at the end._")
+        text = splice(args.output.read_text(), [_stamped(s, stamp) for s in sections])
+    else:
+        text = header + "\n" + "\n".join(sections)
+        if notes.exists():
+            text += "\n" + notes.read_text()
     args.output.write_text(text)
     print(f"bench: wrote {args.output} ({took / 60:.1f} min)", file=sys.stderr)
     return 0

@@ -114,14 +114,15 @@ class Handler:
     ) -> tuple[web.Response, int | None, str | None]:
         """(response, status recorded, fault kind) for one API request."""
         sim = self.sim
-        limiter = sim.limiter
-        # Admission time, not arrival: the body read may have yielded, and the window's deque
-        # must stay in time order.
-        if limiter is not None and not limiter.admit(time.monotonic()):
-            if rec is not None:
-                rec.fault = "throttled"
-            ra = limiter.retry_after
-            return gateway_429(limiter.rate, None if ra is None else str(ra)), 429, "throttled"
+        gate = sim.quota
+        if gate is not None:
+            # Counted at admission, not arrival: the body read may have yielded, and a sliding
+            # window's deque must stay in time order.
+            refusal = gate.check()
+            if refusal is not None:
+                if rec is not None:
+                    rec.fault = "throttled"
+                return gateway_429(refusal.limit, refusal.retry_after, refusal.time), 429, "throttled"
         if sim.latency_high > 0:
             await asyncio.sleep(sim.latency_rng.uniform(sim.latency_low, sim.latency_high))
         fault = None

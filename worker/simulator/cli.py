@@ -9,10 +9,14 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 from .config import DEFAULT_PROJECT_ID, Fault, SimulatorConfig
 from .identity import AccessKeyPair, User
+from .quota import QuotaChange, parse_bucket, parse_window
+
+if TYPE_CHECKING:
+    from .server import Simulator
 
 N = TypeVar("N", int, float)
 
@@ -43,6 +47,31 @@ def _fault(text: str) -> Fault:
         return Fault.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _checked(parse: Callable[[str], object], what: str) -> Callable[[str], str]:
+    """The text as given, once `parse` accepts it (SimulatorConfig parses it again)."""
+
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    check.__name__ = what
+    return check
+
+
+def _on_off(text: str) -> bool:
+    if text.lower() in ("on", "yes", "true", "1"):
+        return True
+    if text.lower() in ("off", "no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+
+
+_on_off.__name__ = "on/off"
 
 
 def _always_fail(text: str) -> tuple[str, str]:
@@ -110,8 +139,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--always-fail", action="append", type=_always_fail, default=[], metavar="SNAPSHOT_ID:KIND",
         help="always answer this snapshot with a fault, e.g. ID:500 (repeatable)",
     )  # fmt: skip
-    add("--rate-limit", type=_positive_int, metavar="R", help="answer 429 above R requests per second")
-    add("--retry-after", type=_count, metavar="SECONDS", help="Retry-After (whole seconds) on rate-limit 429s")
+    quota = parser.add_mutually_exclusive_group()
+    quota.add_argument("--rate-limit", type=_positive_int, metavar="R",
+                       help="answer 429 above R requests in any sliding second")
+    quota.add_argument("--quota", type=_checked(parse_window, "a quota"), metavar="N/WINDOW",
+                       help="a gateway quota: N requests per fixed window on the server's clock, "
+                            "e.g. 100/s, 600/min, 36000/h, 240/20s; 429 past it")
+    quota.add_argument("--quota-bucket", type=_checked(parse_bucket, "a token bucket"), metavar="RATE:BURST",
+                       help="a token-bucket quota: RATE requests a second, BURST at once")
+    add("--retry-after", type=_count, metavar="SECONDS",
+        help="a fixed Retry-After (whole seconds) on --rate-limit 429s")
+    add("--quota-retry-after", type=_on_off, default=False, metavar="on|off",
+        help="quota 429s carry Retry-After: seconds until the window reopens (or the next token), "
+             "rounded up (default off)")
+    add("--quota-limit-stated", type=_on_off, default=True, metavar="on|off",
+        help="quota 429s state the limit as Huawei's gateway does, 'limit:600,time:1 minute' "
+             "(default on; off: the bare 'The throttling threshold has been reached')")
+    add("--quota-change", action="append", type=_checked(QuotaChange.parse, "a quota change"), default=[],
+        metavar="AFTER:QUOTA", help="after AFTER of server time the quota becomes QUOTA, "
+        "e.g. 30s:50/s or 1min:5:10 for a bucket (repeatable)")
     add("--latency", type=_seconds, default=0.0, metavar="SECONDS", help="added latency per request")
     add("--latency-jitter", type=_seconds, default=0.0, metavar="SECONDS", help="uniform +/- jitter on the latency")
     add("--hang-seconds", type=_seconds, default=30.0, help="how long a 'hang' fault waits (default 30)")
@@ -130,6 +176,11 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         faults=list(args.fault),
         rate_limit=args.rate_limit,
         rate_limit_retry_after=args.retry_after,
+        quota=args.quota,
+        quota_bucket=args.quota_bucket,
+        quota_retry_after=args.quota_retry_after,
+        quota_limit_stated=args.quota_limit_stated,
+        quota_changes=tuple(args.quota_change),
         latency=args.latency,
         latency_jitter=args.latency_jitter,
         record=not args.no_record,
@@ -153,6 +204,16 @@ def _auth_text(config: SimulatorConfig) -> str:
     parts += [f"user {user.name}" for user in config.users]
     parts += [f"access key {key.access_key}" for key in config.access_keys]
     return "; ".join(parts)
+
+
+def _quota_text(sim: Simulator) -> str:
+    gate = sim.quota
+    if gate is None:
+        return ""
+    shape = ", Retry-After" if gate.retry_after is not False else ""
+    shape += "" if gate.limit_stated else ", limit not stated"
+    changes = "".join(f", then {c.quota} after {c.after:g} s" for c in gate.pending)
+    return f"; quota {gate.model.describe()}{shape}{changes}"
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -180,7 +241,7 @@ async def _serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
     print(
         f"simulator listening on {url} (project {sim.config.project_id}, {len(sim.snapshots)} snapshots; "
-        f"{_auth_text(sim.config)})",
+        f"{_auth_text(sim.config)}{_quota_text(sim)})",
         file=sys.stderr,
         flush=True,
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .identity import DEFAULT_CATALOG, AccessKeyPair, CatalogEntry, User
+from .quota import Gate, Model, QuotaChange, SlidingWindow, parse_bucket, parse_window
 
 DEFAULT_PROJECT_ID = "0123456789abcdef0123456789abcdef"
 
@@ -130,6 +131,15 @@ class SimulatorConfig:
     token_lifetime: float = 3600.0
     catalog: tuple[CatalogEntry, ...] = DEFAULT_CATALOG
     clock_offset: float = 0.0
+    # Gateway quotas (simulator/quota.py), instead of rate_limit: N per fixed window ("600/min")
+    # or a token bucket ("RATE:BURST"); their 429s with Retry-After (seconds to the reopening) or
+    # without, with the limit stated in the message or not; changes falling due after so many
+    # seconds ("30s:50/s").
+    quota: str | None = None
+    quota_bucket: str | None = None
+    quota_retry_after: bool = False
+    quota_limit_stated: bool = True
+    quota_changes: tuple[QuotaChange, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.snapshots, bool) or not isinstance(self.snapshots, int) or self.snapshots < 0:
@@ -160,3 +170,34 @@ class SimulatorConfig:
             raise ValueError("token_lifetime must be positive")
         self.token_lifetime = float(self.token_lifetime)
         self.clock_offset = float(self.clock_offset)
+        self._check_quota()
+
+    def _check_quota(self) -> None:
+        given = [name for name in ("rate_limit", "quota", "quota_bucket") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of rate_limit, quota and quota_bucket, not {' and '.join(given)}")
+        if self.quota is not None:
+            self.quota = parse_window(self.quota).describe()
+        if self.quota_bucket is not None:
+            bucket = parse_bucket(self.quota_bucket)
+            self.quota_bucket = f"{bucket.rate:g}:{bucket.burst}"
+        changes: Iterable[object] = self.quota_changes
+        self.quota_changes = tuple(c if isinstance(c, QuotaChange) else QuotaChange.parse(str(c)) for c in changes)
+        if self.quota_changes and not given:
+            raise ValueError("quota_changes need a quota to start from (quota, quota_bucket or rate_limit)")
+        self.quota_retry_after = bool(self.quota_retry_after)
+        self.quota_limit_stated = bool(self.quota_limit_stated)
+
+    def gate(self) -> Gate | None:
+        """The quota asked for (rate_limit, quota or quota_bucket), its changes counting from now."""
+        model: Model
+        if self.rate_limit is not None:
+            model = SlidingWindow(self.rate_limit, self.rate_limit_retry_after)
+        elif self.quota is not None:
+            model = parse_window(self.quota)
+        elif self.quota_bucket is not None:
+            model = parse_bucket(self.quota_bucket)
+        else:
+            return None
+        return Gate(model, retry_after=self.quota_retry_after, limit_stated=self.quota_limit_stated,
+                    changes=self.quota_changes)

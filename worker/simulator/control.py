@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .config import check_rate, check_retry_after
+from .config import SimulatorConfig, check_rate, check_retry_after
+from .quota import QuotaChange
 
 if TYPE_CHECKING:
     from .server import Simulator
@@ -43,6 +44,7 @@ class Control:
             ("GET", "/_sim/stats"): self.stats,
             ("POST", "/_sim/faults"): self.faults,
             ("POST", "/_sim/rate-limit"): self.rate_limit,
+            ("POST", "/_sim/quota"): self.quota,
             ("POST", "/_sim/always-fail"): self.always_fail,
             ("POST", "/_sim/reset-records"): self.reset_records,
         }
@@ -98,6 +100,29 @@ class Control:
             self.sim.set_rate_limit(rate)
         limiter = self.sim.limiter
         return _json({"rate": rate, "retry_after": limiter.retry_after if limiter else None})
+
+    def quota(self, request: web.BaseRequest, body: object) -> web.Response:
+        """A new quota from now on: {"quota": "600/min"} or {"bucket": "10:20"} (or neither: none),
+        "retry_after": bool, "limit_stated": bool, "changes": ["30s:50/s", ...] (from now)."""
+        fields = {"quota", "bucket", "retry_after", "limit_stated", "changes"}
+        if not isinstance(body, dict) or not set(body) <= fields:
+            raise ValueError('send {"quota": "600/min" or "bucket": "RATE:BURST", "retry_after": false, '
+                             '"limit_stated": true, "changes": ["30s:50/s"]} (all optional; {} clears)')
+        changes = body.get("changes", [])
+        if not isinstance(changes, list):
+            raise ValueError('"changes" is a list like ["30s:50/s"]')
+        flags = {name: body[name] for name in ("retry_after", "limit_stated") if name in body}
+        for name, value in flags.items():
+            if not isinstance(value, bool):
+                raise ValueError(f'"{name}" is true or false, got {value!r}')
+        # The same checks as the command line's, through the same configuration.
+        cfg = SimulatorConfig(snapshots=0, quota=body.get("quota"), quota_bucket=body.get("bucket"),
+                              quota_retry_after=flags.get("retry_after", False),
+                              quota_limit_stated=flags.get("limit_stated", True),
+                              quota_changes=tuple(QuotaChange.parse(str(c)) for c in changes))
+        self.sim.set_quota(cfg.gate())
+        gate = self.sim.quota
+        return _json({"quota": gate.stats() if gate is not None else None})
 
     def always_fail(self, request: web.BaseRequest, body: object) -> web.Response:
         if not isinstance(body, dict):

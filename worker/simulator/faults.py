@@ -1,16 +1,18 @@
-"""Which request fails and how: the seeded fault draw, the server-side rate limit, and the two
-ways of breaking a connection (abort, truncated body)."""
+"""Which request fails and how: the seeded fault draw and the two ways of breaking a connection
+(abort, truncated body). Quotas (the 429s of a gateway) are in quota.py."""
 
 from __future__ import annotations
 
 import random
-from collections import deque
 from collections.abc import Sequence
 
 from aiohttp import web
 
 from .config import Fault
+from .quota import SlidingWindow as SlidingWindowLimiter  # its original home: tests import it here
 from .responses import raw_http
+
+__all__ = ["FaultPicker", "SlidingWindowLimiter", "abort", "dropped", "truncate"]
 
 
 class FaultPicker:
@@ -31,29 +33,6 @@ class FaultPicker:
             if rnd() < fault.fraction and hit is None:
                 hit = fault.kind
         return hit
-
-
-class SlidingWindowLimiter:
-    """Admit at most `rate` requests in any 1.0 s window (arrival times of admitted requests).
-    Refused requests are not remembered, so a client hammering on 429s does not extend them."""
-
-    __slots__ = ("rate", "retry_after", "window", "_times")
-
-    def __init__(self, rate: int, retry_after: int | None = None, window: float = 1.0):
-        self.rate = rate
-        self.retry_after = retry_after
-        self.window = window
-        self._times: deque[float] = deque()
-
-    def admit(self, now: float) -> bool:
-        times = self._times
-        cutoff = now - self.window
-        while times and times[0] <= cutoff:
-            times.popleft()
-        if len(times) >= self.rate:
-            return False
-        times.append(now)
-        return True
 
 
 def dropped() -> web.Response:

@@ -62,16 +62,13 @@ UNAUTHORIZED = encode(
 )
 
 
-def gateway_429(limit: int, retry_after: str | None = None) -> web.Response:
-    """Huawei API gateway throttling (APIGW.0308); Retry-After only when asked for."""
-    body = encode(
-        {
-            "error_code": "APIGW.0308",
-            "error_msg": "The throttling threshold has been reached: "
-            f"policy user over ratelimit,limit:{limit},time:1 second",
-            "request_id": uuid.uuid4().hex,
-        }
-    )
+def gateway_429(limit: int | str | None, retry_after: str | None = None, period: str = "1 second") -> web.Response:
+    """Huawei API gateway throttling (APIGW.0308): the limit and its window stated in the message
+    (`limit:600,time:1 minute`) unless `limit` is None; Retry-After only when asked for."""
+    message = "The throttling threshold has been reached"
+    if limit is not None:
+        message += f": policy user over ratelimit,limit:{limit},time:{period}"
+    body = encode({"error_code": "APIGW.0308", "error_msg": message, "request_id": uuid.uuid4().hex})
     headers = {"Retry-After": retry_after} if retry_after is not None else None
     return json_response(429, body, headers)
 

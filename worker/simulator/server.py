@@ -13,8 +13,9 @@ from aiohttp import web
 from .app import Handler
 from .config import FaultSpec, SimulatorConfig, check_fault_kind, check_rate, check_retry_after, to_faults
 from .control import Control
-from .faults import FaultPicker, SlidingWindowLimiter
+from .faults import FaultPicker
 from .identity import Identity
+from .quota import Gate, SlidingWindow
 from .records import RequestRecord
 from .seeding import generate, load_csv
 from .store import SnapshotStore
@@ -47,7 +48,7 @@ class Simulator:
         self.identity = Identity(cfg)
         self.picker = FaultPicker(cfg.seed, cfg.faults)
         self._retry_after = cfg.rate_limit_retry_after
-        self.limiter = SlidingWindowLimiter(cfg.rate_limit, self._retry_after) if cfg.rate_limit else None
+        self.quota: Gate | None = cfg.gate()
         self.always_fail: dict[str, str] = dict(cfg.always_fail)
         self.latency_low = max(0.0, cfg.latency - cfg.latency_jitter)
         self.latency_high = cfg.latency + cfg.latency_jitter
@@ -68,10 +69,23 @@ class Simulator:
         self.picker.faults = tuple(to_faults(faults))
 
     def set_rate_limit(self, rate: int | None, retry_after: int | None = _KEEP) -> None:
+        """The original limit: R requests in any sliding second (None: no quota at all)."""
         if retry_after is not _KEEP:
             self._retry_after = check_retry_after(retry_after)
         rate = check_rate(rate)
-        self.limiter = SlidingWindowLimiter(rate, self._retry_after) if rate else None
+        cfg = self.config
+        self.quota = Gate(SlidingWindow(rate, self._retry_after), retry_after=cfg.quota_retry_after,
+                          limit_stated=cfg.quota_limit_stated) if rate else None
+
+    def set_quota(self, gate: Gate | None) -> None:
+        """A new quota from now on (its scheduled changes count from now), or none."""
+        self.quota = gate
+
+    @property
+    def limiter(self) -> SlidingWindow | None:
+        """The sliding-window limit of `--rate-limit`, if that is the quota (older callers)."""
+        model = self.quota.model if self.quota is not None else None
+        return model if isinstance(model, SlidingWindow) else None
 
     def set_always_fail(self, mapping: dict[str, str]) -> None:
         self.always_fail = {str(k): check_fault_kind(v) for k, v in mapping.items()}
@@ -94,6 +108,7 @@ class Simulator:
             "snapshots": len(self.snapshots),
             "faults": [f.to_dict() for f in self.picker.faults],
             "rate_limit": self.limiter.rate if self.limiter else None,
+            "quota": self.quota.stats() if self.quota is not None else None,
             "token_requests": len(self.identity.token_requests),
         }
 
