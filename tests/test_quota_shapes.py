@@ -197,3 +197,14 @@ async def test_a_fixed_rate_under_the_stated_limit_is_kept():
     lim = RateLimiter(5.0)
     lim.observe(429, None, Quota(600, 60.0))
     assert lim.rate == 5.0 and lim.slowed_to is None
+
+
+async def test_a_429_long_after_the_cut_with_nothing_accepted_meanwhile_is_a_closed_window():
+    clock = FakeClock()
+    lim = auto(clock)
+    await run(lim, clock, PerSecond(10**6), 0.9)  # slow start, everything accepted
+    lim.observe(429, None)
+    cut = lim.rate
+    clock.now += 3.0  # every sender was backing off from its 429
+    lim.observe(429, None)
+    assert lim.closed_since is not None and lim.rate == cut

@@ -310,6 +310,9 @@ class AdaptiveRateLimiter:
     def _throttled(self, now: float, retry_after: float | None, quota: Quota | None) -> None:
         if quota is not None:
             self._stated(now, quota)
+            if quota.window > 1.0 and self.closed_since is None:
+                self._close(now)  # over N in this window: it is closed until the next
+                return
         if retry_after is not None and retry_after > 0:  # nan is not
             pause = min(retry_after, self.MAX_PAUSE)
             self._pause_cost = pause
@@ -323,9 +326,13 @@ class AdaptiveRateLimiter:
         if self.pace is not None and now >= self._hold_until:
             self._close(now)  # a window seen closing before closed again: wait for the next
             return
+        per_second = self.stated is not None and self.stated.window <= 1.0
+        if self._last_accepted <= self._cut_at and self._cut_at > -math.inf and not per_second:
+            # Nothing accepted since the cut, however long ago (the senders may all have been
+            # backing off from their 429s): a closed window, or soon known for one.
+            self._suspect(now)
+            return
         if now < self._hold_until:
-            if self._last_accepted <= self._cut_at:
-                self._suspect(now)
             return
         self._cut(now)
 

@@ -5,14 +5,15 @@ by two Lua scripts on the Redis clock, so every replica paces from one schedule 
 rate and adapts from any replica's 429s:
 
 - RESERVE_AUTO: the GCRA slot of shared_limit.RESERVE, at the learned rate (or, while a window
-  is closed, at the trickle's spacing). Each call carries the answers the replica had accepted
-  since its last call: the script counts them per round, notices a closed window reopening, and
-  grows the rate at the end of a round (slow start, then additive increase to HOLD_AT of the
-  ceiling, a hold for the probe gap, then a probe), once per round for all replicas.
-- THROTTLED_AUTO: a 429 from any replica. A stated limit is the ceiling at once (a window longer
-  than a second: its pace, N/W); a Retry-After pauses every replica; a cut is made once per HOLD
-  for all of them; nothing accepted for CLOSED_AFTER after a cut is a closed window (no cut to the
-  floor: the trickle finds when it reopens, then the pace is what the window took).
+  is closed, at the trickle's spacing); at the end of a round it grows the rate (slow start, then
+  additive increase to HOLD_AT of the ceiling, a hold for the probe gap, then a probe), once per
+  round for all replicas.
+- ANSWER_AUTO: every answer of every replica. An accepted one is counted, and reopens a closed
+  window: the pace is then what the window took from the last opening to this one. A 429: a
+  stated limit is the ceiling at once (a window longer than a second: its pace, N/W); a
+  Retry-After pauses every replica; a cut is made once per HOLD for all of them; nothing
+  accepted for CLOSED_AFTER after a cut is a closed window (no cut to the floor: the trickle
+  finds when it reopens).
 
 The rules and constants are AdaptiveRateLimiter's (worker/rate.py, docs/design.md#adaptive-rate);
 the per-window probing (a faster window now and then to find a raised N) is the single process
@@ -37,13 +38,14 @@ _STATE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local f = redis.call('HMGET', SK, 'rate', 'ceiling', 'cut', 'round', 'granted', 'accepted',
-  'lastok', 'closed', 'opened', 'took', 'pace', 'window', 'held', 'gap', 'stated', 'statedw')
+  'lastok', 'closed', 'opened', 'took', 'pace', 'window', 'held', 'gap', 'stated', 'statedw',
+  'trickle')
 local s = {rate = tonumber(f[1]) or tonumber(ARGV[1]), ceiling = tonumber(f[2]),
   cut = tonumber(f[3]) or 0, round = tonumber(f[4]) or now, granted = tonumber(f[5]) or 0,
   accepted = tonumber(f[6]) or 0, lastok = tonumber(f[7]) or 0, closed = tonumber(f[8]) or 0,
   opened = tonumber(f[9]) or now, took = tonumber(f[10]) or 0, pace = tonumber(f[11]),
   window = tonumber(f[12]), held = tonumber(f[13]) or 0, gap = tonumber(f[14]) or 0,
-  stated = tonumber(f[15]), stated_window_s = tonumber(f[16])}
+  stated = tonumber(f[15]), stated_window_s = tonumber(f[16]), trickle = tonumber(f[17])}
 local C = cjson.decode(ARGV[2])
 local function save()
   local out = {}
@@ -57,33 +59,8 @@ end
 """
 
 # KEYS: tat, pause, replicas, state. ARGV: start rate, constants (JSON), replica, replica ttl µs,
-# max pause µs, answers accepted since the last call.
+# max pause µs.
 RESERVE_AUTO = "local SK = KEYS[4]" + _STATE + """
-local delta = tonumber(ARGV[6])
-if delta > 0 then
-  s.accepted = s.accepted + delta
-  s.took = s.took + delta
-  s.lastok = now
-  if s.closed > 0 then  -- reopened
-    local closed_for = now - s.closed
-    s.closed = 0
-    if now - s.cut >= C.min_closed or s.pace or s.stated then
-      local span = now - s.opened
-      if s.stated_window_s and s.stated_window_s > 1 then
-        s.pace = s.stated
-      else
-        s.pace = math.max(C.floor, (s.took - delta) / math.max(span, 1000000) * 1000000)
-        if s.window == nil or closed_for > s.window then s.window = span
-        else s.window = math.min(s.window, span) end
-      end
-      s.rate = s.pace
-      s.ceiling = s.pace
-      s.opened = now
-      s.took = delta
-      s.cut = now
-    end
-  end
-end
 local length = (s.ceiling == nil) and C.slow_round or C.round
 if now >= s.round + length then
   local used = s.granted + 1 >= C.used * s.rate * (now - s.round) / 1000000
@@ -101,37 +78,79 @@ if now >= s.round + length then
   s.granted = 0
   s.accepted = 0
 end
-local interval
-if s.closed > 0 then
-  interval = math.min(C.trickle_most, math.max(C.trickle_first, 0.2 * (now - s.closed)))
-else
-  interval = (1 + C.margin) / s.rate * 1000000
-end
-local tat = tonumber(redis.call('GET', KEYS[1])) or 0
 local pause = tonumber(redis.call('GET', KEYS[2])) or 0
 local max_pause = tonumber(ARGV[5])
 if pause > now + max_pause then pause = now + max_pause end
--- A slot booked at a slower pace (the trickle) is moved up when the pace quickens.
-if tat > now + interval then tat = now + interval end
-local slot = math.max(now, tat, pause)
-redis.call('SET', KEYS[1], string.format('%.0f', slot + interval), 'PX',
-  math.floor((slot + interval - now) / 1000) + 1000)
+local slot
+local granted = 1
+if s.closed > 0 then
+  -- One request now and then, for all replicas; the others are told when to ask again, and
+  -- book nothing (booked at the trickle's pace, a queue of waiters would outlast the closure).
+  local spacing = math.min(C.trickle_most, math.max(C.trickle_first, 0.2 * (now - s.closed)))
+  local at = math.max(s.trickle or 0, pause)
+  if now >= at then
+    -- A little ahead: a reply slower than LATE_SLACK would have the slot given up (and the
+    -- trickle with it), and a request to a closed window need not be punctual.
+    slot = now + 100000
+    s.trickle = now + spacing
+  else
+    slot = at
+    granted = 0
+  end
+else
+  local interval = (1 + C.margin) / s.rate * 1000000
+  local tat = tonumber(redis.call('GET', KEYS[1])) or 0
+  if tat > now + interval then tat = now + interval end
+  slot = math.max(now, tat, pause)
+  redis.call('SET', KEYS[1], string.format('%.0f', slot + interval), 'PX',
+    math.floor((slot + interval - now) / 1000) + 1000)
+end
 redis.call('ZADD', KEYS[3], string.format('%.0f', now), ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', string.format('%.0f', now - tonumber(ARGV[4])))
 redis.call('PEXPIRE', KEYS[3], math.floor(tonumber(ARGV[4]) / 1000))
-s.granted = s.granted + 1
+s.granted = s.granted + granted
 save()
 return {string.format('%.0f', now), string.format('%.0f', slot), redis.call('ZCARD', KEYS[3]),
-        string.format('%.0f', pause), string.format('%.6f', s.closed > 0 and (s.pace or s.rate) or s.rate)}
+        string.format('%.0f', pause), string.format('%.6f', s.closed > 0 and (s.pace or s.rate) or s.rate),
+        granted}
 """
 
-# KEYS: pause, state. ARGV: start rate, constants (JSON), Retry-After µs (-1: none), stated limit
-# (-1: none), stated window µs, max pause µs.
-THROTTLED_AUTO = "local SK = KEYS[2]" + _STATE + """
-local retry_after = tonumber(ARGV[3])
-local limit = tonumber(ARGV[4])
+# KEYS: pause, state. ARGV: start rate, constants (JSON), status, Retry-After µs (-1: none),
+# stated limit (-1: none), stated window µs, max pause µs.
+ANSWER_AUTO = "local SK = KEYS[2]" + _STATE + """
+if tonumber(ARGV[3]) ~= 429 then
+  s.accepted = s.accepted + 1
+  s.took = s.took + 1
+  s.lastok = now
+  if s.closed > 0 then  -- reopened: between the last refused request and this one
+    local spacing = math.min(C.trickle_most, math.max(C.trickle_first, 0.2 * (now - s.closed)))
+    local opened = now - 0.5 * spacing
+    local closed_for = opened - s.closed
+    s.closed = 0
+    if now - s.cut >= C.min_closed or s.pace or s.stated then
+      local span = opened - s.opened
+      if s.stated_window_s and s.stated_window_s > 1 then
+        s.pace = s.stated
+      else
+        -- What the window took, from the last opening (or the start) to this one.
+        s.pace = math.max(C.floor, (s.took - 1) / math.max(span, 1000000) * 1000000)
+        if s.window == nil or closed_for > s.window then s.window = span
+        else s.window = math.min(s.window, span) end
+      end
+      s.rate = s.pace
+      s.ceiling = s.pace
+      s.opened = opened
+      s.took = 1
+      s.cut = now
+    end
+  end
+  save()
+  return 0
+end
+local retry_after = tonumber(ARGV[4])
+local limit = tonumber(ARGV[5])
 if limit > 0 then
-  local window = tonumber(ARGV[5])
+  local window = tonumber(ARGV[6])
   s.stated = limit / window * 1000000
   s.ceiling = s.stated
   if window > 1000000 then
@@ -143,7 +162,7 @@ if limit > 0 then
   end
 end
 if retry_after > 0 then
-  local wait = math.min(retry_after, tonumber(ARGV[6]))
+  local wait = math.min(retry_after, tonumber(ARGV[7]))
   local untl = now + wait
   if untl > (tonumber(redis.call('GET', KEYS[1])) or 0) then
     redis.call('SET', KEYS[1], string.format('%.0f', untl), 'PX', math.floor(wait / 1000) + 1)
@@ -154,12 +173,17 @@ if s.closed > 0 then
   -- closed already: the trickle goes on
 elseif s.pace ~= nil and now >= s.cut + C.hold then
   s.closed = now  -- a window seen closing before closed again
+elseif s.lastok <= s.cut and s.cut > 0 then
+  -- nothing accepted since the cut (its senders may all be backing off): a closed window
+  if now - s.cut >= C.closed_after then s.closed = now end
 elseif now < s.cut + C.hold then
-  if s.lastok <= s.cut and now - s.cut >= C.closed_after then s.closed = now end
+  -- answers to requests sent before the cut
 else
   local elapsed = math.max(now - s.round, 100000) / 1000000
   local accepted = s.accepted / elapsed
-  local ref = (accepted >= C.near * s.rate) and s.rate or accepted
+  -- Counted over a round that may have just begun, and from replicas whose senders may be
+  -- backing off: never trusted below half the rate (a cut per HOLD halves at most).
+  local ref = (accepted >= C.near * s.rate) and s.rate or math.max(accepted, 0.5 * s.rate)
   if s.stated then ref = math.min(ref, s.stated) end
   ref = math.max(C.floor, ref)
   local again = s.ceiling ~= nil and math.abs(ref - s.ceiling) <= C.confirm * s.ceiling
@@ -210,8 +234,7 @@ class SharedAutoLimiter(SharedLimiter):
         self._keys = [*self._keys, f"{key}:auto"]
         self._constants = _constants()
         self._reserve = client.register_script(RESERVE_AUTO)
-        self._throttled = client.register_script(THROTTLED_AUTO)
-        self._accepted = 0  # answers accepted since the last reservation
+        self._answer = client.register_script(ANSWER_AUTO)
 
     @property
     def rate(self) -> float:
@@ -223,17 +246,16 @@ class SharedAutoLimiter(SharedLimiter):
         self.shared_rate = value
 
     async def _reserve_slot(self) -> list[Any]:
-        accepted, self._accepted = self._accepted, 0
-        try:
-            now, slot, replicas, pause, rate = await self._reserve(
+        while True:
+            now, slot, replicas, pause, rate, granted = await self._reserve(
                 keys=self._keys,
                 args=[self.start, self._constants, self.replica, REPLICA_TTL_MS * 1000,
-                      self._max_pause_us, accepted])
-        except BaseException:
-            self._accepted += accepted  # told next time
-            raise
-        self.shared_rate = float(rate)
-        return [now, slot, replicas, pause]
+                      self._max_pause_us])
+            self.shared_rate = float(rate)
+            if int(granted):
+                return [now, slot, replicas, pause]
+            # A closed window: ask again when the next of its trickle may go (no slot booked).
+            await asyncio.sleep(max(0.01, min((int(slot) - int(now)) / 1e6, 2.0)))
 
     def observe(self, status: int | None, retry_after: float | None,
                 quota: Quota | None = None) -> None:
@@ -241,24 +263,22 @@ class SharedAutoLimiter(SharedLimiter):
             self.fallback.observe(status, retry_after, quota)
         if status is None:
             return
-        if status != 429:
-            self._accepted += 1
-            return
-        if retry_after is not None and retry_after == retry_after:  # nan is no value
+        if status == 429 and retry_after is not None and retry_after == retry_after:  # nan: none
             loop = asyncio.get_running_loop()
             wait = min(max(retry_after, 0.0), self.max_pause)
             self._paused_until = max(self._paused_until, loop.time() + wait)
-        task = asyncio.get_running_loop().create_task(self._tell_throttled(retry_after, quota))
+        # Every answer is told at once: a closed window's reopening is seen by its first 200.
+        task = asyncio.get_running_loop().create_task(self._tell(status, retry_after, quota))
         self._pauses.add(task)
         task.add_done_callback(self._pauses.discard)
 
-    async def _tell_throttled(self, retry_after: float | None, quota: Quota | None) -> None:
+    async def _tell(self, status: int, retry_after: float | None, quota: Quota | None) -> None:
         us = 1_000_000
         wait = -1 if retry_after is None or retry_after != retry_after else round(retry_after * us)
         try:
-            await self._throttled(
+            await self._answer(
                 keys=[self._keys[1], self._keys[3]],
-                args=[self.start, self._constants, wait,
+                args=[self.start, self._constants, status, wait,
                       quota.limit if quota else -1, round(quota.window * us) if quota else -1,
                       self._max_pause_us])
         except REDIS_FAILURES:
