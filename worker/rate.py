@@ -178,13 +178,14 @@ class AdaptiveRateLimiter:
     - once past the old ceiling without a 429, the quota has risen: the step doubles each round.
 
     Per window (N per 20 s, per minute): the window closes once N are used, and the 429s go on
-    until it reopens. Nothing accepted for CLOSED_AFTER after a cut (or a Retry-After of at least
-    WINDOW_PAUSE) is a closed window, not a fallen quota: no cut to the floor; only a sparse
-    trickle of requests tells when it reopens. Then the pace is what the server took from the
-    last opening to this one, evenly (N/W: the window is never exceeded at its start); the
-    time between two openings is the window's length, so later closures are paused out until
-    the next boundary. Every few windows (more while N holds) one window is sent a little faster:
-    if it closes early the count is N again; if not, the quota grew.
+    until it reopens. Nothing accepted for CLOSED_AFTER after a cut, however late the next 429
+    comes (or a Retry-After of at least WINDOW_PAUSE), is a closed window, not a fallen quota: no
+    cut to the floor; only a sparse trickle of requests tells when it reopens. Then the pace is
+    N/W, evenly (the window is never exceeded at its start): N what the server took in the window
+    that just ended, W the time between two openings (the first estimate, from the job's start,
+    is a little fast: the next window closes early and says N exactly). Every few windows (more
+    while N holds) one window is sent a little faster: if it closes early the count is N again;
+    if not, the quota grew. A run of 429s shorter than MIN_CLOSED was a per-second quota's.
 
     A limit the 429 states (`limit:600,time:1 minute`) is taken at once: the ceiling, and for a
     window longer than a second, the window. Retry-After: nothing is granted before it passes.
