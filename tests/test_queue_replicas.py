@@ -86,33 +86,3 @@ def test_replicas_share_one_rate_limit(sim_thread, redis_url, stream, consumers,
     by_consumer = Counter(e["consumer"] for e in results(sync_client(), stream))
     assert set(by_consumer) == {"r0", "r1", "r2"} and sum(by_consumer.values()) == jobs
 
-
-def test_replicas_with_rate_auto_learn_a_window_quota_together(
-        sim_thread, redis_url, stream, consumers, tmp_path):
-    # 20 per 5-second window (small enough for three replicas on a loaded machine to exceed),
-    # the limit not stated and no Retry-After: learnt from the 429s.
-    jobs = 60
-    sim = sim_thread(snapshots=jobs, quota="20/5s", quota_limit_stated=False)
-    targets = relabel_targets(sim.sim.snapshots, jobs)
-    enqueue(redis_url, stream, write_jobs(tmp_path / "jobs.csv", targets), tmp_path)
-
-    # The tests' consumers back off 0.05 s after a 429: enough attempts to outlast a closed window.
-    flags = ("--until-empty", "--rate", "auto", "--max-attempts", "40", "--log-level", "warning")
-    started = [consumers(redis_url, stream, sim.url, f"a{i}", *flags) for i in range(3)]
-    for consumer in started:
-        assert consumer.wait(150) == 0, consumer.stderr()
-
-    client = sync_client()
-    entries = results(client, stream)
-    assert len(entries) == jobs and {e["outcome"] for e in entries} == {"applied"}
-    assert all(sim.sim.snapshots[sid]["name"] == name for sid, name in targets.items())
-    # One learner for the three: what it learnt is in Redis, the window's pace (4/s) among it:
-    # near it (the openings are seen through a sparse trickle), far from the floor (0.2/s) and
-    # from the slow start's rate.
-    [state_key] = [k for k in client.scan_iter("snaprelabel:limit:*:auto") if sim.url in k]
-    state = client.hgetall(state_key)
-    client.delete(state_key)
-    assert 2.0 <= float(state["pace"]) <= 6.0, state
-    # The server's windows were never passed (it refuses); the learner's 429s stay a share.
-    counts = sim.sim.status_counts
-    assert counts[429] <= 0.5 * sum(counts.values()), counts

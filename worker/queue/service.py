@@ -43,7 +43,6 @@ from ..wiring import (
 from .consumer import QueueConsumer, QueueOptions, create_group
 from .metrics import MeteredApi, Metrics
 from .redis_link import RedisLink, RedisLost, RedisUnavailable
-from .shared_auto import SharedAutoLimiter
 from .shared_limit import Combined, SharedLimiter, limit_key
 from .status import read_status
 from .streams import QueueNames
@@ -125,21 +124,12 @@ def local_limiter(settings: Settings) -> Limiter:
     (two replicas under --shared-rate 20 sent 10/s)."""
     if settings.shared_rate and "rate" not in settings.model_fields_set:
         return make_limiter(None)
-    if shares_auto(settings):
-        return make_limiter(None)  # the shared one learns for all
     return limiter_from(settings)
-
-
-def shares_auto(settings: Settings) -> bool:
-    """--rate auto without --shared-rate: the replicas learn the quota together, in Redis."""
-    return settings.rate == "auto" and settings.shared_rate is None
 
 
 def _shared_rate(settings: Settings) -> float | None:
     if settings.shared_rate is not None or settings.rate == "auto":
-        return settings.shared_rate
-
-
+        return settings.shared_rate  # --rate auto: each replica finds its share from the 429s
     return settings.rate
 
 
@@ -148,13 +138,10 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
                 on_terminal: bool) -> int:
     # The sender's parts are composed first, then the sender is built whole.
     shared_rate = _shared_rate(settings)
-    shared: SharedLimiter | None = None
-    limiter = sizing = local
-    key = limit_key(conn.endpoint, conn.credentials.project_id)
-    if shares_auto(settings):
-        shared = sizing = SharedAutoLimiter(link.client, key, spec.consumer, settings.throttled_backoff)
-        limiter = Combined(local, shared)
-    elif shared_rate:
+    shared = None
+    limiter = local
+    if shared_rate:
+        key = limit_key(conn.endpoint, conn.credentials.project_id)
         shared = SharedLimiter(link.client, key, shared_rate, spec.consumer,
                                settings.throttled_backoff)
         limiter = Combined(local, shared)
@@ -182,7 +169,7 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
     # wrong settings. The jobs not started go back to the stream for a consumer that can.
     safety = safety_from(settings, stop, SafetyRules(
         max_failure_rate=1.0, max_consecutive_auth_failures=settings.max_consecutive_auth_failures))
-    engine = engine_from(settings, consumer.rows(), relabeler, [consumer], stop, sizing,
+    engine = engine_from(settings, consumer.rows(), relabeler, [consumer], stop, local,
                          on_terminal, on_result=safety.observe)
 
     def on_signal() -> None:
@@ -196,7 +183,7 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
              consumer=spec.consumer, results=names.results, dead=names.dead,
              until_empty=spec.until_empty, endpoint=conn.endpoint,
              endpoint_from=conn.endpoint_origin, path_family=conn.family, rate=as_written(settings.rate),
-             shared_rate="auto" if shares_auto(settings) else as_written(shared_rate), concurrency=settings.concurrency,
+             shared_rate=as_written(shared_rate), concurrency=settings.concurrency,
              claim_idle_s=settings.claim_idle, max_deliveries=settings.max_deliveries,
              metrics_port=metrics_port, report=spec.report, auth=conn.auth.name)
     try:

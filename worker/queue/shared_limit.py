@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -98,7 +97,7 @@ class SharedLimiter:
         self.max_pause = max_pause
         self._max_pause_us = round(max_pause * 1_000_000)
         self.replicas = 1  # replicas sharing the limit, as last counted by Redis
-        self.fallback: Limiter | None = None  # set while Redis is unreachable
+        self.fallback: RateLimiter | None = None  # set while Redis is unreachable
         self._keys = [f"{key}:tat", f"{key}:pause", f"{key}:replicas"]
         self._interval_us = round((1.0 + SHARED_PACING_MARGIN) / rate * 1_000_000)
         self._reserve = client.register_script(RESERVE)
@@ -120,7 +119,11 @@ class SharedLimiter:
                     self._retry_redis_at = loop.time() + RETRY_REDIS_AFTER
                 sent = loop.time()
                 try:
-                    now, slot, self.replicas, pause = await self._reserve_slot()
+                    now, slot, self.replicas, pause = await self._reserve(
+                        keys=self._keys,
+                        args=[self._interval_us, self.replica, REPLICA_TTL_MS * 1000,
+                              self._max_pause_us],
+                    )
                 except REDIS_FAILURES as exc:
                     self._fall_back(loop.time(), exc)
                     continue
@@ -141,13 +144,6 @@ class SharedLimiter:
             # A pause learnt while this caller slept voids its slot: take a new one after it.
             if loop.time() >= self._paused_until:
                 return
-
-    async def _reserve_slot(self) -> list[Any]:
-        """Redis' now, the slot, the replicas counted, the pause (µs of the Redis clock)."""
-        reply: list[Any] = await self._reserve(
-            keys=self._keys,
-            args=[self._interval_us, self.replica, REPLICA_TTL_MS * 1000, self._max_pause_us])
-        return reply
 
     def observe(self, status: int | None, retry_after: float | None,
                 quota: Quota | None = None) -> None:
@@ -175,10 +171,7 @@ class SharedLimiter:
             log.warning("shared rate limit: Redis unreachable, falling back to a local share",
                         rate=round(local_rate, 3), replicas=self.replicas,
                         error=f"{type(exc).__name__}: {exc}")
-            self.fallback = self._local_share(local_rate)
-
-    def _local_share(self, rate: float) -> Limiter:
-        return RateLimiter(rate)
+            self.fallback = RateLimiter(local_rate)
 
 
 class RedisClock:
