@@ -47,10 +47,10 @@ def test_exit_1_when_some_rows_are_rejected_or_failed(sim_thread, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("run", "jobs.csv", "--rate", "fast"), "argument --rate: 'fast' is not a number or auto"),
+    (("run", "jobs.csv", "--rate", "fast"), "argument --rate: 'fast' is not a rate (10, 10/s, 600/min"),
     (("run", "jobs.csv", "--bogus"), "unrecognized arguments: --bogus"),
     (("run", "jobs.csv", "--endpoint", "ftp://x"), "setting endpoint: 'ftp://x' is not an http(s) URL"),
-    (("run", "jobs.csv", "--rate", "-3"), "setting rate: must be a number of requests per second, at least 0"),
+    (("run", "jobs.csv", "--rate", "-3"), "argument --rate: '-3' is not a rate"),
     (("run", "missing.csv", "--endpoint", "http://127.0.0.1:9", "--no-auth"), "cannot read missing.csv"),
     (("run", "jobs.csv", "--endpoint", "http://127.0.0.1:9"), "no credentials"),
     (("run", "jobs.csv", "--config", "nope.toml"), "config file nope.toml: not found"),

@@ -85,3 +85,4 @@ def test_replicas_share_one_rate_limit(sim_thread, redis_url, stream, consumers,
     assert achieved >= 0.7 * rate, f"{achieved:.1f} requests/s under a shared limit of {rate}"
     by_consumer = Counter(e["consumer"] for e in results(sync_client(), stream))
     assert set(by_consumer) == {"r0", "r1", "r2"} and sum(by_consumer.values()) == jobs
+

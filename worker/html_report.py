@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 
 from .jobs_file import JobsOutput
+from .quota import rate_text
 from .results import Outcome
 from .summary import JobSummary
 
@@ -128,7 +129,7 @@ def _groups(groups: dict[str, dict[str, int]], kind: str) -> str:
 
 def _rate_text(summary: JobSummary, data: dict[str, Any]) -> str:
     retries = data["retries"]
-    limit = f"; rate limit {summary.rate_limit:g}/s" if summary.rate_limit else ""
+    limit = f"; rate limit {rate_text(summary.rate_limit)}" if summary.rate_limit else ""
     run = data["last_run"]
     manifest = (f" The last run's manifest counts {run['requests']} requests, {run['retries']} retries and "
                 f"{run['throttled']} throttled answers (429): a row retried past a 429 ends with its "

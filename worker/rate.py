@@ -23,6 +23,9 @@ from typing import Protocol
 
 from asyncio_throttle import Throttler
 
+from .logs import log
+from .quota import Quota, as_written
+
 # Slots are spaced (1 + margin) / rate apart: the server's clock may see our requests shifted by
 # up to margin seconds per second of traffic and still count no more than `rate` in a second.
 PACING_MARGIN = 0.015
@@ -37,8 +40,10 @@ class Limiter(Protocol):
     async def acquire(self) -> None:
         """Wait for a slot; each request, retries included, takes one."""
 
-    def observe(self, status: int | None, retry_after: float | None) -> None:
-        """Told the status of every answer (None: no answer), so a limiter can adapt."""
+    def observe(self, status: int | None, retry_after: float | None,
+                quota: Quota | None = None) -> None:
+        """Told the status of every answer (None: no answer), its Retry-After and the quota a
+        429 stated, so a limiter can adapt."""
 
 
 class Pacer:
@@ -106,24 +111,25 @@ class Pacer:
         self.interval = (1.0 + PACING_MARGIN) / rate
 
     def reschedule(self, rate: float, not_before: float = -math.inf) -> None:
-        """Slower, or paused until `not_before`: the next grant is one new interval away at
-        least, and not before `not_before`."""
+        """A new rate from now, or a pause until `not_before`: the next grant is one new
+        interval away, and not before `not_before` (nor later: a slot booked at a slower pace,
+        a closed window's trickle, is moved up)."""
         self.interval = (1.0 + PACING_MARGIN) / rate
         self._not_before = max(self.now() + self.interval, not_before)
+        self._tat = min(self._tat, self._not_before)
 
 
 class RateLimiter:
     def __init__(self, rate: float | None) -> None:
         """`rate` requests per second; None or 0 means unlimited."""
         self.rate = rate or None
+        self.given = rate  # as the user wrote it (a Rate: 600/min)
+        self.slowed_to: Quota | None = None  # a lower quota the API stated
         self._pacer: Pacer | None = None
         self._throttler: Throttler | None = None
         if self.rate:
             self._pacer = Pacer(self.rate)
-            # Fractional rates above 1/s round down: a one-second window never holds more.
-            self._throttler = Throttler(
-                rate_limit=max(1, math.floor(self.rate)), period=max(1.0, 1.0 / self.rate)
-            )
+            self._throttler = _hard_cap(self.rate)
 
     async def acquire(self) -> None:
         if self._pacer is None or self._throttler is None:
@@ -131,45 +137,85 @@ class RateLimiter:
         await self._pacer.wait()
         await self._throttler.acquire()
 
-    def observe(self, status: int | None, retry_after: float | None) -> None:
-        """A fixed limit does not adapt."""
+    def observe(self, status: int | None, retry_after: float | None,
+                quota: Quota | None = None) -> None:
+        """A fixed limit is a ceiling, not a demand: a lower quota stated by the API wins (one
+        warning); nothing else changes it."""
+        if quota is None or self._pacer is None or self.rate is None:
+            return
+        if quota.per_second < self.rate * (1 - 1e-9):
+            if self.slowed_to is None:
+                log.warning("the API states a lower quota than --rate: slowing to it",
+                            rate=as_written(self.given), stated_quota=str(quota),
+                            stated_per_s=round(quota.per_second, 3))
+            self.slowed_to = quota
+            self.rate = quota.per_second
+            self._pacer.reschedule(self.rate)
+            self._throttler = _hard_cap(self.rate)
+
+
+def _hard_cap(rate: float) -> Throttler:
+    # Fractional rates above 1/s round down: a one-second window never holds more.
+    return Throttler(rate_limit=max(1, math.floor(rate)), period=max(1.0, 1.0 / rate))
 
 
 class AdaptiveRateLimiter:
-    """`--rate auto`: find the server's hidden quota and hold just under it.
+    """`--rate auto`: find the server's quota, its size and its shape, and hold just under it.
 
-    Requests are paced evenly at the current rate by a Pacer. The rate moves in rounds
-    of one second (the server's usual window), in the manner of TCP congestion control:
+    Requests are paced evenly at the current rate by a Pacer. Two shapes of quota:
 
-    - slow start: until the first 429 the rate doubles each round, from START.
-    - multiplicative decrease: a 429 sets the ceiling (the quota's estimate) and cuts the rate
-      to BACKOFF times it. The ceiling is the rate when the server still accepted nearly all of
-      it (a probe just past the quota), else what it accepted over the last second: measuring
-      that, rather than halving what was sent, lands near a quota that dropped tenfold in one
-      step. 429s for requests sent before the decrease (within HOLD) change nothing more.
-    - additive increase: each round without a 429 adds a step: at most STEP (2%) of the
-      ceiling, and at most PER_SUCCESS (1/2000) of it per request accepted in the round. A probe
-      past the quota costs one or two 429s, so each cycle is long enough (at least ~200
-      requests) to keep them near 1%; at a low quota the climb is slower, in seconds.
-    - once past the old ceiling without a 429, the quota has risen: the step doubles each round,
-      so a raised quota is found in a few seconds, not minutes.
-    - the rate only grows while it is what holds the job back (at least USED of the round's
-      slots were taken): a job slowed by latency or by its last rows does not inflate it.
-    - Retry-After: nothing is granted before it passes, for any sender.
+    Per second (the rate moves in rounds of a second, like TCP congestion control):
+    - slow start: until the first 429 the rate doubles every SLOW_ROUND, from START.
+    - a 429 sets the ceiling (the quota's estimate) and cuts the rate: to BACKOFF of it the first
+      time, to HOLD_AT once a probe found the same ceiling again. The ceiling is the rate when the
+      server still accepted nearly all of it (a probe just past the quota), else what it accepted
+      over the last second (the quota fell). 429s within HOLD after a cut change nothing more.
+    - additive increase up to HOLD_AT of the ceiling (at most STEP of it a round, and at most
+      PER_SUCCESS of it per accepted request), then the rate stays there for the probe gap, then
+      climbs past the ceiling: a probe. Each probe that finds the same ceiling doubles the gap, up
+      to what a probe costs: a few 429s (at most CHEAP_GAP), or a Retry-After pause (at most
+      PAUSE_BUDGET of the time), so a pause every few seconds no longer costs a tenth of the job.
+    - once past the old ceiling without a 429, the quota has risen: the step doubles each round.
 
-    Over a cycle the rate runs between BACKOFF and 1 times the quota: about 95% on average.
+    Per window (N per 20 s, per minute): the window closes once N are used, and the 429s go on
+    until it reopens. Nothing accepted for CLOSED_AFTER after a cut, however late the next 429
+    comes (or a Retry-After of at least WINDOW_PAUSE), is a closed window, not a fallen quota: no
+    cut to the floor; only a sparse trickle of requests tells when it reopens. Then the pace is
+    N/W, evenly (the window is never exceeded at its start): N what the server took in the window
+    that just ended, W the time between two openings (the first estimate, from the job's start,
+    is a little fast: the next window closes early and says N exactly). Every few windows (more
+    while N holds) one window is sent a little faster: if it closes early the count is N again;
+    if not, the quota grew. A run of 429s shorter than MIN_CLOSED was a per-second quota's.
+
+    A limit the 429 states (`limit:600,time:1 minute`) is taken at once: the ceiling, and for a
+    window longer than a second, the window. Retry-After: nothing is granted before it passes.
     """
 
     START = 10.0  # requests per second before anything is known
     FLOOR = 0.2  # never slower than one request in five seconds
     MAX = 10_000.0
     BACKOFF = 0.9
+    HOLD_AT = 0.98  # the share of a confirmed ceiling held between probes
+    CONFIRM = 0.05  # a ceiling found again within this share of the last one is confirmed
     STEP = 0.02
     PER_SUCCESS = 1 / 2000
     HOLD = 1.0  # seconds after a decrease during which 429s are from requests sent before it
     ROUND = 1.0
+    SLOW_ROUND = 0.25  # slow start doubles this often: 1000/s is reached in under 2 s
     USED = 0.8
     NEAR = 0.85  # a 429 with at least this share of the rate accepted is a probe's, not a drop's
+    PROBE_REQUESTS = 100  # at least this many requests between probes (at 10/s: 10 s)
+    CHEAP_GAP = 4.0  # the longest gap between probes that cost only a 429 or two (seconds)
+    PAUSE_BUDGET = 0.03  # the share of the time probes may lose to Retry-After pauses
+    MAX_GAP = 60.0
+    CLOSED_AFTER = 0.5  # seconds after a cut with nothing accepted: the window is closed
+    QUICK_PAST = 1.03  # this far past the ceiling without a 429, the quota has grown: short rounds
+    MIN_CLOSED = 1.5  # a shorter run of 429s is a per-second quota's, whatever it looked like
+    SUSPECT_EVERY = 2  # until then, each this many 429s halve the pace
+    WINDOW_PAUSE = 2.0  # a Retry-After this long says a window closed, too
+    TRICKLE = (0.25, 2.0)  # seconds between requests while a window is closed: first, at most
+    MAX_PROBE_WINDOWS = 8  # the most windows between two probes of a per-window quota
+    WINDOW_PROBE = 0.1  # a probe window is sent this much faster; doubled while the quota grows
     # The longest pause a Retry-After imposes on every sender. Quotas count per second or per
     # minute, so an honest wait is at most a minute; senders waiting for a slot check no
     # deadline, so a longer one (31 years, `inf`) would hang the job. The throttled request's own
@@ -182,7 +228,12 @@ class AdaptiveRateLimiter:
         # The running loop's clock by default (tests pass a fake one, and its sleep).
         self._pacer = Pacer(start, clock, sleep)
         self.ceiling: float | None = None  # the rate the server accepted when it last said 429
+        self.stated: Quota | None = None  # the quota the last 429 stated
+        self.confirmed = False  # the ceiling was found twice (or stated)
+        self.probe_gap = 0.0  # seconds held under a confirmed ceiling before the next probe
+        self._pause_cost = 0.0  # seconds the last Retry-After paused every sender
         self._step = 0.0
+        self._held_since: float | None = None  # the rate reached HOLD_AT of the ceiling
         self._hold_until = -math.inf
         self._paused_until = -math.inf
         self._round_end = math.inf  # set by the first answer
@@ -190,38 +241,114 @@ class AdaptiveRateLimiter:
         self._accepted = 0  # answers that were not 429 in this round
         self._recent: deque[float] = deque()  # times of accepted answers in the last second
         self._started: float | None = None  # first answer
+        self._cut_at = -math.inf  # the last cut
+        self._refused_since_cut = 0  # 429s since the cut with nothing accepted
+        self._stepped_at = -math.inf  # the last additive step
+        self._last_accepted = -math.inf
+        # Per window: None until a closed window is seen.
+        self.window: float | None = None  # the window's length, once known
+        self.pace: float | None = None  # N/W: what the server takes, evenly
+        self.closed_since: float | None = None  # the window is closed (a run of 429s)
+        self._opened_at: float | None = None  # the last time a closed window reopened
+        self._since_open = 0  # answers accepted since then
+        self._windows_held = 0  # windows in a row that did not close
+        self._probe_windows = 1  # windows between probes of a per-window quota
+        self._probe_step = 0.0  # > 0 while a window is probed
+        self._window_end = math.inf  # the end of the current window (once its length is known)
+        self._in_window = 0  # answers accepted in the current window
+        self._window_times: deque[float] = deque()  # times of answers accepted, a window back
+        self._first_span = False  # the window's length is only the first span yet
+        self._spacing = 0.0  # between the trickle's requests
+        self._open_error = 0.0  # how far off the last opening's time may be
+        self._window_error = math.inf  # ... and the window's length
 
     @property
     def rate(self) -> float:
+        """The rate the job runs at (while a window is closed: the one it resumes at)."""
         return self._rate
 
     async def acquire(self) -> None:
         await self._pacer.wait()
         self._granted += 1
 
-    def observe(self, status: int | None, retry_after: float | None) -> None:
+    def observe(self, status: int | None, retry_after: float | None,
+                quota: Quota | None = None) -> None:
         now = self._pacer.now()
         if self._started is None:
             self._started = now
+            self._opened_at = now
             self._start_round(now)
         if status == 429:
-            self._throttled(now, retry_after)
+            self._throttled(now, retry_after, quota)
         elif status is not None:
             self._accepted += 1
+            self._since_open += 1
+            self._in_window += 1
+            if self.window is not None:
+                times = self._window_times
+                times.append(now)
+                if times[0] < now - 2 * self.window:  # trimmed now and then, not every time
+                    while times[0] < now - 1.2 * self.window:
+                        times.popleft()
+            self._last_accepted = now
             recent = self._recent
             recent.append(now)
             if recent[0] <= now - 2.0:  # keep it short without a pass on every answer
                 while recent[0] <= now - 1.0:
                     recent.popleft()
+            if self.closed_since is not None:
+                self._reopened(now)
+            elif self._refused_since_cut >= self.SUSPECT_EVERY:  # it was not closed after all
+                self._pacer.speed_up(self._rate)
+            self._refused_since_cut = 0
+        if now >= self._window_end:
+            self._window_passed(now)
         if now >= self._round_end:
             self._end_round(now)
 
-    def _throttled(self, now: float, retry_after: float | None) -> None:
+    # -- 429s ---------------------------------------------------------------------------------
+
+    def _throttled(self, now: float, retry_after: float | None, quota: Quota | None) -> None:
+        if quota is not None:
+            self._stated(now, quota)
+            if quota.window > 1.0 and self.closed_since is None:
+                self._close(now)  # over N in this window: it is closed until the next
+                return
         if retry_after is not None and retry_after > 0:  # nan is not
-            self._paused_until = max(self._paused_until, now + min(retry_after, self.MAX_PAUSE))
+            pause = min(retry_after, self.MAX_PAUSE)
+            self._pause_cost = pause
+            self._paused_until = max(self._paused_until, now + pause)
             self._pacer.reschedule(self._rate, self._paused_until)
+            if pause >= self.WINDOW_PAUSE and self.closed_since is None:
+                self._close(now)
+        if self.closed_since is not None:
+            self._trickle(now)
+            return
+        if self.pace is not None and now >= self._hold_until:
+            self._close(now)  # a window seen closing before closed again: wait for the next
+            return
+        per_second = self.stated is not None and self.stated.window <= 1.0
+        if self._last_accepted <= self._cut_at and self._cut_at > -math.inf and not per_second:
+            # Nothing accepted since the cut, however long ago (the senders may all have been
+            # backing off from their 429s): a closed window, or soon known for one.
+            self._suspect(now)
+            return
         if now < self._hold_until:
             return
+        self._cut(now)
+
+    def _suspect(self, now: float) -> None:
+        """Nothing accepted since the cut: perhaps a closed window. Until an answer says
+        otherwise, each few 429s halve the pace (not the rate), so a closed window costs a few
+        dozen 429s before it is known for one, not a second's worth at full speed."""
+        self._refused_since_cut += 1
+        if now - self._cut_at >= self.CLOSED_AFTER:
+            self._close(now)
+        elif self._refused_since_cut % self.SUSPECT_EVERY == 0:
+            slower = self._rate / 2 ** (self._refused_since_cut // self.SUSPECT_EVERY)
+            self._pacer.reschedule(max(slower, 1.0 / self.TRICKLE[0]), self._paused_until)
+
+    def _cut(self, now: float) -> None:
         # What the server took over the last second (early in the job: since the first answer).
         recent = self._recent
         while recent and recent[0] <= now - 1.0:
@@ -232,34 +359,194 @@ class AdaptiveRateLimiter:
         # over one second (off by one either way: a tenth at 10/s) would only blur. Far below
         # it, the quota fell: cut from what was accepted.
         reference = self._rate if accepted >= self.NEAR * self._rate else accepted
-        self.ceiling = max(self.FLOOR, reference)
-        self._rate = max(self.FLOOR, self.BACKOFF * reference)
+        if reference == self._rate and self.ceiling is not None and now - self._stepped_at < self.ROUND:
+            # The step just taken is what went past: the rate before it held a round.
+            reference = max(accepted, self._rate - self._step)
+        if self.stated is not None and self.stated.window <= 1.0:
+            reference = min(reference, self.stated.per_second)
+        reference = max(self.FLOOR, reference)
+        old = self.ceiling
+        again = old is not None and abs(reference - old) <= self.CONFIRM * old
+        if again or (self.stated is not None and self.stated.window <= 1.0):
+            self.probe_gap = min(self._gap_limit(), max(2 * self.probe_gap, self._first_gap(reference)))
+            self.confirmed = True
+        else:
+            self.probe_gap = self._first_gap(reference) if old is not None else 0.0
+            self.confirmed = False
+        self.ceiling = reference
+        self._set_rate(now, (self.HOLD_AT if self.confirmed else self.BACKOFF) * reference)
+        self._held_since = None
+
+    def _stated(self, now: float, quota: Quota) -> None:
+        """The gateway said its limit: the ceiling at once (and a window longer than a second)."""
+        self.stated = quota
+        self.confirmed = True
+        if quota.window > 1.0:
+            self.window = quota.window
+            self.pace = quota.per_second
+        else:
+            self.ceiling = quota.per_second
+            if self._rate > quota.per_second:
+                self._set_rate(now, quota.per_second)
+
+    def _set_rate(self, now: float, rate: float) -> None:
+        self._rate = max(self.FLOOR, min(self.MAX, rate))
         self._step = 0.0
         self._hold_until = now + self.HOLD
+        self._cut_at = now
+        self._refused_since_cut = 0
         self._pacer.reschedule(self._rate, self._paused_until)
         self._start_round(now)
 
-    def _end_round(self, now: float) -> None:
-        used = self._granted >= self.USED * self._rate * (now - self._round_end + self.ROUND)
-        if used and now >= self._hold_until:
-            if self.ceiling is None:
-                self._rate = min(self.MAX, self._rate * 2)
+    def _first_gap(self, ceiling: float) -> float:
+        # Probes that pause every sender are as far apart as the budget says from the start.
+        return max(1.0, self.PROBE_REQUESTS / ceiling, self._pause_cost / self.PAUSE_BUDGET)
+
+    def _gap_limit(self) -> float:
+        costly = 2 * self._pause_cost / self.PAUSE_BUDGET
+        return min(self.MAX_GAP, max(self.CHEAP_GAP, costly))
+
+    # -- windows ------------------------------------------------------------------------------
+
+    def _close(self, now: float) -> None:
+        self.closed_since = now
+        self._trickle(now)
+
+    def _trickle(self, now: float) -> None:
+        """While the window is closed, a request now and then tells when it reopens. (Not a
+        pause until the boundary the window's length predicts: a length learnt wrong, over two
+        windows taken for one, would pause the job for as long.)"""
+        assert self.closed_since is not None
+        # Sparser the longer it stays closed: a request late by a fifth of the time waited.
+        first, most = self.TRICKLE
+        if self.window is not None and not self._first_span:
+            most = min(most, self.window / 40)
+        spacing = min(most, max(first, 0.2 * (now - self.closed_since)))
+        self._spacing = spacing
+        self._pacer.reschedule(1.0 / spacing, self._paused_until)
+
+    def _reopened(self, now: float) -> None:
+        """The first request accepted after a closed window: the window's count and length."""
+        assert self.closed_since is not None and self._opened_at is not None
+        closed_for, self.closed_since = now - self.closed_since, None
+        if now - self._cut_at < self.MIN_CLOSED and self.pace is None and self.stated is None:
+            # Too short for a window (a per-second quota that fell, and the server's second
+            # still full): go on at the rate of the cut.
+            self._pacer.reschedule(self._rate, self._paused_until)
+            return
+        # It reopened between the last refused request and this one: half a trickle's spacing ago.
+        now -= 0.5 * self._spacing
+        span = now - self._opened_at
+        if self.stated is not None and self.stated.window > 1.0:
+            pace = self.stated.per_second
+        elif self.window is None or self._first_span:
+            # The first windows: what was taken from the opening before (or the start) to this
+            # one. From the start it overestimates (the job began within a window): the next
+            # window closes early, and says N exactly.
+            pace = (self._since_open - 1) / max(span, 1.0)
+        else:
+            # N: what was accepted in the window that just ended, [opening - W, opening).
+            since = now - self.window
+            pace = sum(1 for t in self._window_times if since <= t < now) / self.window
+        if self.stated is None or self.stated.window <= 1.0:
+            # Openings come at the window's boundaries: the time between two is a whole number
+            # of windows (the first span, from the start, is at most one). No window stays
+            # closed longer than it lasts.
+            # Each opening is known to within half the trickle's spacing: of the lengths the
+            # openings give, keep the most precise.
+            error = 0.5 * self._spacing
+            if self.window is None or self._first_span or closed_for > self.window:
+                self._first_span = self.window is None
+                self.window, self._window_error = span, error + self._open_error
             else:
-                base = min(self.STEP * self.ceiling, self.PER_SUCCESS * self.ceiling * self._accepted)
-                if self._rate > self.ceiling:
-                    self._step = max(2 * self._step, base)  # past the old quota: probe faster
-                else:
-                    self._step = base
-                self._rate = min(self.MAX, self._rate + self._step)
-            self._pacer.speed_up(self._rate)
+                windows = max(1, round(span / self.window))
+                candidate = (error + self._open_error) / windows
+                if candidate < self._window_error:
+                    self.window, self._window_error = span / windows, candidate
+            self._open_error = error
+        old = self.pace
+        if old is not None and abs(pace - old) <= self.CONFIRM * old:
+            self._probe_windows = min(self.MAX_PROBE_WINDOWS, 2 * self._probe_windows)
+        else:
+            self._probe_windows = 1
+        self.pace = pace
+        self.ceiling = pace
+        self._probe_step = 0.0
+        self._windows_held = 0
+        self._opened_at = now
+        self._since_open = self._in_window = 1
+        self._window_end = now + self.window if self.window is not None else math.inf
+        self._set_rate(now, pace)
+
+    def _window_passed(self, now: float) -> None:
+        """A whole window without closing: after a few, probe one a little faster."""
+        assert self.window is not None and self.pace is not None
+        self._window_end += self.window * max(1, math.ceil((now - self._window_end) / self.window))
+        took, self._in_window = self._in_window, 0
+        if self.closed_since is not None:
+            return
+        if self._first_span:
+            # The length is the first span's, from the start: the real window is longer, and
+            # the pace, over N/W, closes it within one. If it does not, after a few spans,
+            # probe as usual.
+            assert self._opened_at is not None
+            if now < self._opened_at + 3 * self.window:
+                return
+            self._first_span = False
+        if self._probe_step > 0:  # the probe did not close it: the quota grew; by how much,
+            self.pace = max(self.pace, took / self.window)  # a window sent at twice says
+            self._probe_step = max(1.0, 3 * self._probe_step)
+        else:
+            self._windows_held += 1
+            if self._windows_held < self._probe_windows:
+                return
+            self._probe_step = self.WINDOW_PROBE
+        self._windows_held = 0
+        self._rate = min(self.MAX, self.pace * (1 + self._probe_step))
+        self._pacer.speed_up(self._rate)
+
+    # -- rounds -------------------------------------------------------------------------------
+
+    def _end_round(self, now: float) -> None:
+        quick = self.ceiling is None or self._rate > self.QUICK_PAST * self.ceiling
+        length = self.SLOW_ROUND if quick else self.ROUND
+        # (+1: the first grant after a speed-up still came at the old interval.)
+        used = self._granted + 1 >= self.USED * self._rate * (now - self._round_end + length)
+        if used and now >= self._hold_until and self.closed_since is None and self.pace is None:
+            self._grow(now)
         self._start_round(now)
 
+    def _grow(self, now: float) -> None:
+        if self.ceiling is None:
+            self._rate = min(self.MAX, self._rate * 2)
+            self._pacer.speed_up(self._rate)
+            return
+        ceiling = self.ceiling
+        if self.confirmed and self._rate >= self.HOLD_AT * ceiling * (1 - 1e-9):
+            if self._held_since is None:
+                self._held_since = now
+            if now < self._held_since + self.probe_gap:
+                return  # hold; probe later
+        base = min(self.STEP * ceiling, self.PER_SUCCESS * ceiling * self._accepted)
+        if self._rate > ceiling:
+            self._step = max(2 * self._step, base)  # past the old quota: probe faster
+        else:
+            self._step = base
+        rate = self._rate + self._step
+        self._stepped_at = now
+        if self.confirmed and self._held_since is None:
+            rate = min(rate, self.HOLD_AT * ceiling)  # climb to the hold, then wait there
+        self._rate = min(self.MAX, rate)
+        self._pacer.speed_up(self._rate)
+
     def _start_round(self, now: float) -> None:
-        self._round_end = now + self.ROUND
+        # Short rounds while nothing is known, or past the ceiling: a raised quota is found fast.
+        quick = self.ceiling is None or self._rate > self.QUICK_PAST * self.ceiling
+        self._round_end = now + (self.SLOW_ROUND if quick else self.ROUND)
         self._granted = self._accepted = 0
 
 
-def make_limiter(rate: float | str | None) -> RateLimiter | AdaptiveRateLimiter:
+def make_limiter(rate: float | str | None) -> Limiter:
     """The limiter for a job's `rate` setting: a number (0: none) or "auto"."""
     if rate == "auto":
         return AdaptiveRateLimiter()

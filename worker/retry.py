@@ -24,6 +24,7 @@ from typing import Protocol
 
 from .api.client import Answer
 from .logs import log
+from .quota import Quota
 from .rate import Limiter
 from .stop import Stop
 
@@ -111,7 +112,8 @@ class Unlimited:
     async def acquire(self) -> None:
         return None
 
-    def observe(self, status: int | None, retry_after: float | None) -> None:
+    def observe(self, status: int | None, retry_after: float | None,
+                quota: Quota | None = None) -> None:
         return None
 
 
@@ -142,7 +144,9 @@ class Retrier:
             if attempts > 1:
                 counters.retries += 1
             answer = await send()
-            self.limiter.observe(answer.status, answer.retry_after)
+            error = answer.error
+            self.limiter.observe(answer.status, answer.retry_after,
+                                 error.quota if error is not None else None)
             if answer.ok:
                 return Tried(Ending.OK, answer, attempts)
             if answer.status == 429:

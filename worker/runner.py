@@ -27,6 +27,7 @@ from .journal import Journal, JournalError, check_fingerprint, lock_report, open
 from .live import LiveState
 from .logs import log
 from .manifest import Manifest, file_digest, job_figures, manifest_path, read_manifest
+from .quota import as_written, rate_text
 from .rate import Limiter
 from .redaction import SECRETS
 from .report import ReportWriter
@@ -171,7 +172,7 @@ def _job_facts(settings: Settings, endpoint: str) -> JobFacts:
     rate = None if settings.rate == "auto" else settings.rate
     return JobFacts(
         where + ("at the API's quota, found from its 429 answers (--rate auto)" if rate is None
-                 else f"at most {rate:g} requests/s"),
+                 else f"at most {rate_text(rate)}"),
         rate or None, settings.limit, settings.canary)
 
 
@@ -264,7 +265,7 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, conn: Connection |
         "start", input=spec.input.display_name, report=report.path, dry_run=spec.dry_run,
         endpoint=conn.endpoint if conn else settings.endpoint,
         path_family=conn.family if conn else settings.path_family, project_id=settings.project_id,
-        rate=settings.rate, concurrency=settings.concurrency,
+        rate=as_written(settings.rate), concurrency=settings.concurrency,
         auth=conn.auth.name if conn else None,
         endpoint_from=conn.endpoint_origin if conn else None,
         **({"resume_skips": len(journal.final)} if journal else {}),

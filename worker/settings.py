@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    SerializationInfo,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +31,7 @@ from pydantic_settings import (
 from . import ecosystem
 from .errors import ConfigError as ConfigError  # re-exported: what load_settings raises
 from .jobs import PROJECT_RE
+from .quota import SPELLING, Rate, as_written
 from .redaction import SECRETS
 
 _config_file: ContextVar[Path | None] = ContextVar("config_file", default=None)
@@ -54,9 +63,10 @@ class Settings(BaseSettings):
         "native); cinder-v3: /v3/{project}/snapshots; when not given and the endpoint comes from "
         "the service catalog, its service type decides"))
     # How fast
-    rate: float | Literal["auto"] = Field(5.0, description=(
-        "requests per second for the whole job, retries included; 0 = no limit; auto = find the "
-        "API's quota from its 429 answers"))
+    rate: float | Literal["auto"] = Field(Rate(5.0), description=(
+        "requests for the whole job, retries included, paced evenly: per second (10) or per "
+        "window (10/s, 600/min, 36000/h, 240/20s); 0 = no limit; auto = find the API's quota "
+        "and its window from its 429 answers; a lower limit stated in a 429 wins"))
     concurrency: int | Literal["auto"] = Field("auto", description=(
         "requests in flight, 1 to 1024; auto = from the rate and the latency seen, 64 without a "
         "rate limit"))
@@ -175,9 +185,10 @@ class Settings(BaseSettings):
     stream: str = Field("relabel:jobs", min_length=1, description=(
         "the jobs stream; its results go to STREAM:results, dead letters to STREAM:dead"))
     group: str = Field("relabel", min_length=1, description="the consumer group")
-    shared_rate: float | None = Field(None, ge=0, description=(
-        "requests/s for all consumers of this endpoint and project together, kept in Redis; "
-        "0 = not shared; unset: --rate, unless that is auto"))
+    shared_rate: float | None = Field(None, description=(
+        "requests for all consumers of this endpoint and project together, kept in Redis, in "
+        "--rate's units (20, 1200/min); 0 = not shared; unset: --rate (with --rate auto, what "
+        "the consumers learn of the quota is shared)"))
     claim_idle: float = Field(60.0, gt=0, description=(
         "seconds a held job may go without a sign of life before another consumer takes it"))
     max_deliveries: int = Field(5, ge=1, description=(
@@ -201,11 +212,33 @@ class Settings(BaseSettings):
     def _auth_url(cls, value: str | None) -> str | None:
         return None if value is None else _http_url(value, "https://iam.cn-north-4.myhuaweicloud.com/v3")
 
-    @field_validator("rate", mode="before")
+    @field_validator("rate", mode="wrap")
     @classmethod
-    def _rate(cls, value: Any) -> Any:
-        return _number_or_auto(value, float, 0, None, "a number of requests per second, at "
-                               "least 0 (0 = no limit), or auto")
+    def _rate(cls, value: Any, handler: Any) -> Any:
+        # A Rate keeps the words it was written in (600/min) for the manifest and the logs.
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        try:
+            return Rate.parse(value)
+        except ValueError:
+            raise ValueError(f"must be {SPELLING}, or auto") from None
+
+    @field_validator("shared_rate", mode="wrap")
+    @classmethod
+    def _shared_rate(cls, value: Any, handler: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return Rate.parse(value)
+        except ValueError:
+            raise ValueError(f"must be {SPELLING}") from None
+
+    @field_serializer("rate", "shared_rate")
+    def _rate_as_written(self, value: float | str | None, info: SerializationInfo) -> float | str | None:
+        """600/min stays 600/min in the manifest; a bare number stays a number."""
+        if info.mode == "json":
+            return as_written(value)
+        return float(value) if isinstance(value, float) else value
 
     @field_validator("concurrency", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from typing import Any
 
 from .journal import LineSet, Record, detect_format, iter_records
 from .manifest import read_manifest
+from .quota import Rate, rate_text
 from .results import Outcome
 
 SHOWN_LINES = 5  # input lines listed per error code
@@ -81,9 +82,14 @@ class JobSummary:
         return str((self.manifest or {}).get("status") or "unknown (no manifest)")
 
     @property
-    def rate_limit(self) -> float | None:
+    def rate_limit(self) -> Rate | None:
+        """The job's --rate (per second, and as written: 600/min), when it had a fixed one."""
         rate = ((self.manifest or {}).get("settings") or {}).get("rate")
-        return float(rate) if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0 else None
+        try:
+            limit = Rate.parse(rate) if rate != "auto" else None
+        except ValueError:
+            return None
+        return limit if limit else None
 
     @property
     def retryable(self) -> int:
@@ -325,7 +331,7 @@ def render_text(summary: JobSummary, unicode: bool = True) -> str:
     rate = data["rate"]
     if rate["buckets"]:
         peak = max(b["per_s"] for b in rate["buckets"])
-        limit = f", limit {summary.rate_limit:g}/s" if summary.rate_limit else ""
+        limit = f", limit {rate_text(summary.rate_limit)}" if summary.rate_limit else ""
         span = rate["buckets"][-1]["t"] + rate["bucket_s"]
         out.append(f"rate: {summary.rows / span:.1f} rows/s over {span} s from {rate['start']} "
                    f"(peak {peak:g}/s in {rate['bucket_s']} s buckets{limit})")

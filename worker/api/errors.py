@@ -8,10 +8,12 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from ..quota import MAX_RATE, MAX_WINDOW, UNITS, Quota
 from ..redaction import SECRETS
 
 # 408/429 and 5xx gateway answers are transient; Cinder answers 413 for its own rate limits.
@@ -30,6 +32,50 @@ class ErrorInfo:
     code: str
     message: str
     request_id: str | None = None
+    quota: Quota | None = None  # the limit a 429 states (`limit:600,time:1 minute`)
+
+
+# The shapes in which gateways state the quota a 429 hit: (pattern, how to read a match). Each
+# reader answers None when the numbers mean nothing. Add a shape here, with its test.
+_N = r"(\d+(?:\.\d+)?)"
+_UNIT = r"(second|sec|minute|min|hour|hr|day)s?\b"
+
+
+def _limit_per(limit: str, count: str | None, unit: str) -> Quota | None:
+    return _quota(float(limit), float(count or 1) * UNITS[unit.lower()])
+
+
+QUOTA_SHAPES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Quota | None]]] = [
+    # Huawei API gateway, APIGW.0308: "policy user over ratelimit,limit:600,time:1 minute"
+    (re.compile(rf"\blimit\s*:\s*{_N}\s*,\s*time\s*:\s*{_N}?\s*{_UNIT}", re.I),
+     lambda m: _limit_per(m[1], m[2], m[3])),
+    # OpenStack's rate-limit middleware (nova, older cinder): "Only 10 PUT request(s) can be made
+    # to "*" every minute."
+    (re.compile(rf"\bonly\s+{_N}\s+\w+\s+request\(s\)\s+can\s+be\s+made\b.*?\bevery\s+{_N}?\s*{_UNIT}",
+                re.I | re.S),
+     lambda m: _limit_per(m[1], m[2], m[3])),
+    # Plain words: "rate limit exceeded: 100 requests per second", "600 requests / 1 minute"
+    (re.compile(rf"\b{_N}\s+requests?\s*(?:per|/|every|each)\s*{_N}?\s*{_UNIT}", re.I),
+     lambda m: _limit_per(m[1], m[2], m[3])),
+]
+
+
+def stated_quota(message: str) -> Quota | None:
+    """The quota a throttling answer's message states, if it states one that makes sense."""
+    for pattern, read in QUOTA_SHAPES:
+        match = pattern.search(message)
+        if match is not None:
+            return read(match)
+    return None
+
+
+def _quota(limit: float, window: float) -> Quota | None:
+    """Zero or a window of nothing is garbage: ignore it. Huge numbers are clamped (a window to a
+    day, a limit to MAX_RATE a second): as a ceiling they are harmless."""
+    if not (math.isfinite(window) and window > 0 and limit > 0) or math.isnan(limit):
+        return None
+    window = min(window, MAX_WINDOW)
+    return Quota(min(limit, MAX_RATE * window), window)
 
 
 def describe_error(status: int, body: bytes) -> ErrorInfo:
@@ -37,7 +83,10 @@ def describe_error(status: int, body: bytes) -> ErrorInfo:
     secrets are masked before the message is clipped, which could otherwise cut one in two."""
     error = _describe(status, SECRETS.redact(body.decode("utf-8", "replace")))
     request_id = error.request_id and _clip(SECRETS.redact(error.request_id), 200)
-    return ErrorInfo(_clip(SECRETS.redact(error.code), 100), _clip(SECRETS.redact(error.message)), request_id)
+    # Read before the clip; only a throttling answer (Cinder's is 413) states a quota.
+    quota = stated_quota(error.message[:2000]) if status in (413, 429) else None
+    return ErrorInfo(_clip(SECRETS.redact(error.code), 100), _clip(SECRETS.redact(error.message)),
+                     request_id, quota)
 
 
 def _describe(status: int, body: str) -> ErrorInfo:

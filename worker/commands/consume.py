@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
                        help=options.help_for("claim_idle"))
     queue.add_argument("--max-deliveries", dest="max_deliveries", type=int, default=S,
                        help=options.help_for("max_deliveries"))
-    queue.add_argument("--shared-rate", dest="shared_rate", type=float, default=S,
+    queue.add_argument("--shared-rate", dest="shared_rate", type=options.a_rate, default=S,
                        help=options.help_for("shared_rate"))
     options.add_auth_failure_rail(queue)
     queue.add_argument("--allow-other-groups", dest="allow_other_groups", action="store_true",

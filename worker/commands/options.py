@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..quota import Rate
 from ..settings import Settings, default_text, env_names
 
 S = argparse.SUPPRESS
@@ -71,7 +72,7 @@ def add_api(parser: argparse.ArgumentParser) -> None:
                        help=help_for("total_timeout"))
     add_auth(parser)
     pace = parser.add_argument_group("pace and retries")
-    pace.add_argument("--rate", type=number_or_auto(float), default=S, help=help_for("rate"))
+    pace.add_argument("--rate", type=rate_or_auto, default=S, help=help_for("rate"))
     pace.add_argument("--concurrency", type=number_or_auto(int), default=S,
                       help=help_for("concurrency"))
     pace.add_argument("--max-attempts", dest="max_attempts", type=int, default=S,
@@ -150,6 +151,26 @@ def add_report(parser: argparse.ArgumentParser) -> None:
                        help="replace an existing report file")
     group.add_argument("--fsync", action=argparse.BooleanOptionalAction, default=S,
                        help=help_for("fsync"))
+
+
+def rate_or_auto(text: str) -> Rate | str:
+    """An argparse type: "auto", or a rate in any of its spellings (600/min)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return Rate.parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a rate (10, 10/s, 600/min, 36000/h, 240/20s) or auto") from None
+
+
+def a_rate(text: str) -> Rate:
+    """An argparse type: a rate in any of its spellings."""
+    try:
+        return Rate.parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a rate (10, 10/s, 600/min, 36000/h, 240/20s)") from None
 
 
 def number_or_auto(kind: type) -> Any:

@@ -19,6 +19,7 @@ from ..credentials import Credentials
 from ..errors import ConfigError
 from ..execution import execute, exit_code
 from ..logs import log
+from ..quota import as_written
 from ..rate import Limiter, make_limiter
 from ..redaction import SECRETS
 from ..relabel import Updates
@@ -184,8 +185,8 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
     log.info("consumer start", redis=link.url, stream=names.stream, group=names.group,
              consumer=spec.consumer, results=names.results, dead=names.dead,
              until_empty=spec.until_empty, endpoint=conn.endpoint,
-             endpoint_from=conn.endpoint_origin, path_family=conn.family, rate=settings.rate,
-             shared_rate=shared_rate, concurrency=settings.concurrency,
+             endpoint_from=conn.endpoint_origin, path_family=conn.family, rate=as_written(settings.rate),
+             shared_rate=as_written(shared_rate), concurrency=settings.concurrency,
              claim_idle_s=settings.claim_idle, max_deliveries=settings.max_deliveries,
              metrics_port=metrics_port, report=spec.report, auth=conn.auth.name)
     try:

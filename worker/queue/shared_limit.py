@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ..logs import log
+from ..quota import Quota
 from ..rate import Limiter, RateLimiter
 
 # An outage, or an error answered (a key of another type, OOM): the local share is safe meanwhile.
@@ -144,7 +145,8 @@ class SharedLimiter:
             if loop.time() >= self._paused_until:
                 return
 
-    def observe(self, status: int | None, retry_after: float | None) -> None:
+    def observe(self, status: int | None, retry_after: float | None,
+                quota: Quota | None = None) -> None:
         if status != 429:
             return
         pause = self.throttled_backoff if retry_after is None or math.isnan(retry_after) else retry_after
@@ -207,6 +209,7 @@ class Combined:
         await self.local.acquire()
         await self.shared.acquire()
 
-    def observe(self, status: int | None, retry_after: float | None) -> None:
-        self.local.observe(status, retry_after)
-        self.shared.observe(status, retry_after)
+    def observe(self, status: int | None, retry_after: float | None,
+                quota: Quota | None = None) -> None:
+        self.local.observe(status, retry_after, quota)
+        self.shared.observe(status, retry_after, quota)

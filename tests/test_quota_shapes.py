@@ -1,0 +1,210 @@
+"""`--rate auto` against the shapes quotas come in (per second, per window, a token bucket; with
+or without Retry-After; with or without the limit stated in the 429), in simulated time: the
+limiter takes a fake clock, and a small quota model (tests/quota_models.py) answers each request.
+Simulated time is deterministic, so held and throttled shares are behaviour, not timings."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+from quota_models import FixedWindow, PerSecond, TokenBucket
+
+from worker.quota import Quota
+from worker.rate import AdaptiveRateLimiter, RateLimiter
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Run:
+    accepted: int
+    refused: int
+    lowest_rate: float  # the lowest rate the limiter set after its first 429
+    per_second: dict[int, int]  # accepted in each second of the run
+
+    @property
+    def throttled(self) -> float:
+        return self.refused / (self.accepted + self.refused)
+
+
+async def run(lim: AdaptiveRateLimiter, clock: FakeClock, model, seconds: float) -> Run:
+    """Send for `seconds` as fast as the limiter lets, each request answered at once."""
+    end = clock.now + seconds
+    start = clock.now
+    accepted = refused = 0
+    lowest = math.inf
+    per_second: dict[int, int] = {}
+    while clock.now < end:
+        await lim.acquire()
+        status, retry_after, stated = model.answer(clock.now)
+        if status == 200:
+            accepted += 1
+            second = int(clock.now - start)
+            per_second[second] = per_second.get(second, 0) + 1
+        else:
+            refused += 1
+        lim.observe(status, retry_after, stated)
+        if lim.ceiling is not None:
+            lowest = min(lowest, lim.rate)
+    return Run(accepted, refused, lowest, per_second)
+
+
+def auto(clock: FakeClock) -> AdaptiveRateLimiter:
+    return AdaptiveRateLimiter(clock=clock.time, sleep=clock.sleep)
+
+
+# -- per second ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", [10, 100, 1000])
+@pytest.mark.parametrize("retry_after", [None, 1.0])
+async def test_a_per_second_quota_is_held_at_nine_tenths_or_more(limit, retry_after):
+    clock = FakeClock()
+    seconds = 120
+    done = await run(auto(clock), clock, PerSecond(limit, retry_after), seconds)
+    assert done.accepted >= 0.90 * limit * seconds  # the ramp included
+    assert done.throttled <= 0.02
+
+
+@pytest.mark.parametrize("retry_after", [None, 1.0])
+async def test_probes_grow_rarer_while_the_ceiling_holds(retry_after):
+    clock = FakeClock()
+    lim = auto(clock)
+    model = PerSecond(100, retry_after)
+    gaps = []
+    for _ in range(60):
+        await run(lim, clock, model, 1)
+        if lim.confirmed:
+            gaps.append(lim.probe_gap)
+    assert gaps[-1] > gaps[0] > 0
+    assert gaps == sorted(gaps)
+
+
+async def test_probes_that_cost_a_retry_after_pause_are_rarer_still():
+    gaps = {}
+    for retry_after in (None, 1.0):
+        clock = FakeClock()
+        lim = auto(clock)
+        await run(lim, clock, PerSecond(100, retry_after), 60)
+        gaps[retry_after] = lim.probe_gap
+    # A pause of every sender for a second, once per gap: at most 3% of the time.
+    assert gaps[1.0] >= 1.0 / AdaptiveRateLimiter.PAUSE_BUDGET > gaps[None]
+
+
+async def test_a_stated_per_second_limit_is_the_ceiling_at_once():
+    clock = FakeClock()
+    lim = AdaptiveRateLimiter(start=400.0, clock=clock.time, sleep=clock.sleep)
+    await lim.acquire()
+    lim.observe(200, None)
+    lim.observe(429, None, Quota(100, 1.0))
+    assert lim.ceiling == 100 and lim.rate <= 100 and lim.confirmed
+
+
+@pytest.mark.parametrize("before, after", [(100, 50), (100, 200)])
+async def test_a_per_second_quota_that_changes_is_followed_within_seconds(before, after):
+    clock = FakeClock()
+    lim = auto(clock)
+    await run(lim, clock, PerSecond(before), 30)
+    done = await run(lim, clock, PerSecond(after), 15)
+    # Within 10% of the new quota from the fifth second on.
+    assert all(abs(done.per_second[s] - after) <= 0.1 * after for s in range(5, 15))
+
+
+async def test_a_token_bucket_is_held_like_a_per_second_quota():
+    clock = FakeClock()
+    done = await run(auto(clock), clock, TokenBucket(100, 200), 60)
+    assert done.accepted >= 0.90 * 100 * 60
+    assert done.throttled <= 0.05
+
+
+# -- per window -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit, window, offset", [(240, 20.0, 7.3), (600, 60.0, 13.1), (3000, 60.0, 41.0)])
+@pytest.mark.parametrize("state", [False, True])
+async def test_a_per_window_quota_is_held_without_retry_after(limit, window, offset, state):
+    clock = FakeClock()
+    seconds = 4 * window
+    model = FixedWindow(limit, window, offset + clock.now, state=state)
+    done = await run(auto(clock), clock, model, seconds)
+    # N per window held: the job's rate against N/W over its whole length.
+    assert done.accepted >= (0.95 if state else 0.85) * limit / window * seconds
+    assert done.throttled <= 0.05
+
+
+async def test_a_closed_window_is_never_taken_for_a_fallen_quota():
+    clock = FakeClock()
+    lim = auto(clock)
+    done = await run(lim, clock, FixedWindow(240, 20.0, 1007.3), 60)
+    # The first window was used up within seconds at slow start; its 429s then ran for most of
+    # it. A per-second reading would cut to what was accepted meanwhile: nothing, the floor.
+    assert done.lowest_rate > 5 * AdaptiveRateLimiter.FLOOR
+    assert lim.window is not None and abs(lim.window - 20.0) <= 2.0
+    assert abs(lim.rate - 12.0) <= 0.15 * 12.0
+
+
+async def test_a_stated_window_is_paced_evenly_from_the_reopening():
+    clock = FakeClock()
+    lim = auto(clock)
+    await run(lim, clock, FixedWindow(600, 60.0, 1030.0, state=True), 120)
+    assert lim.window == 60.0 and lim.pace == 10.0
+
+
+@pytest.mark.parametrize("before, after", [(240, 120), (240, 480)])
+async def test_a_per_window_quota_that_changes_is_followed_within_two_windows(before, after):
+    clock = FakeClock()
+    lim = auto(clock)
+    window = 20.0
+    await run(lim, clock, FixedWindow(before, window, 1000.0), 100)
+    offset = clock.now  # the new quota's windows start now
+    model = FixedWindow(after, window, offset)
+    await run(lim, clock, model, 2 * window)  # two windows to adapt
+    done = await run(lim, clock, model, 2 * window)
+    assert done.accepted >= 0.85 * 2 * after
+    assert done.throttled <= 0.05
+
+
+async def test_with_retry_after_a_closed_window_costs_one_429():
+    clock = FakeClock()
+    done = await run(auto(clock), clock, FixedWindow(240, 20.0, 1007.3, retry_after=True), 80)
+    assert done.refused <= 10
+
+
+# -- a fixed rate -------------------------------------------------------------------------------
+
+
+async def test_a_fixed_rate_above_the_stated_limit_slows_to_it_once(caplog):
+    lim = RateLimiter(50.0)
+    lim.observe(429, None, Quota(600, 60.0))
+    lim.observe(429, None, Quota(600, 60.0))
+    assert lim.rate == 10.0 and lim.slowed_to == Quota(600, 60.0)
+    lim.observe(429, None, Quota(1200, 60.0))  # a ceiling, not a demand: never faster
+    assert lim.rate == 10.0
+
+
+async def test_a_fixed_rate_under_the_stated_limit_is_kept():
+    lim = RateLimiter(5.0)
+    lim.observe(429, None, Quota(600, 60.0))
+    assert lim.rate == 5.0 and lim.slowed_to is None
+
+
+async def test_a_429_long_after_the_cut_with_nothing_accepted_meanwhile_is_a_closed_window():
+    clock = FakeClock()
+    lim = auto(clock)
+    await run(lim, clock, PerSecond(10**6), 0.9)  # slow start, everything accepted
+    lim.observe(429, None)
+    cut = lim.rate
+    clock.now += 3.0  # every sender was backing off from its 429
+    lim.observe(429, None)
+    assert lim.closed_since is not None and lim.rate == cut
