@@ -18,10 +18,13 @@ from .results import Result
 from .spreadsheet import known_to_spreadsheet, to_spreadsheet
 
 COLUMNS = (
-    "line", "snapshot_id", "project_id", "name", "description", "outcome", "http_status",
+    "line", "snapshot_id", "project_id", "region", "name", "description", "outcome", "http_status",
     "error_code", "error_message", "attempts", "latency_ms", "request_id", "server_name",
     "server_description", "previous_name", "previous_description", "finished_at",
 )
+# The header of reports written before the region column: still resumed, and appended to in
+# their own columns.
+LEGACY_COLUMNS = tuple(c for c in COLUMNS if c != "region")
 # Values that may be known to be empty: such a CSV cell is spreadsheet.EMPTY_CELL (an empty cell
 # is "not known"), so that undo can put back an empty description.
 VALUE_COLUMNS = frozenset({"name", "description", "server_name", "server_description", "previous_name",
@@ -65,6 +68,7 @@ class ReportWriter:
             os.close(fd)
             raise
         self._csv = csv.writer(self._file) if fmt == "csv" else None
+        self.columns = COLUMNS if empty or fmt != "csv" else _columns_of(fd)
         if self._csv is not None and empty:
             self._csv.writerow(COLUMNS)
             self._file.flush()
@@ -73,11 +77,12 @@ class ReportWriter:
         """Rows that finished together are flushed together: one flush a row when the job is
         slow, one a batch when it is fast."""
         for result in results:
-            row = [_cell(getattr(result, name), self._redact) for name in COLUMNS]
+            columns = self.columns
+            row = [_cell(getattr(result, name), self._redact) for name in columns]
             if self._csv is not None:
-                self._csv.writerow([_csv_cell(name, v) for name, v in zip(COLUMNS, row, strict=True)])
+                self._csv.writerow([_csv_cell(name, v) for name, v in zip(columns, row, strict=True)])
             else:
-                self._file.write(json.dumps(dict(zip(COLUMNS, row, strict=True)), ensure_ascii=False) + "\n")
+                self._file.write(json.dumps(dict(zip(columns, row, strict=True)), ensure_ascii=False) + "\n")
         self._file.flush()
 
     def _fsync_file(self) -> None:
@@ -86,6 +91,13 @@ class ReportWriter:
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
+
+
+def _columns_of(fd: int) -> tuple[str, ...]:
+    """The columns of an existing CSV report: its header's (a report begun before the region
+    column keeps its own), else today's."""
+    head = os.pread(fd, 4096, 0).split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
+    return LEGACY_COLUMNS if head == ",".join(LEGACY_COLUMNS) else COLUMNS
 
 
 def _csv_cell(name: str, value: object) -> object:

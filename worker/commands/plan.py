@@ -114,7 +114,7 @@ async def _plan(args: argparse.Namespace, settings: Settings, creds: Credentials
     # The same check as run's before the first request: wrong credentials are one line, exit 2.
     async with connection_from(settings, creds, limiter, stop) as conn:
         retrier = retrier_from(settings, limiter, stop, conn.auth)
-        snapshots = list_snapshots(conn.api, retrier, settings.project_id or "",
+        snapshots = list_snapshots(conn.default_api, retrier, settings.project_id or "",
                                    selection.server_filters())
         target = JobsOutput(args.output)
         try:

@@ -9,6 +9,9 @@ passes.
   expired, or an AK/SK signature recomputed here: a wrong one is 401 (APIGW.0301), one dated
   more than 15 minutes off the server's clock is 401 (APIGW.0303), and five failures in a row
   lock the access key for five minutes, as Huawei's gateway does.
+- A project-scoped token acts for its project alone, and a signed request for its X-Project-Id
+  alone: a request for another project's URL is 403, as Cinder's policy and the gateway answer.
+  A user may be scoped to its own project and to `User.projects`.
 
 Token requests are logged in `token_requests`, not in the API's request log.
 """
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ..api.aksk import ALGORITHM, DATE_FORMAT, canonical_request, query_pairs, signature
-from .responses import UNAUTHORIZED, encode, json_response
+from .responses import UNAUTHORIZED, cinder_error, encode, json_response
 
 if TYPE_CHECKING:
     from .config import SimulatorConfig
@@ -49,6 +52,7 @@ class User:
     project_id: str | None = None  # None: the simulator's project
     project_name: str = "sim-project"
     id: str = ""  # empty: derived from the name
+    projects: tuple[str, ...] = ()  # more project ids the user may scope a token to
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -143,11 +147,17 @@ class Identity:
 
     # -- the check on every API request ----------------------------------------------------------
 
-    def refuse(self, request: web.BaseRequest, body: bytes | None) -> tuple[int, bytes] | None:
-        """None when the request may pass, else the 401 answer."""
+    def refuse(self, request: web.BaseRequest, body: bytes | None,
+               project_id: str | None = None) -> tuple[int, bytes] | None:
+        """None when the request may pass, else the 401 (or 403: another project) answer."""
         authorization = request.headers.get("Authorization")
         if authorization is not None and authorization.startswith(ALGORITHM) and self.keys:
-            return self._check_signature(request, body or b"", authorization)
+            refused = self._check_signature(request, body or b"", authorization)
+            scope = request.headers.get("X-Project-Id")
+            if refused is None and scope and project_id is not None and scope != project_id:
+                return 403, encode({"error_code": "APIGW.0305", "error_msg": (
+                    f"the request's X-Project-Id {scope} is not the project of its URL")})
+            return refused
         token = request.headers.get("X-Auth-Token")
         if token is None:
             return _UNAUTHORIZED
@@ -155,6 +165,9 @@ class Identity:
             return None
         issued = self.issued.get(token)
         if issued is not None and issued[0] > time.monotonic():
+            if issued[1] is not None and project_id is not None and issued[1] != project_id:
+                return 403, cinder_error(403, "forbidden", "Policy doesn't allow "
+                                         "volume:get_all_snapshots to be performed.")
             return None
         return _UNAUTHORIZED
 
@@ -230,6 +243,8 @@ class Identity:
             self.token_requests.append(TokenRequest(time.monotonic(), user.name if user else None, 401))
             return _keystone_error(401, "Unauthorized", "The request you have made requires authentication.")
         project_id = user.project_id or self.project_id
+        if isinstance(scope, dict) and scope.get("id") in user.projects:
+            project_id = scope["id"]
         if scope is not None and not self._in_scope(user, project_id, scope):
             self.token_requests.append(TokenRequest(time.monotonic(), user.name, 401))
             return _keystone_error(401, "Unauthorized", f"User {user.id} has no access to the project.")
