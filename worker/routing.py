@@ -210,7 +210,7 @@ class Router:
         try:
             token = await from_identity(self._identity, keystone.current)
         except ConfigError as exc:
-            raise RouteError("pair_refused", f"project {project}: {exc}") from None
+            raise RouteError("pair_refused", str(exc)) from None  # it names the project
         self._accepted.add(project)
         return keystone, token.catalog
 

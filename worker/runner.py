@@ -166,15 +166,13 @@ async def _prove_pairs(settings: Settings, spec: JobSpec, conn: Connection) -> l
         named = await asyncio.to_thread(named_pairs, again, settings.project_id)
     router = conn.router
     pairs = sorted({router.pair(project, region) for project, region in named})
-    if len(pairs) < 2:
-        return pairs
     answers = await router.prove(pairs)
     refused = {pair: answer for pair, answer in answers.items() if isinstance(answer, RouteError)}
     for answer in refused.values():
         if answer.setup:
             raise ConfigError(f"{spec.input.display_name}: {answer}")
     if conn.router.stopping:
-        raise ConfigError(f"credentials refused: {conn.router.stop_reason}")
+        raise ConfigError(str(conn.router.stop_reason))
     if len(refused) == len(pairs):
         raise ConfigError(f"no project and region of {spec.input.display_name} can be used: "
                           + "; ".join(str(a) for a in refused.values()))

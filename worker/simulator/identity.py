@@ -108,6 +108,7 @@ class TokenRequest:
     user: str | None
     status: int
     token: str | None = field(default=None, repr=False)  # the token issued, for tests
+    project: str | None = None  # the project asked for (its id, when the scope gave one)
 
 
 def _keystone_error(status: int, title: str, message: str) -> web.Response:
@@ -236,6 +237,7 @@ class Identity:
         except (ValueError, KeyError, TypeError):
             self.token_requests.append(TokenRequest(time.monotonic(), None, 400))
             return _keystone_error(400, "Bad Request", "Expecting to find auth in request body.")
+        asked = scope.get("id") if isinstance(scope, dict) else None
         user = self._find_user(given) if isinstance(given, dict) else None
         password = given.get("password") if isinstance(given, dict) else None
         if user is None or not isinstance(password, str) or not hmac.compare_digest(
@@ -246,13 +248,14 @@ class Identity:
         if isinstance(scope, dict) and scope.get("id") in user.projects:
             project_id = scope["id"]
         if scope is not None and not self._in_scope(user, project_id, scope):
-            self.token_requests.append(TokenRequest(time.monotonic(), user.name, 401))
+            self.token_requests.append(TokenRequest(time.monotonic(), user.name, 401, project=asked))
             return _keystone_error(401, "Unauthorized", f"User {user.id} has no access to the project.")
         token = "gAAAAA" + secrets.token_urlsafe(96)
         issued_at = datetime.now(UTC)
         self._prune()
         self.issued[token] = (time.monotonic() + self.token_lifetime, project_id if scope else None)
-        self.token_requests.append(TokenRequest(time.monotonic(), user.name, 201, token))
+        self.token_requests.append(TokenRequest(time.monotonic(), user.name, 201, token,
+                                                project_id if scope else None))
         body: dict[str, Any] = {
             "methods": ["password"],
             "user": {"id": user.id, "name": user.name,
