@@ -228,3 +228,19 @@ def test_auth_check_with_a_jobs_file_says_one_line_per_pair(sim_thread, tmp_path
     assert "no endpoint" in lines[f"FAILED project {PROJECT} region r3"]
     assert not [r for r in handle.sim.requests if r.method == "PUT"]
     assert USER.password not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("sim", [MULTI], indirect=True)
+async def test_skip_unchanged_lists_each_pair_at_its_endpoint(sim, tmp_path):
+    rows = rows_for(sim, (PROJECT, P2), REGIONS, per_pair=4)
+    same = {sid for sid, *_ in rows[::2]}  # every other row asks for the name it has already
+    rows = [(sid, p, g, sim.snapshots[sid]["name"] if sid in same else name) for sid, p, g, name in rows]
+    result, report, _ = await run(tmp_path, rows, password_settings(sim), skip_unchanged=True)
+
+    assert result.exit_code == 0
+    assert {sid for sid, r in report.items() if r["outcome"] == "unchanged"} == same
+    assert {sid for sid, r in report.items() if r["outcome"] == "applied"} == {s for s, *_ in rows} - same
+    assert {r.snapshot_id for r in puts(sim)} == {s for s, *_ in rows} - same
+    listings = {(region_of(r.path), r.project_id) for r in sim.requests
+                if r.method == "GET" and r.query != "limit=1"}
+    assert listings == {(g, p) for p in (PROJECT, P2) for g in REGIONS}

@@ -111,9 +111,6 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
         regions = rows.fields is not None and "region" in rows.fields
         async with _connected(settings, creds, limiter, stop, regions) as conn:
             pairs = await _prove_pairs(settings, spec, conn) if conn is not None else []
-            if settings.skip_unchanged and len(pairs) > 1:
-                raise ConfigError("--skip-unchanged lists one project at one endpoint: it cannot be "
-                                  f"combined with a job across {len(pairs)} projects and regions")
             if spec.confirm and conn is not None:  # blocking on purpose: Ctrl-C stays immediate
                 confirm(spec.input, lambda: open_input(spec.input, settings), rules_from(settings),
                         _job_facts(settings, conn.endpoint))
@@ -254,10 +251,10 @@ async def _live_state(settings: Settings, conn: Connection, limiter: Limiter,
     """--skip-unchanged: the default project is listed before the report exists, so a listing
     that cannot work stops the job with nothing sent; other projects are listed when met."""
     live = live_state_from(settings, conn, limiter, stop)
-    if live is not None and settings.project_id:
+    if live is not None and settings.project_id and conn.api is not None:
         try:
             await live.table(settings.project_id)
-        except ListingError as exc:
+        except (ListingError, RouteError) as exc:
             raise ConfigError(f"--skip-unchanged: {exc}") from None
     return live
 

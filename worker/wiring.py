@@ -111,8 +111,8 @@ def live_state_from(settings: Settings, conn: Connection, limiter: Limiter,
     """--skip-unchanged: the live listing, under the job's rate and its own retry counters."""
     if not settings.skip_unchanged:
         return None
-    return LiveState(conn.default_api, retrier_from(settings, limiter, stop, conn.auth),
-                     settings.allow_autobk_prefix)
+    return LiveState(conn.api, retrier_from(settings, limiter, stop, conn.auth),
+                     settings.allow_autobk_prefix, conn.router)
 
 
 def engine_from(settings: Settings, rows: Source, relabeler: Relabeler | None, sinks: list[Sink],
