@@ -97,6 +97,7 @@ class Router:
         self._identity = Retrier(policy, Unlimited(), stop)
         self.retrier = Retrier(policy, limiter, stop)
         self._routes: dict[Pair, asyncio.Task[Route]] = {}
+        self._ready: dict[tuple[str, str | None], Route] = {}  # (row's project, row's region): opened
         self._credentials: dict[str, asyncio.Task[tuple[Auth, list[dict[str, Any]] | None]]] = {}
         self._accepted: set[str] = set()  # projects whose login was accepted
         self._auths: list[Auth] = []
@@ -139,10 +140,15 @@ class Router:
 
     async def route(self, project_id: str, region: str | None) -> Route:
         """Raises RouteError, the same for every row of the pair."""
+        ready = self._ready.get((project_id, region))
+        if ready is not None:  # every row but a pair's first few: one lookup, no await
+            return ready
         pair = self.pair(project_id, region)
         task = self._routes.get(pair)
-        if task is not None and task.done():  # every row but a pair's first few: no await
-            return task.result()
+        if task is not None and task.done():
+            route = task.result()  # raises the pair's RouteError
+            self._ready[project_id, region] = route
+            return route
         if task is None:
             task = self._routes[pair] = asyncio.create_task(self._open(pair), name=f"route-{pair.key}")
             task.add_done_callback(_retrieve)
