@@ -28,6 +28,8 @@ from .backup import AUTOBK_PREFIX, is_backup_name
 # other spellings it reads.
 JOB_COLUMNS = ("snapshot_id", "project_id", "region", "name", "description", "previous_name",
                "previous_description")
+# What `plan` writes: one project at one endpoint, so no region.
+ONE_REGION_JOB_COLUMNS = tuple(c for c in JOB_COLUMNS if c != "region")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 UUID_ANY_CASE_RE = re.compile(r"\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?")
 # A region name as catalogs and Huawei endpoints spell them (cn-north-4, RegionOne, sim-1).

@@ -163,6 +163,8 @@ async def _prove_pairs(settings: Settings, spec: JobSpec, conn: Connection) -> l
         named = await asyncio.to_thread(named_pairs, again, settings.project_id)
     router = conn.router
     pairs = sorted({router.pair(project, region) for project, region in named})
+    if not pairs:  # no valid row: the validator says why, row by row
+        return []
     answers = await router.prove(pairs)
     refused = {pair: answer for pair, answer in answers.items() if isinstance(answer, RouteError)}
     for answer in refused.values():
