@@ -244,3 +244,15 @@ async def test_skip_unchanged_lists_each_pair_at_its_endpoint(sim, tmp_path):
     listings = {(region_of(r.path), r.project_id) for r in sim.requests
                 if r.method == "GET" and r.query != "limit=1"}
     assert listings == {(g, p) for p in (PROJECT, P2) for g in REGIONS}
+
+
+def test_a_queue_message_carries_the_region_to_the_job():
+    from worker.jobs import Job, JobRules, Validator
+    from worker.queue.streams import job_message, row_from_message
+
+    sent = Job(7, "11111111-1111-4111-8111-111111111111", P2, "x", None, region="r2")
+    row = row_from_message(job_message(sent, "jobs.csv"))
+    job = Validator(JobRules()).validate(row)
+    assert isinstance(job, Job) and (job.project_id, job.region) == (P2, "r2")
+    bad = Validator(JobRules()).validate(row_from_message({**job_message(sent, "x"), "region": "r 2"}))
+    assert bad.code == "invalid_region"
