@@ -202,14 +202,15 @@ class Router:
         if creds.method == "aksk":
             assert creds.key is not None
             return self._keep(AkSkAuth(dataclasses.replace(creds.key, project_id=project), self._stop)), None
-        if creds.method == "token":
+        if creds.method != "password" or creds.login is None:
+            # A token (and any method not rescoped here) acts for one project.
             if self._default is not None and self._token_project in (None, project):
                 self._token_project = project  # the first project met: the token's, presumably
                 return self._default
+            what = "a token acts" if creds.method == "token" else f"{creds.method} credentials act"
             raise RouteError("token_scope", (
-                f"project {project}: a token acts for one project ({self._token_project}); for "
+                f"project {project}: {what} for one project ({self._token_project}); for "
                 "several projects use a password or an access key (AK/SK)"), setup=True)
-        assert creds.login is not None
         login = dataclasses.replace(creds.login, project_id=project, project_name=None)
         keystone = KeystoneAuth(self._session, login, _ProjectStop(self, project))
         self._keep(keystone)
