@@ -266,3 +266,20 @@ def test_locking_a_report_never_creates_one(tmp_path):
     with pytest.raises(FileNotFoundError):
         lock_report(str(tmp_path / "gone.csv"))
     assert not (tmp_path / "gone.csv").exists()
+
+
+def test_a_report_from_before_the_region_column_is_resumed_in_its_own_columns(tmp_path):
+    from worker.report import LEGACY_COLUMNS
+
+    path = tmp_path / "old.csv"
+    path.write_text(",".join(LEGACY_COLUMNS) + "\n" + ",".join(
+        {"line": "2", "snapshot_id": SID.format(2), "project_id": "p", "outcome": "applied",
+         "attempts": "1", "finished_at": "2026-01-01T00:00:00.000Z"}.get(c, "") for c in LEGACY_COLUMNS) + "\n")
+    journal = read_journal(str(path), "csv")
+    assert [line for line in range(5) if line in journal.final] == [2]
+    writer = ReportWriter(str(path), "csv", append=True)
+    writer.write_batch([result(3, region="r2")])
+    writer.close()
+    rows = list(csv.reader(path.read_text().splitlines()))
+    assert rows[0] == list(LEGACY_COLUMNS) and {len(r) for r in rows} == {len(LEGACY_COLUMNS)}
+    assert [r.line for r in iter_records(str(path), "csv")] == [2, 3]

@@ -4,7 +4,9 @@ report records as previous values, and an undo job that puts every name back."""
 from __future__ import annotations
 
 import csv
+import io
 import json
+import sys
 
 import pytest
 
@@ -109,22 +111,36 @@ async def test_a_listing_that_fails_stops_the_job_before_anything_is_sent(sim, t
     assert puts(sim) == [] and list(tmp_path.iterdir()) == [jobs]  # no report left behind
 
 
-async def test_a_project_that_cannot_be_listed_fails_its_rows_without_a_put(sim, tmp_path):
+async def test_a_project_that_cannot_be_listed_fails_its_rows_without_a_put(sim, tmp_path, monkeypatch):
     """Rows naming their project are checked against that project's listing, made when the first
-    row needs it; when it cannot be made, the rows fail rather than go unchecked."""
+    row needs it; when it cannot be made, the rows fail rather than go unchecked. (From stdin: a
+    jobs file's projects are proven before the start, see the next test.)"""
     ids = sorted(sim.snapshots)[:3]
     jobs = write_rows(tmp_path / "jobs.csv", ["snapshot_id", "project_id", "name"],
                       [[sid, PROJECT, f"x{i}"] for i, sid in enumerate(ids)])
     sim.set_faults(["403:1.0"])
     settings = load_settings({"endpoint": sim.url, "token": TOKEN, "rate": 0, **FAST,
                               "skip_unchanged": True})
-    result = await run_job(settings, JobSpec(InputSpec(str(jobs)), str(tmp_path / "r.csv")),
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(jobs.read_bytes())))
+    result = await run_job(settings, JobSpec(InputSpec("-"), str(tmp_path / "r.csv")),
                            on_terminal=False)
     rows = read_report(tmp_path / "r.csv")
     assert result.exit_code == 1 and puts(sim) == []
-    assert {(r["outcome"], r["error_code"]) for r in rows} == {("failed", "listing_failed")}
-    assert "cannot check the live state (listing snapshots failed: HTTP 403" in rows[0]["error_message"]
-    assert len([r for r in sim.requests if r.method == "GET"]) == 1  # listed once, for all three
+    assert {(r["outcome"], r["error_code"]) for r in rows} == {("failed", "pair_refused")}
+    assert "credential check GET" in rows[0]["error_message"] and "HTTP 403" in rows[0]["error_message"]
+    assert len([r for r in sim.requests if r.method == "GET"]) == 1  # proven once, for all three
+
+
+async def test_a_jobs_files_project_that_cannot_be_listed_stops_it_before_the_start(sim, tmp_path):
+    ids = sorted(sim.snapshots)[:3]
+    jobs = write_rows(tmp_path / "jobs.csv", ["snapshot_id", "project_id", "name"],
+                      [[sid, PROJECT, f"x{i}"] for i, sid in enumerate(ids)])
+    sim.set_faults(["403:1.0"])
+    settings = load_settings({"endpoint": sim.url, "token": TOKEN, "rate": 0, **FAST,
+                              "skip_unchanged": True})
+    with pytest.raises(ConfigError, match="credential check GET .* HTTP 403"):
+        await run_job(settings, JobSpec(InputSpec(str(jobs)), str(tmp_path / "r.csv")), on_terminal=False)
+    assert puts(sim) == [] and list(tmp_path.iterdir()) == [jobs]
 
 
 def test_undo_restores_every_name_end_to_end(sim_thread, tmp_path):
@@ -207,7 +223,7 @@ async def test_undo_names_what_it_cannot_restore(sim, tmp_path):
     assert "1 rows restore a name starting autobk_snapshot_: run the undo job with " \
            "--allow-autobk-prefix (input lines 2)" in undo.stderr
     assert list(csv.DictReader(undo.stdout.splitlines())) == [{
-        "snapshot_id": ids[0], "project_id": PROJECT, "name": "autobk_snapshot_vbs_1234",
+        "snapshot_id": ids[0], "project_id": PROJECT, "region": "", "name": "autobk_snapshot_vbs_1234",
         "description": "", "previous_name": "mine", "previous_description": ""}]
 
 

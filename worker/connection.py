@@ -2,7 +2,10 @@
 session, the credentials (a token from the identity service when needed), the endpoint (given,
 or found in the service catalog), then one GET of the snapshot list under the job's rate limit.
 Wrong credentials, endpoint, path family or project end here as one line (exit 2), with no PUT
-sent and no lockout risked: a refused credential is never tried twice."""
+sent and no lockout risked: a refused credential is never tried twice.
+
+The connection also holds the job's router (worker/routing.py): the pair proven here is its
+first route, and rows of other projects or regions open theirs through it."""
 
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from .errors import ConfigError
 from .logs import log
 from .rate import Limiter
 from .retry import Ending, Retrier, RetryPolicy, Unlimited
+from .routing import Pair, Route, Router, endpoint_for
 from .stop import Stop
 
 REFUSED_HINTS = {
@@ -43,39 +47,63 @@ STATUS_HINTS = {
 
 @dataclass
 class Connection:
-    api: SnapshotApi
+    # None only for a job whose rows name their regions and that has none of its own: each
+    # row's pair is then located and proven through the router.
+    api: SnapshotApi | None
     auth: Auth
     credentials: Credentials
     endpoint_origin: str  # "--endpoint", "--region cn-north-4", "service catalog: volumev3, ..."
     checked: str | None  # the URL of the proving GET; None when no project was known
+    router: Router
     # The project rows without a project_id go to: --project-id, else the token's (a token scoped
     # by project name, or an application credential's); None when neither is known.
     project_id: str | None = None
 
     @property
     def endpoint(self) -> str:
-        return self.api.endpoint
+        return self.api.endpoint if self.api is not None else "(each row's region)"
 
     @property
     def family(self) -> str:
-        return self.api.family
+        return self.api.family if self.api is not None else (self.credentials.path_family or "(each row's region)")
+
+    @property
+    def default_api(self) -> SnapshotApi:
+        """The job's own endpoint, for commands that have one (plan, consume, auth check)."""
+        if self.api is None:
+            raise ConfigError("no endpoint for the job: give --region (or OS_REGION_NAME)")
+        return self.api
 
 
 @asynccontextmanager
 async def connect(creds: Credentials, http: HttpSettings, limiter: Limiter, policy: RetryPolicy,
-                  stop: Stop) -> AsyncIterator[Connection]:
-    """Raises ConfigError for anything that makes the job impossible."""
+                  stop: Stop, rows_name_regions: bool = False) -> AsyncIterator[Connection]:
+    """Raises ConfigError for anything that makes the job impossible. `rows_name_regions`: the
+    rows carry a region column, so a job without a region of its own need not have an endpoint
+    of its own either."""
     if not http.verify_tls:
         log.warning("TLS certificate verification is off (--insecure): the endpoint is not authenticated")
     session = make_session(http)
     auth: Auth | None = None
+    router = Router(session, creds, policy, limiter, stop)
     try:
         auth, catalog, project_id = await _authenticate(session, creds, policy, stop)
-        endpoint, family, origin = _locate(creds, catalog)
+        router.adopt_credentials(project_id, auth, catalog)
+        try:
+            endpoint, family, origin = locate_endpoint(creds, catalog)
+        except ConfigError:
+            if not (rows_name_regions and creds.region is None):
+                raise
+            log.info("no endpoint of the job's own (no --region): each row's region gives its endpoint")
+            yield Connection(None, auth, creds, "each row's region", None, router, project_id)
+            return
         api = SnapshotApi(session, endpoint, family, auth)
-        checked = await _prove(api, creds.method, project_id, Retrier(policy, limiter, stop))
-        yield Connection(api, auth, creds, origin, checked, project_id)
+        checked = await prove_api(api, creds.method, project_id, Retrier(policy, limiter, stop))
+        if project_id is not None:
+            router.adopt(Route(Pair(project_id, creds.region), api, auth, origin, checked))
+        yield Connection(api, auth, creds, origin, checked, router, project_id)
     finally:
+        await router.close()
         if auth is not None:
             await auth.close()
         await session.close()
@@ -93,7 +121,7 @@ async def _authenticate(session: aiohttp.ClientSession, creds: Credentials, poli
     if creds.method == "metadata":
         assert creds.metadata_url is not None
         keys = MetadataAuth(MetadataService(session, creds.metadata_url), creds.project_id, stop)
-        await _from_identity(identity, keys.current)
+        await from_identity(identity, keys.current)
         return keys, None, creds.project_id
     if creds.method == "token":
         assert creds.token is not None
@@ -101,16 +129,16 @@ async def _authenticate(session: aiohttp.ClientSession, creds: Credentials, poli
         if creds.endpoint is None:
             assert creds.auth_url is not None
             token, auth_url = creds.token, creds.auth_url
-            catalog = await _from_identity(identity, lambda: fetch_catalog(session, auth_url, token))
+            catalog = await from_identity(identity, lambda: fetch_catalog(session, auth_url, token))
         auth = FileToken(creds.token_file) if creds.token_file else StaticToken(creds.token)
         return auth, catalog, creds.project_id
     assert creds.login is not None
     keystone = KeystoneAuth(session, creds.login, stop)
-    first = await _from_identity(identity, keystone.current)
+    first = await from_identity(identity, keystone.current)
     return keystone, first.catalog, creds.project_id or first.project_id
 
 
-async def _from_identity(retrier: Retrier, call: Callable[[], Awaitable[Any]]) -> Any:
+async def from_identity(retrier: Retrier, call: Callable[[], Awaitable[Any]]) -> Any:
     """What the identity service gave; a refusal, or a failure past the attempts, is one line."""
 
     async def send() -> Answer:
@@ -126,7 +154,14 @@ async def _from_identity(retrier: Retrier, call: Callable[[], Awaitable[Any]]) -
     raise ConfigError(error.message if error else "stopped while asking the identity service")
 
 
-def _locate(creds: Credentials, catalog: list[dict[str, Any]] | None) -> tuple[str, str, str]:
+def locate_endpoint(creds: Credentials, catalog: list[dict[str, Any]] | None) -> tuple[str, str, str]:
+    """The job's own endpoint (its region's): (base URL, path family, where it came from)."""
+    if creds.endpoint_template is not None:
+        endpoint = endpoint_for(creds.endpoint_template, creds.region)
+        if endpoint is None:
+            raise ConfigError(f"the endpoint {creds.endpoint_template} needs a region: give --region "
+                              "(or OS_REGION_NAME), or a region column in the jobs file")
+        return endpoint, creds.path_family or "v2", creds.endpoint_origin
     if creds.endpoint:
         return creds.endpoint, creds.path_family or "v2", creds.endpoint_origin
     try:
@@ -137,7 +172,7 @@ def _locate(creds: Credentials, catalog: list[dict[str, Any]] | None) -> tuple[s
     return found.url, creds.path_family or found.family, origin
 
 
-async def _prove(api: SnapshotApi, method: str, project_id: str | None, retrier: Retrier) -> str | None:
+async def prove_api(api: SnapshotApi, method: str, project_id: str | None, retrier: Retrier) -> str | None:
     if project_id is None:
         log.info("no project known before the job (rows carry their own): the credentials are "
                  "checked by the first request")

@@ -52,6 +52,9 @@ class Credentials:
     auth_url: str | None = None  # the identity service, for a token or the catalog
     endpoint: str | None = None  # None: look it up in the service catalog
     endpoint_origin: str = "--endpoint"
+    # The endpoint the user gave (--endpoint), which may hold {region}: None when it comes from
+    # the catalog or from the region (https://evs.REGION.myhuaweicloud.com, for each row's region).
+    endpoint_template: str | None = None
     region: str | None = None
     interface: str = "public"
     path_family: str | None = None  # None: follow the catalog's service type, else v2
@@ -92,6 +95,7 @@ class _Common(TypedDict):
 class _Endpoint(TypedDict, total=False):
     endpoint: str | None
     endpoint_origin: str
+    endpoint_template: str | None
 
 
 def resolve(settings: Settings) -> Credentials:
@@ -107,7 +111,8 @@ def resolve(settings: Settings) -> Credentials:
         "project_id": settings.project_id,
     }
     if method == "none":
-        return Credentials(**common, endpoint=_require_endpoint(settings.endpoint))
+        endpoint = _require_endpoint(settings.endpoint)
+        return Credentials(**common, endpoint=endpoint, endpoint_template=endpoint)
     if method == "token":
         token_file = SecretFile(settings.token_file, "token") if settings.token_file else None
         token = token_file.value if token_file else _secret(None, settings.token, "token")
@@ -219,7 +224,8 @@ def _application_credential_login(settings: Settings) -> ApplicationCredentialLo
 
 def _endpoint(settings: Settings, catalog: bool) -> _Endpoint:
     if settings.endpoint:
-        return {"endpoint": settings.endpoint, "endpoint_origin": settings.origin("endpoint")}
+        return {"endpoint": settings.endpoint, "endpoint_origin": settings.origin("endpoint"),
+                "endpoint_template": settings.endpoint}
     if catalog:
         return {"endpoint": None, "endpoint_origin": "service catalog"}
     if settings.region:

@@ -508,4 +508,5 @@ def _unvalidated_job(row: RawRow, validator: Validator) -> Job:
         previous_name=text("previous_name"),
         previous_description=text("previous_description"),
         ref=row.ref,
+        region=text("region"),
     )

@@ -26,10 +26,14 @@ from .backup import AUTOBK_PREFIX, is_backup_name
 
 # The columns of a jobs file as this tool writes them (plan, undo); sources/columns.py lists the
 # other spellings it reads.
-JOB_COLUMNS = ("snapshot_id", "project_id", "name", "description", "previous_name",
+JOB_COLUMNS = ("snapshot_id", "project_id", "region", "name", "description", "previous_name",
                "previous_description")
+# What `plan` writes: one project at one endpoint, so no region.
+ONE_REGION_JOB_COLUMNS = tuple(c for c in JOB_COLUMNS if c != "region")
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 UUID_ANY_CASE_RE = re.compile(r"\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?")
+# A region name as catalogs and Huawei endpoints spell them (cn-north-4, RegionOne, sim-1).
+REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # Keystone and Huawei IAM project ids are 32 hex digits; some deployments use dashed UUIDs.
 PROJECT_RE = re.compile(r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Characters that are invisible or break logs and consoles; a name holding one is a mistake.
@@ -74,6 +78,7 @@ class Job:
     previous_name: str | None = None
     previous_description: str | None = None
     ref: Any = None  # the source's handle for this job (a queue message id), opaque here
+    region: str | None = None  # the row's region column; None: the job's region
 
     def body(self) -> dict[str, dict[str, str]]:
         snapshot = {}
@@ -150,6 +155,7 @@ class JobFields(BaseModel):
 
     snapshot_id: str
     project_id: str
+    region: str | None = None
     name: str | None = None
     description: str | None = None
     previous_name: str | None = None
@@ -184,6 +190,16 @@ class JobFields(BaseModel):
                 "invalid_project_id",
                 f"'{_preview(value)}' is not a project id (32 lower-case hex digits)",
             )
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not REGION_RE.fullmatch(value):
+            raise _fail("invalid_region", f"'{_preview(value)}' is not a region name such as cn-north-4")
         return value
 
     @field_validator("name", "description")
@@ -245,6 +261,7 @@ def raw_texts(fields: dict[str, Any]) -> dict[str, str | None]:
     return {
         "snapshot_id": text(fields.get("snapshot_id")),
         "project_id": text(fields.get("project_id")),
+        "region": text(fields.get("region")),
         "name": text(_pick(fields, "name", "display_name")),
         "description": text(_pick(fields, "description", "display_description")),
         "previous_name": text(fields.get("previous_name")),
@@ -308,6 +325,7 @@ class Validator:
         data = {
             "snapshot_id": _none_if_blank(fields.get("snapshot_id")),
             "project_id": _none_if_blank(fields.get("project_id")) or self.rules.default_project_id,
+            "region": _none_if_blank(fields.get("region")),
             "name": _pick(fields, "name", "display_name"),
             "description": _pick(fields, "description", "display_description"),
             "previous_name": fields.get("previous_name"),
@@ -362,6 +380,7 @@ class Validator:
             previous_name=model.previous_name,
             previous_description=model.previous_description,
             ref=row.ref,
+            region=model.region,
         )
 
 

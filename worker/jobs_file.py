@@ -24,17 +24,18 @@ class JobsWriter:
     """The CSV header is written with the first job (or at the end), so a job that fails at once
     writes nothing."""
 
-    def __init__(self, out: IO[str], fmt: str) -> None:
+    def __init__(self, out: IO[str], fmt: str, columns: tuple[str, ...] = JOB_COLUMNS) -> None:
         self._out = out
+        self._columns = columns
         self._csv = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
         self._header_due = self._csv is not None
 
     def write(self, values: Mapping[str, str | None]) -> None:
         if self._csv is not None:
             self._header()
-            self._csv.writerow([known_to_spreadsheet(values.get(column)) for column in JOB_COLUMNS])
+            self._csv.writerow([known_to_spreadsheet(values.get(column)) for column in self._columns])
         else:
-            self._out.write(json.dumps({k: values[k] for k in JOB_COLUMNS if values.get(k) is not None},
+            self._out.write(json.dumps({k: values[k] for k in self._columns if values.get(k) is not None},
                                        ensure_ascii=False) + "\n")
 
     def finish(self) -> None:
@@ -42,7 +43,7 @@ class JobsWriter:
 
     def _header(self) -> None:
         if self._header_due and self._csv is not None:
-            self._csv.writerow(JOB_COLUMNS)
+            self._csv.writerow(self._columns)
             self._header_due = False
 
 

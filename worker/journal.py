@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .manifest import file_digest
-from .report import COLUMNS, VALUE_COLUMNS, ReportWriter, create_new
+from .report import COLUMNS, LEGACY_COLUMNS, VALUE_COLUMNS, ReportWriter, create_new
 from .results import Outcome
 from .spreadsheet import from_spreadsheet
 
@@ -162,7 +162,7 @@ def _csv_records(f: IO[bytes], path: str, journal: Journal) -> Iterator[tuple[Re
     if not last_line_ended:
         yield "the header is cut off"  # a crash right after the report was created
         return
-    if header != list(COLUMNS):
+    if header not in (list(COLUMNS), list(LEGACY_COLUMNS)):
         raise JournalError(
             f"{path}: its header is not the one this version of snaprelabel writes "
             f"({', '.join(header[:6])}…): not a snaprelabel report, or from another version"

@@ -26,6 +26,7 @@ from .listing import ListingStopped, list_snapshots
 from .logs import log
 from .results import Outcome, Result, from_job
 from .retry import Retrier
+from .routing import RouteError, Router
 
 _HEADER = struct.Struct("<BII")  # flags, name length, description length
 _NAME_NONE, _DESCRIPTION_NONE, _BACKUP_OWNED = 1, 2, 4
@@ -129,20 +130,26 @@ class SnapshotTable:
 
 
 class LiveState:
-    """Each project's table, listed the first time a row needs it and shared by all senders."""
+    """Each (project, region) pair's table, listed the first time a row needs it and shared by all
+    senders; with a router, listed at the pair's endpoint with the pair's credentials."""
 
-    def __init__(self, api: SnapshotApi, retrier: Retrier, allow_autobk_prefix: bool = False) -> None:
+    def __init__(self, api: SnapshotApi | None, retrier: Retrier, allow_autobk_prefix: bool = False,
+                 router: Router | None = None) -> None:
         self.api = api
         self.retrier = retrier
         self.allow_autobk_prefix = allow_autobk_prefix
-        self._tables: dict[str, asyncio.Task[SnapshotTable]] = {}
+        self.router = router
+        self._tables: dict[tuple[str, str | None], asyncio.Task[SnapshotTable]] = {}
 
-    async def table(self, project_id: str) -> SnapshotTable:
-        """Raises ListingError when the listing fails for good."""
-        task = self._tables.get(project_id)
+    async def table(self, project_id: str, region: str | None = None) -> SnapshotTable:
+        """Raises ListingError when the listing fails for good, RouteError when the pair cannot
+        be used."""
+        if self.router is not None:
+            region = self.router.pair(project_id, region).region  # a row naming the job's region
+        task = self._tables.get((project_id, region))
         if task is None:
-            task = asyncio.create_task(self._list(project_id), name=f"list-{project_id}")
-            self._tables[project_id] = task
+            task = asyncio.create_task(self._list(project_id, region), name=f"list-{project_id}")
+            self._tables[project_id, region] = task
         return await asyncio.shield(task)  # a cancelled sender must not cancel the listing
 
     def close(self) -> None:
@@ -153,9 +160,11 @@ class LiveState:
         """The row's result when it must not be sent; else None, with its previous values set
         from the listing. None too when the job stopped while listing: the engine records that."""
         try:
-            table = await self.table(job.project_id)
+            table = await self.table(job.project_id, job.region)
         except ListingStopped:
             return None
+        except RouteError as exc:
+            return _not_sent(job, Outcome.FAILED, exc.code, f"not sent: {exc}")
         except ListingError as exc:
             return _not_sent(job, Outcome.FAILED, "listing_failed",
                              f"cannot check the live state ({exc}): not sent")
@@ -175,10 +184,15 @@ class LiveState:
             return from_job(job, Outcome.UNCHANGED)
         return None
 
-    async def _list(self, project_id: str) -> SnapshotTable:
+    async def _list(self, project_id: str, region: str | None) -> SnapshotTable:
         started = time.monotonic()
         table = SnapshotTable()
-        async for snapshot in list_snapshots(self.api, self.retrier, project_id):
+        api, retrier = self.api, self.retrier
+        if self.router is not None:
+            route = await self.router.route(project_id, region)
+            api, retrier = route.api, retrier.for_auth(route.auth)
+        assert api is not None  # without a router, the one API
+        async for snapshot in list_snapshots(api, retrier, project_id):
             table.add(snapshot)
         log.info("listed", project_id=project_id, snapshots=len(table),
                  memory_bytes=table.nbytes, elapsed_s=round(time.monotonic() - started, 3))

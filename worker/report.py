@@ -19,15 +19,17 @@ from .results import Result
 from .spreadsheet import known_to_spreadsheet, to_spreadsheet
 
 COLUMNS = (
-    "line", "snapshot_id", "project_id", "name", "description", "outcome", "http_status",
+    "line", "snapshot_id", "project_id", "region", "name", "description", "outcome", "http_status",
     "error_code", "error_message", "attempts", "latency_ms", "request_id", "server_name",
     "server_description", "previous_name", "previous_description", "finished_at",
 )
+# The header of reports written before the region column: still resumed, and appended to in
+# their own columns.
+LEGACY_COLUMNS = tuple(c for c in COLUMNS if c != "region")
 # Values that may be known to be empty: such a CSV cell is spreadsheet.EMPTY_CELL (an empty cell
 # is "not known"), so that undo can put back an empty description.
 VALUE_COLUMNS = frozenset({"name", "description", "server_name", "server_description", "previous_name",
                            "previous_description"})
-_VALUES = attrgetter(*COLUMNS)  # a result's values in column order, in one call
 REPORT_FORMATS = ("csv", "jsonl")
 NEW_FILE_MODE = 0o600
 
@@ -67,6 +69,9 @@ class ReportWriter:
             os.close(fd)
             raise
         self._csv = csv.writer(self._file) if fmt == "csv" else None
+        self.columns = COLUMNS if empty or fmt != "csv" else _columns_of(fd)
+        self._values = attrgetter(*self.columns)  # a result's values in column order, in one call
+        self._cells = tuple(_value_cell if name in VALUE_COLUMNS else _other_cell for name in self.columns)
         if self._csv is not None and empty:
             self._csv.writerow(COLUMNS)
             self._file.flush()
@@ -74,16 +79,16 @@ class ReportWriter:
     def write_batch(self, results: list[Result]) -> None:
         """Rows that finished together are flushed together: one flush a row when the job is
         slow, one a batch when it is fast."""
-        redact = self._redact
+        redact, values, columns = self._redact, self._values, self.columns
         if self._csv is not None:
             # One pass a cell (redacted, then made safe for a spreadsheet), one call a batch.
             self._csv.writerows([[cell(redact(v) if isinstance(v, str) else v)
-                                  for cell, v in zip(_CSV_CELLS, _VALUES(result), strict=True)]
+                                  for cell, v in zip(self._cells, values(result), strict=True)]
                                  for result in results])
         else:
             self._file.write("".join(
-                json.dumps(dict(zip(COLUMNS, [redact(v) if isinstance(v, str) else v
-                                              for v in _VALUES(result)], strict=True)),
+                json.dumps(dict(zip(columns, [redact(v) if isinstance(v, str) else v
+                                              for v in values(result)], strict=True)),
                            ensure_ascii=False) + "\n"
                 for result in results))
         self._file.flush()
@@ -96,6 +101,13 @@ class ReportWriter:
             self._file.close()
 
 
+def _columns_of(fd: int) -> tuple[str, ...]:
+    """The columns of an existing CSV report: its header's (a report begun before the region
+    column keeps its own), else today's."""
+    head = os.pread(fd, 4096, 0).split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
+    return LEGACY_COLUMNS if head == ",".join(LEGACY_COLUMNS) else COLUMNS
+
+
 def _value_cell(value: object) -> object:
     """A value column's cell: None (not known) and "" (known to be empty) differ."""
     if value is None or isinstance(value, str):
@@ -105,6 +117,3 @@ def _value_cell(value: object) -> object:
 
 def _other_cell(value: object) -> object:
     return to_spreadsheet(value) if isinstance(value, str) else value
-
-
-_CSV_CELLS = tuple(_value_cell if name in VALUE_COLUMNS else _other_cell for name in COLUMNS)

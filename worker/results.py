@@ -49,6 +49,7 @@ class Result:
     previous_name: str | None = None
     previous_description: str | None = None
     finished_at: str = ""
+    region: str | None = None  # the row's region; None: the job's own (one-region jobs show none)
     ref: Any = None  # the source's handle (a queue message id): not written to the report
 
     def __post_init__(self) -> None:
@@ -64,7 +65,7 @@ def from_job(job: Job, outcome: Outcome, **fields: Any) -> Result:
     return Result(
         job.line, job.snapshot_id, job.project_id, job.name, job.description, outcome,
         previous_name=job.previous_name, previous_description=job.previous_description,
-        ref=job.ref, **fields,
+        ref=job.ref, region=job.region, **fields,
     )
 
 
@@ -110,4 +111,5 @@ def from_rejection(rejection: Rejection, default_project_id: str | None) -> Resu
         previous_name=texts["previous_name"],
         previous_description=texts["previous_description"],
         ref=rejection.ref,
+        region=texts["region"],
     )

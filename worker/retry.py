@@ -128,6 +128,13 @@ class Retrier:
         self.counters = counters or Counters()
         self._clock = clock
 
+    def for_auth(self, auth: Renewal | None) -> Retrier:
+        """The same loop (policy, limiter, stop, counters) renewing another auth on a 401: one
+        per (project, region) pair of a job, each with its own credentials (worker/routing.py)."""
+        if auth is self.auth:
+            return self
+        return Retrier(self.policy, self.limiter, self.stop, auth, self.counters, self._clock)
+
     async def call(self, send: Callable[[], Awaitable[Answer]], **context: object) -> Tried:
         """`context` names the call in the retry event (what, line, snapshot_id...)."""
         policy, counters, stop = self.policy, self.counters, self.stop

@@ -27,11 +27,13 @@ from .journal import Journal, JournalError, check_fingerprint, lock_report, open
 from .live import LiveState
 from .logs import log
 from .manifest import Manifest, file_digest, job_figures, manifest_path, read_manifest
+from .pairs import PairCounts, named_pairs
 from .quota import as_written, rate_text
 from .rate import Limiter
 from .redaction import SECRETS
 from .report import ReportWriter
 from .results import Outcome
+from .routing import Pair, RouteError
 from .settings import Settings
 from .sources import InputSpec, Rows, count_rows, same_file
 from .stop import Stop
@@ -113,19 +115,23 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
             held.callback(os.close, lock)
         journal = _journal(report_path, settings, spec, digest) if spec.resume and existing else None
         # The credentials are proven before the report exists: a refused one leaves nothing.
-        async with _connected(settings, creds, limiter, stop) as conn:
+        regions = rows.fields is not None and "region" in rows.fields
+        async with _connected(settings, creds, limiter, stop, regions) as conn:
             # A name-scoped login (a devstack openrc) learns its project id from the token.
             settings = with_login_project(settings, conn)
             if later:
                 require_project(spec.input, rows, settings.project_id)
             if conn is not None:
                 _warn_if_read_only(conn)
+            pairs = await _prove_pairs(settings, spec, conn) if conn is not None else []
             if spec.confirm and conn is not None:  # blocking on purpose: Ctrl-C stays immediate
                 confirm(spec.input, lambda: open_input(spec.input, settings), rules_from(settings),
                         _job_facts(settings, conn.endpoint))
             live = await _live_state(settings, conn, limiter, stop) if conn is not None else None
-            effective = {"endpoint": conn.endpoint, "path_family": conn.family,
-                         "auth": conn.auth.name} if conn else {}
+            effective: dict[str, Any] = {"endpoint": conn.endpoint, "path_family": conn.family,
+                                         "auth": conn.auth.name} if conn else {}
+            if len(pairs) > 1:
+                effective["pairs"] = [p.key for p in pairs]
             manifest = Manifest(report_path, settings.report_format, spec.input.path,
                                 {**settings.public(), **effective}, input_digest=digest,
                                 resumed=_resumed(report_path, journal),
@@ -150,11 +156,42 @@ async def run_job(settings: Settings, spec: JobSpec, extra_sinks: tuple[Sink, ..
                               on_terminal, journal, manifest, live)
 
 
-def _connected(settings: Settings, creds: Credentials | None, limiter: Limiter, stop: Stop
-               ) -> contextlib.AbstractAsyncContextManager[Connection | None]:
+def _connected(settings: Settings, creds: Credentials | None, limiter: Limiter, stop: Stop,
+               rows_name_regions: bool) -> contextlib.AbstractAsyncContextManager[Connection | None]:
     if creds is None:  # a dry run sends nothing
         return contextlib.nullcontext()
-    return connection_from(settings, creds, limiter, stop)
+    return connection_from(settings, creds, limiter, stop, rows_name_regions)
+
+
+async def _prove_pairs(settings: Settings, spec: JobSpec, conn: Connection) -> list[Pair]:
+    """Every (project, region) pair a jobs file names, proven before the report exists. A pair
+    the job's settings cannot serve (a second project under one token, a second region under one
+    endpoint) refuses the job; a pair whose credentials or endpoint are refused fails its rows
+    only, unless no pair is left. Stdin is read once: its pairs are proven as rows meet them."""
+    if spec.input.path == "-":
+        return []
+    with open_input(spec.input, settings) as again:
+        if again.fields is None or not {"project_id", "region"} & again.fields:
+            return []
+        named = await asyncio.to_thread(named_pairs, again, settings.project_id)
+    router = conn.router
+    pairs = sorted({router.pair(project, region) for project, region in named})
+    if not pairs:  # no valid row: the validator says why, row by row
+        return []
+    answers = await router.prove(pairs)
+    refused = {pair: answer for pair, answer in answers.items() if isinstance(answer, RouteError)}
+    for answer in refused.values():
+        if answer.setup:
+            raise ConfigError(f"{spec.input.display_name}: {answer}")
+    if conn.router.stopping:
+        raise ConfigError(str(conn.router.stop_reason))
+    if len(refused) == len(pairs):
+        raise ConfigError(f"no project and region of {spec.input.display_name} can be used: "
+                          + "; ".join(str(a) for a in refused.values()))
+    for answer in refused.values():
+        log.error("pair refused: its rows fail, not sent", error=str(answer))
+    log.info("pairs proven", pairs=len(pairs) - len(refused), refused=len(refused))
+    return pairs
 
 
 def _warn_if_read_only(conn: Connection) -> None:
@@ -238,10 +275,10 @@ async def _live_state(settings: Settings, conn: Connection, limiter: Limiter,
     """--skip-unchanged: the default project is listed before the report exists, so a listing
     that cannot work stops the job with nothing sent; other projects are listed when met."""
     live = live_state_from(settings, conn, limiter, stop)
-    if live is not None and settings.project_id:
+    if live is not None and settings.project_id and conn.api is not None:
         try:
             await live.table(settings.project_id)
-        except ListingError as exc:
+        except (ListingError, RouteError) as exc:
             raise ConfigError(f"--skip-unchanged: {exc}") from None
     return live
 
@@ -251,11 +288,12 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, conn: Connection |
                on_terminal: bool, journal: Journal | None, manifest: Manifest,
                live: LiveState | None) -> JobResult:
     relabeler = safety = None
+    by_pair = PairCounts(settings.region)
     if conn is not None:
-        relabeler = relabeler_from(settings, conn.api, conn.auth, limiter, stop)
+        relabeler = relabeler_from(settings, conn, limiter, stop)
         safety = safety_from(settings, stop)
     engine = engine_from(
-        settings, iter(rows), relabeler, [report, *extra_sinks], stop, limiter, on_terminal,
+        settings, iter(rows), relabeler, [report, by_pair, *extra_sinks], stop, limiter, on_terminal,
         on_result=safety.observe if safety else None, gate=safety.admit if safety else None,
         skip=journal.final if journal else None, live=live)
     counting = asyncio.create_task(asyncio.to_thread(count_rows, spec.input))
@@ -289,12 +327,14 @@ async def _run(settings: Settings, spec: JobSpec, rows: Rows, conn: Connection |
     try:
         manifest.finish(ran.status, {
             **job_figures(summary, code),
+            **({"by_pair": pairs} if (pairs := by_pair.figures()) else {}),
             # The whole report, earlier runs included: one answer per input line.
             "report_totals": {"rows": sum(totals.values()),
                               **{str(o): n for o, n in totals.items()}},
         })
     except OSError as exc:
         log.error("cannot write the manifest", path=manifest.report_path, error=f"{type(exc).__name__}: {exc}")
-    log.info("summary", **summary.as_fields(), report=report.path, exit_code=code)
+    log.info("summary", **summary.as_fields(), **({"by_pair": pairs} if pairs else {}),
+             report=report.path, exit_code=code)
     fatal = f"cannot go on: {type(ran.fatal).__name__}: {ran.fatal}" if ran.fatal else None
     return JobResult(summary, code, report.path, fatal)

@@ -45,8 +45,9 @@ class Settings(BaseSettings):
 
     # Where and as whom
     endpoint: str | None = Field(None, description=(
-        "base URL of the snapshot API, e.g. https://evs.cn-north-4.myhuaweicloud.com; unset: the "
-        "service catalog's, else the Huawei Cloud endpoint of --region"))
+        "base URL of the snapshot API, e.g. https://evs.cn-north-4.myhuaweicloud.com; {region} in "
+        "it is each row's region (or --region); unset: the service catalog's, else the Huawei "
+        "Cloud endpoint of --region (or of each row's region)"))
     project_id: str | None = Field(None, description=(
         "project of rows without a project_id column, and the project the credential check "
         "lists; 32 hex digits"))

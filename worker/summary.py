@@ -220,7 +220,7 @@ def summarise(path: str, fmt: str | None = None) -> JobSummary:
             final.add(record.line)
             if pending:
                 pending.pop(record.line, None)
-            if record.outcome.success and "region" not in fields:  # the usual row, counted quickly
+            if record.outcome.success and not fields.get("region"):  # the usual row, counted quickly
                 outcome = str(record.outcome)
                 summary.outcomes[outcome] += 1
                 project = fields.get("project_id") or "(none)"

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Container
 from contextlib import AbstractAsyncContextManager
 
 from .api.auth import Auth
-from .api.client import HttpSettings
+from .api.client import HttpSettings, SnapshotApi
 from .concurrency import AUTO_START, ConcurrencySizer
 from .concurrency import MAX as MOST_IN_FLIGHT
 from .connection import Connection, connect
@@ -87,9 +87,10 @@ def credentials_from(settings: Settings) -> Credentials:
     return resolve(settings)
 
 
-def connection_from(settings: Settings, creds: Credentials, limiter: Limiter,
-                    stop: Stop) -> AbstractAsyncContextManager[Connection]:
-    return connect(creds, http_from(settings), limiter, retry_policy_from(settings), stop)
+def connection_from(settings: Settings, creds: Credentials, limiter: Limiter, stop: Stop,
+                    rows_name_regions: bool = False) -> AbstractAsyncContextManager[Connection]:
+    return connect(creds, http_from(settings), limiter, retry_policy_from(settings), stop,
+                   rows_name_regions)
 
 
 def retrier_from(settings: Settings, limiter: Limiter, stop: Stop, auth: Auth | None,
@@ -97,9 +98,13 @@ def retrier_from(settings: Settings, limiter: Limiter, stop: Stop, auth: Auth | 
     return Retrier(retry_policy_from(settings), limiter, stop, auth, counters)
 
 
-def relabeler_from(settings: Settings, api: Updates, auth: Auth, limiter: Limiter, stop: Stop,
-                   counters: Counters | None = None) -> Relabeler:
-    return Relabeler(api, retrier_from(settings, limiter, stop, auth, counters))
+def relabeler_from(settings: Settings, conn: Connection, limiter: Limiter, stop: Stop,
+                   counters: Counters | None = None,
+                   wrap: Callable[[SnapshotApi], Updates] | None = None) -> Relabeler:
+    """Each row goes to its (project, region) pair's route (worker/routing.py); `wrap`: what
+    each route's API is wrapped in (the queue's metrics)."""
+    return Relabeler(conn.api, retrier_from(settings, limiter, stop, conn.auth, counters),
+                     conn.router, wrap)
 
 
 def live_state_from(settings: Settings, conn: Connection, limiter: Limiter,
@@ -108,7 +113,7 @@ def live_state_from(settings: Settings, conn: Connection, limiter: Limiter,
     if not settings.skip_unchanged:
         return None
     return LiveState(conn.api, retrier_from(settings, limiter, stop, conn.auth),
-                     settings.allow_autobk_prefix)
+                     settings.allow_autobk_prefix, conn.router)
 
 
 def engine_from(settings: Settings, rows: Source, relabeler: Relabeler | None, sinks: list[Sink],

@@ -20,7 +20,7 @@ def add_input(parser: argparse.ArgumentParser, optional: bool = False) -> None:
                              "json and jsonl read a JSON array or JSON Lines, whichever it is")
     parser.add_argument("--column", action="append", default=[], metavar="TARGET=HEADER",
                         help="read a job field from another column, e.g. --column snapshot_id=ID "
-                             "(targets: snapshot_id, project_id, name, description, "
+                             "(targets: snapshot_id, project_id, region, name, description, "
                              "display_name, display_description, previous_name, "
                              "previous_description)")
     parser.add_argument("--delimiter", help="CSV field separator (default ',')")

@@ -11,7 +11,7 @@ from .. import exitcodes
 from ..api.client import ListingError
 from ..credentials import Credentials
 from ..errors import ConfigError
-from ..jobs import Job, Validator
+from ..jobs import ONE_REGION_JOB_COLUMNS, Job, Validator
 from ..jobs_file import JobsOutput, JobsWriter
 from ..listing import list_snapshots
 from ..logs import configure
@@ -114,12 +114,12 @@ async def _plan(args: argparse.Namespace, settings: Settings, creds: Credentials
     # The same check as run's before the first request: wrong credentials are one line, exit 2.
     async with connection_from(settings, creds, limiter, stop) as conn:
         retrier = retrier_from(settings, limiter, stop, conn.auth)
-        snapshots = list_snapshots(conn.api, retrier, settings.project_id or "",
+        snapshots = list_snapshots(conn.default_api, retrier, settings.project_id or "",
                                    selection.server_filters())
         target = JobsOutput(args.output)
         try:
             diff = DiffPrinter(sys.stdout) if args.diff else None
-            jobs = JobsWriter(target.stream, args.output_format)
+            jobs = JobsWriter(target.stream, args.output_format, ONE_REGION_JOB_COLUMNS)
             async for item in plan(snapshots, selection, name, description, validator, counts):
                 if isinstance(item, Planned):
                     if diff is not None:

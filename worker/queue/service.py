@@ -9,11 +9,14 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import urlsplit
 
 from .. import exitcodes
+from ..api.client import SnapshotApi
 from ..connection import Connection
 from ..credentials import Credentials
 from ..errors import ConfigError
@@ -149,17 +152,17 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
                                settings.throttled_backoff)
         limiter = Combined(local, shared)
     counters = Counters()
-    api: Updates = conn.api
     metrics = metrics_port = None
+    wrap: Callable[[SnapshotApi], Updates] | None = None
     if settings.metrics_port is not None:
         metrics = Metrics(counters)
-        api = MeteredApi(conn.api, metrics)
+        wrap = partial(MeteredApi, metrics=metrics)
         try:
             metrics_port = metrics.serve(settings.metrics_port)
         except OSError as exc:
             raise ConfigError(f"cannot serve metrics on port {settings.metrics_port}: "
                               f"{exc.strerror or exc}") from None
-    relabeler = relabeler_from(settings, api, conn.auth, limiter, stop, counters)
+    relabeler = relabeler_from(settings, conn, limiter, stop, counters, wrap)
 
     consumer = QueueConsumer(
         link, names,

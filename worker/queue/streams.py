@@ -14,8 +14,8 @@ from ..results import Result
 
 # What a job message may carry; any other field is ignored (room for producers' own fields).
 JOB_FIELDS = (
-    "snapshot_id", "project_id", "name", "description", "display_name", "display_description",
-    "previous_name", "previous_description",
+    "snapshot_id", "project_id", "region", "name", "description", "display_name",
+    "display_description", "previous_name", "previous_description",
 )
 # Where the job came from, for traceability: copied to its result and dead-letter entries.
 TRACE_FIELDS = ("source", "line")
@@ -57,7 +57,7 @@ class QueueNames:
 
 def job_message(job: Job, source: str) -> dict[str, str]:
     fields = {"snapshot_id": job.snapshot_id, "project_id": job.project_id}
-    for key in ("name", "description", "previous_name", "previous_description"):
+    for key in ("region", "name", "description", "previous_name", "previous_description"):
         value = getattr(job, key)
         if value is not None:
             fields[key] = value

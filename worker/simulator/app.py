@@ -55,6 +55,19 @@ def route(path: str) -> tuple[str, str, str | None] | None:
     return (family, parts[2], parts[4]) if parts[4] else None
 
 
+REGION_PREFIX = "/regions/"
+
+
+def _without_region(path: str) -> str:
+    """`/regions/{name}/v3/...` is `/v3/...`: one simulator serves every region of a catalog
+    (CatalogEntry urls such as {self}/regions/r1/v3/{project_id}); the request log keeps the
+    whole path, so a test sees which region each request went to."""
+    if not path.startswith(REGION_PREFIX):
+        return path
+    _, sep, rest = path[len(REGION_PREFIX):].partition("/")
+    return "/" + rest if sep else path
+
+
 def _int_param(query: Any, name: str, default: int, low: int, high: int | None) -> int:
     text = query.get(name)
     if text is None:
@@ -84,7 +97,7 @@ class Handler:
         sim = self.sim
         now = time.monotonic()
         method = request.method
-        hit = route(path)
+        hit = route(_without_region(path))
         family, project_id, target = hit if hit is not None else (None, None, None)
         snapshot_id = None if target is None or (target == "detail" and method != "PUT") else target
         raw = parsed = None
@@ -163,7 +176,7 @@ class Handler:
         sim = self.sim
         identity: Identity = sim.identity
         if identity.required:
-            refused = identity.refuse(request, raw)
+            refused = identity.refuse(request, raw, project_id)
             if refused is not None:
                 return refused
         if family is None or project_id is None:  # route() gives both or neither

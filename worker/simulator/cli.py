@@ -8,11 +8,12 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 from .config import DEFAULT_PROJECT_ID, Fault, SimulatorConfig
-from .identity import AccessKeyPair, AppCredential, User
+from .identity import DEFAULT_CATALOG, AccessKeyPair, AppCredential, CatalogEntry, User
 from .quota import QuotaChange, parse_bucket, parse_window
 
 if TYPE_CHECKING:
@@ -120,6 +121,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int, default=42, help="seed for snapshots and fault draws (default 42)")
     add("--seed-file", type=_existing_file, help="CSV (id,name,description[,project_id,...]) to seed from")
     add("--project-id", default=DEFAULT_PROJECT_ID, help="project of the seeded snapshots")
+    add("--more-project", action="append", type=_project, default=[], metavar="PROJECT_ID",
+        help="another project, seeded with --snapshots of its own; --user users may scope "
+             "tokens to it (repeatable)")
+    add("--region", action="append", type=_project, default=[], metavar="NAME",
+        help="a catalog region served here at /regions/NAME (volumev3 {self}/regions/NAME/v3/"
+             "{project_id}), beside the default catalog (repeatable)")
     auth = parser.add_mutually_exclusive_group()
     auth.add_argument(
         "--token", action="append", metavar="TOKEN", help="accepted X-Auth-Token (repeatable; default sim-token)"
@@ -173,6 +180,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--no-record", action="store_true", help="keep no request log (lean benchmark mode)")
 
 
+def _project(text: str) -> str:
+    """A path segment: a project id or a region name."""
+    if not text or "/" in text or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a path segment")
+    return text
+
+
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     tokens: set[str] = set() if args.no_auth else set(args.token or ["sim-token"])
     return SimulatorConfig(
@@ -195,7 +209,11 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         always_fail=dict(args.always_fail),
         autobk_fraction=args.autobk_fraction,
         hang_seconds=args.hang_seconds,
-        users=() if args.no_auth else tuple(args.user),
+        projects=tuple(args.more_project),
+        users=() if args.no_auth else tuple(replace(u, projects=tuple(args.more_project)) for u in args.user),
+        catalog=DEFAULT_CATALOG + tuple(
+            CatalogEntry("volumev3", "public", region, "{self}/regions/" + region + "/v3/{project_id}")
+            for region in args.region),
         access_keys=() if args.no_auth else tuple(args.access_key),
         app_credentials=() if args.no_auth else tuple(args.app_credential),
         truncate_issued_at=args.truncate_issued_at,

@@ -112,6 +112,7 @@ def check_retry_after(value: object) -> int | None:
 class SimulatorConfig:
     snapshots: int = 1000
     project_id: str = DEFAULT_PROJECT_ID
+    projects: tuple[str, ...] = ()  # more projects, each seeded with `snapshots` of its own
     seed: int = 42
     seed_file: Path | None = None
     tokens: frozenset[str] = frozenset({"sim-token"})
@@ -151,6 +152,9 @@ class SimulatorConfig:
             raise ValueError(f"snapshots must be a non-negative integer, got {self.snapshots!r}")
         if not self.project_id or "/" in self.project_id:
             raise ValueError(f"project_id must be a non-empty path segment, got {self.project_id!r}")
+        self.projects = tuple(self.projects)
+        if any(not p or "/" in p for p in self.projects):
+            raise ValueError(f"projects must be non-empty path segments, got {self.projects!r}")
         if self.seed_file is not None:
             self.seed_file = Path(self.seed_file)
         tokens: object = self.tokens  # callers pass a set too, or a lone string

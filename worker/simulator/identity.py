@@ -14,6 +14,9 @@ passes.
   answers), or an AK/SK signature recomputed here: a wrong one is 401 (APIGW.0301), one dated
   more than 15 minutes off the server's clock is 401 (APIGW.0303), and five failures in a row
   lock the access key for five minutes, as Huawei's gateway does.
+- A project-scoped token acts for its project alone, and a signed request for its X-Project-Id
+  alone: a request for another project's URL is 403, as Cinder's policy and the gateway answer.
+  A user may be scoped to its own project and to `User.projects`.
 
 - The instance metadata service of a Huawei Cloud ECS with an agency, when `metadata_key_lifetime`
   is set: `GET /openstack/latest/securitykey` hands out a new temporary AK/SK with its security
@@ -46,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from ..api.aksk import ALGORITHM, DATE_FORMAT, canonical_request, query_pairs, signature
-from .responses import UNAUTHORIZED, encode, json_response
+from .responses import UNAUTHORIZED, cinder_error, encode, json_response
 
 if TYPE_CHECKING:
     from .config import SimulatorConfig
@@ -66,6 +69,7 @@ class User:
     project_name: str = "sim-project"
     id: str = ""  # empty: derived from the name
     roles: tuple[str, ...] = ("member", "reader")  # as Keystone lists them: implied ones too
+    projects: tuple[str, ...] = ()  # more project ids the user may scope a token to
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -148,6 +152,7 @@ class TokenRequest:
     status: int
     token: str | None = field(default=None, repr=False)  # the token issued, for tests
     method: str = "password"
+    project: str | None = None  # the project asked for (its id, when the scope gave one)
 
 
 def _keystone_error(status: int, title: str, message: str) -> web.Response:
@@ -206,11 +211,17 @@ class Identity:
 
     # -- the check on every API request ----------------------------------------------------------
 
-    def refuse(self, request: web.BaseRequest, body: bytes | None) -> tuple[int, bytes] | None:
-        """None when the request may pass, else the 401 answer."""
+    def refuse(self, request: web.BaseRequest, body: bytes | None,
+               project_id: str | None = None) -> tuple[int, bytes] | None:
+        """None when the request may pass, else the 401 (or 403: another project) answer."""
         authorization = request.headers.get("Authorization")
         if authorization is not None and authorization.startswith(ALGORITHM) and self.keys:
-            return self._check_signature(request, body or b"", authorization)
+            refused = self._check_signature(request, body or b"", authorization)
+            scope = request.headers.get("X-Project-Id")
+            if refused is None and scope and project_id is not None and scope != project_id:
+                return 403, encode({"error_code": "APIGW.0305", "error_msg": (
+                    f"the request's X-Project-Id {scope} is not the project of its URL")})
+            return refused
         token = request.headers.get("X-Auth-Token")
         if token is None:
             return _UNAUTHORIZED
@@ -218,6 +229,9 @@ class Identity:
             return None
         issued = self.issued.get(token)
         if issued is not None and issued.expiry > time.monotonic():
+            if issued.project_id is not None and project_id is not None and issued.project_id != project_id:
+                return 403, cinder_error(403, "forbidden", "Policy doesn't allow "
+                                         "volume:get_all_snapshots to be performed.")
             if request.method == "PUT" and not UPDATE_ROLES & set(issued.roles):
                 return _FORBIDDEN
             return None
@@ -325,6 +339,7 @@ class Identity:
             return _keystone_error(400, "Bad Request", "Expecting to find auth in request body.")
         if credential is not None:
             return self._issue_for_credential(request, credential, scope)
+        asked = scope.get("id") if isinstance(scope, dict) else None
         user = self._find_user(given) if isinstance(given, dict) else None
         password = given.get("password") if isinstance(given, dict) else None
         if user is None or not isinstance(password, str) or not hmac.compare_digest(
@@ -332,8 +347,10 @@ class Identity:
             self.token_requests.append(TokenRequest(time.monotonic(), user.name if user else None, 401))
             return _keystone_error(401, "Unauthorized", "The request you have made requires authentication.")
         project_id = user.project_id or self.project_id
+        if isinstance(scope, dict) and scope.get("id") in user.projects:
+            project_id = scope["id"]
         if scope is not None and not self._in_scope(user, project_id, scope):
-            self.token_requests.append(TokenRequest(time.monotonic(), user.name, 401))
+            self.token_requests.append(TokenRequest(time.monotonic(), user.name, 401, project=asked))
             return _keystone_error(401, "Unauthorized", f"User {user.id} has no access to the project.")
         return self._token_answer(request, user, project_id if scope is not None else None,
                                   user.roles, "password")
@@ -366,7 +383,7 @@ class Identity:
         life = (issued_at - datetime.fromtimestamp(now, UTC)).total_seconds() + self.token_lifetime
         self._prune()
         self.issued[token] = Issued(time.monotonic() + life, project_id, roles)
-        self.token_requests.append(TokenRequest(time.monotonic(), user.name, 201, token, method))
+        self.token_requests.append(TokenRequest(time.monotonic(), user.name, 201, token, method, project_id))
         body: dict[str, Any] = {
             "methods": [method],
             "user": {"id": user.id, "name": user.name,

@@ -37,6 +37,8 @@ class Simulator:
             rows = load_csv(cfg.seed_file, cfg.project_id, cfg.seed)
         else:
             rows = generate(cfg.snapshots, cfg.project_id, cfg.seed, cfg.autobk_fraction)
+            for n, project in enumerate(cfg.projects, start=1):  # other projects: other snapshots
+                rows += generate(cfg.snapshots, project, cfg.seed + n, cfg.autobk_fraction)
         self.store = SnapshotStore(rows)
         self.requests: list[RequestRecord] = []
         self.put_counts: Counter[str] = Counter()  # PUTs received per snapshot, whatever the answer

@@ -19,6 +19,7 @@ CURRENT_DESCRIPTION = ("description", "snapshot_description", "描述", "快照�
 ALIASES: dict[str, tuple[str, ...]] = {
     "snapshot_id": ("snapshot_id", "id", "快照id"),
     "project_id": ("project_id", "tenant_id", "项目id"),
+    "region": ("region", "region_id", "region_name", "区域", "区域id"),
     "name": (*NEW_NAME, *CURRENT_NAME),
     "display_name": ("display_name",),
     "description": (*NEW_DESCRIPTION, *CURRENT_DESCRIPTION),
