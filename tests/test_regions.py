@@ -116,8 +116,8 @@ async def test_a_revoked_token_is_renewed_for_its_project_only(sim, tmp_path):
     async def revoke_p2_after(n):
         while sum(sim.apply_counts.values()) < n:
             await asyncio.sleep(0.01)
-        for token, (_, project) in list(sim.identity.issued.items()):
-            if project == P2:
+        for token, issued in list(sim.identity.issued.items()):
+            if issued.project_id == P2:
                 del sim.identity.issued[token]
 
     rows = rows_for(sim, (PROJECT, P2), ("r1",), per_pair=150)
