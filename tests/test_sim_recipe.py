@@ -39,4 +39,4 @@ def test_no_auth_with_a_user_is_an_error():
     done = run_cli("simulate", "--port", "0", "--no-auth", "--user", "alice:pw")
     assert done.returncode == 2
     assert done.stderr.strip() == ("simulator: --no-auth accepts every request: drop --user/--access-key/"
-                                   "--metadata-key-lifetime, or --no-auth")
+                                   "--app-credential/--metadata-key-lifetime, or --no-auth")
