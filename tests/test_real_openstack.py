@@ -279,5 +279,82 @@ def test_a_reader_only_role_is_warned_about_and_its_run_stops(cloud, tmp_path):
             not_attempted=sum(r["outcome"] == "not_attempted" for r in report))
 
 
-def test_two_projects_in_one_job():
-    pytest.skip("one job across projects comes with the regions branch; its test is added with it")
+def _admin_token() -> str:
+    env = openrc("admin-openrc")
+    login = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": env["OS_USERNAME"], "domain": {"name": env["OS_USER_DOMAIN_NAME"]},
+        "password": env["OS_PASSWORD"]}}}, "scope": {"project": {
+            "name": env["OS_PROJECT_NAME"], "domain": {"name": env["OS_PROJECT_DOMAIN_NAME"]}}}}}
+    url = env["OS_AUTH_URL"].rstrip("/")
+    with urllib.request.urlopen(_request("POST", f"{url}/auth/tokens", login), timeout=120) as resp:
+        return str(resp.headers["X-Subject-Token"])
+
+
+@pytest.fixture
+def member_of_other_project(cloud):
+    """The relabel user made a member of project relabel-other too (by the admin, through
+    Keystone's API), and no longer after the test."""
+    url = openrc("admin-openrc")["OS_AUTH_URL"].rstrip("/")
+    token = _admin_token()
+    with urllib.request.urlopen(_request("GET", f"{url}/roles?name=member", None, token), timeout=120) as resp:
+        role = json.load(resp)["roles"][0]["id"]
+    grant = f"{url}/projects/{cloud['OTHER_PROJECT_ID']}/users/{cloud['RELABELER_USER_ID']}/roles/{role}"
+    urllib.request.urlopen(_request("PUT", grant, None, token), timeout=120).close()
+    yield cloud["OTHER_PROJECT_ID"]
+    urllib.request.urlopen(_request("DELETE", grant, None, _admin_token()), timeout=120).close()
+
+
+def test_two_projects_in_one_job(cloud, tmp_path, member_of_other_project):
+    """A devstack openrc (project by name) and a jobs file whose rows name two projects: one
+    project-scoped token per project, every row applied in its own project."""
+    other = member_of_other_project
+    per_project = 40
+    tag = f"two{uuid.uuid4().hex[:6]}"
+    (tmp_path / "a").mkdir()
+    mine = seed(cloud, tmp_path / "a", per_project, tag)  # project relabel: a/jobs.csv
+    theirs_dir = tmp_path / "b"
+    theirs_dir.mkdir()
+    seeded = theirs_dir / "seeded.csv"
+    subprocess.run([str(CH / "venv" / "bin" / "python"), str(CINDER_DIR / "seed.py"), "--count", str(per_project),
+                    "--project", other, "--user", cloud["RELABELER_USER_ID"], "--prefix", f"{tag}-old-b",
+                    "--csv", str(seeded)],
+                   check=True, capture_output=True, timeout=600, env={**os.environ, "REAL_CINDER_HOME": str(CH)})
+    jobs = tmp_path / "jobs.csv"
+    other_jobs = theirs_dir / "jobs.csv"
+    with mine.open() as a, seeded.open() as b, jobs.open("w", newline="", encoding="utf-8") as dst, \
+            other_jobs.open("w", newline="", encoding="utf-8") as check_b:
+        out, out_b = csv.writer(dst), csv.writer(check_b)
+        out.writerow(["project_id", "snapshot_id", "new_name", "new_description"])
+        out_b.writerow(["snapshot_id", "new_name", "new_description"])
+        for row in csv.DictReader(a):
+            out.writerow([cloud["RELABEL_PROJECT_ID"], row["snapshot_id"], row["new_name"], row["new_description"]])
+        for i, row in enumerate(csv.DictReader(b)):
+            values = [row["snapshot_id"], f"{tag}-new-b-{i:05d}", f"relabelled b {i}"]
+            out.writerow([other, *values])
+            out_b.writerow(values)
+
+    env = openrc("openrc")  # project by name, no OS_PROJECT_ID
+    check = snaprelabel(tmp_path, env, "auth", "check", "--jobs", "jobs.csv")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert sum(line.startswith("ok ") for line in check.stdout.splitlines()) == 2, check.stdout
+
+    log = AccessLog()
+    started = time.monotonic()
+    done = snaprelabel(tmp_path, env, "run", "jobs.csv", "--report", "r.csv", "--rate", "10",
+                       "--concurrency", "4")
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = report_rows(tmp_path / "r.csv")
+    assert len(report) == 2 * per_project and {r["outcome"] for r in report} == {"applied"}
+    assert {r["project_id"] for r in report} == {cloud["RELABEL_PROJECT_ID"], other}
+    tokens = log.token_requests()
+    assert tokens >= 2  # one token per project (more only if one was renewed)
+    ok_a, line_a = verify(mine)
+    assert ok_a == 0, line_a
+    # The other project's state, through a token scoped to it.
+    done_b = subprocess.run([sys.executable, str(KS_DIR / "verify.py"), str(other_jobs)], capture_output=True,
+                            text=True, timeout=600, env={"PATH": PATH, "REAL_KEYSTONE_HOME": str(KH),
+                                                         **openrc("openrc"), "OS_PROJECT_ID": other})
+    assert done_b.returncode == 0, done_b.stdout + done_b.stderr
+    figures("two projects", rows=2 * per_project, seconds=round(seconds, 1), token_requests=tokens,
+            verify=f"{line_a} | {done_b.stdout.strip().splitlines()[0]}")
