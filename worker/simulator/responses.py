@@ -105,8 +105,8 @@ def status_fault(kind: str) -> web.Response:
     if kind == "empty":
         return web.Response(status=503, body=b"", headers={REQUEST_ID_HEADER: request_id()})
     code = int(kind)
-    if code == 429:
-        return gateway_429(5)
+    if code == 429:  # an injected fault, not a quota: it states no limit (a client would slow to it)
+        return gateway_429(None)
     if code in (502, 504):  # what a proxy in front of the service sends
         html = _HTML.format(code=code, phrase=_phrase(code)).encode()
         return web.Response(
@@ -120,9 +120,9 @@ def status_fault(kind: str) -> web.Response:
 
 def fault_response(kind: str) -> web.Response:
     if kind == "429-retry-after":
-        return gateway_429(5, "1")
+        return gateway_429(None, "1")
     if kind == "429-retry-date":
-        return gateway_429(5, retry_date(1))
+        return gateway_429(None, retry_date(1))
     return status_fault(kind)
 
 
