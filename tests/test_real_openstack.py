@@ -195,8 +195,9 @@ def application_credential(cloud):
                            timeout=120).close()
 
 
-def _password_token() -> str:
-    env = openrc("openrc")
+def _password_token(name: str = "openrc") -> str:
+    """A token for the user and project of an openrc file of users.py."""
+    env = openrc(name)
     login = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": env["OS_USERNAME"], "domain": {"name": env["OS_USER_DOMAIN_NAME"]},
         "password": env["OS_PASSWORD"]}}}, "scope": {"project": {
@@ -279,29 +280,18 @@ def test_a_reader_only_role_is_warned_about_and_its_run_stops(cloud, tmp_path):
             not_attempted=sum(r["outcome"] == "not_attempted" for r in report))
 
 
-def _admin_token() -> str:
-    env = openrc("admin-openrc")
-    login = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": env["OS_USERNAME"], "domain": {"name": env["OS_USER_DOMAIN_NAME"]},
-        "password": env["OS_PASSWORD"]}}}, "scope": {"project": {
-            "name": env["OS_PROJECT_NAME"], "domain": {"name": env["OS_PROJECT_DOMAIN_NAME"]}}}}}
-    url = env["OS_AUTH_URL"].rstrip("/")
-    with urllib.request.urlopen(_request("POST", f"{url}/auth/tokens", login), timeout=120) as resp:
-        return str(resp.headers["X-Subject-Token"])
-
-
 @pytest.fixture
 def member_of_other_project(cloud):
     """The relabel user made a member of project relabel-other too (by the admin, through
     Keystone's API), and no longer after the test."""
     url = openrc("admin-openrc")["OS_AUTH_URL"].rstrip("/")
-    token = _admin_token()
+    token = _password_token("admin-openrc")
     with urllib.request.urlopen(_request("GET", f"{url}/roles?name=member", None, token), timeout=120) as resp:
         role = json.load(resp)["roles"][0]["id"]
     grant = f"{url}/projects/{cloud['OTHER_PROJECT_ID']}/users/{cloud['RELABELER_USER_ID']}/roles/{role}"
     urllib.request.urlopen(_request("PUT", grant, None, token), timeout=120).close()
     yield cloud["OTHER_PROJECT_ID"]
-    urllib.request.urlopen(_request("DELETE", grant, None, _admin_token()), timeout=120).close()
+    urllib.request.urlopen(_request("DELETE", grant, None, _password_token("admin-openrc")), timeout=120).close()
 
 
 def test_two_projects_in_one_job(cloud, tmp_path, member_of_other_project):
