@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_left
+from collections import deque
 
 import pytest
 
@@ -50,19 +51,39 @@ async def send(lim: AdaptiveRateLimiter, clock: FakeClock, seconds: float,
 
 
 async def cut_once(clock: FakeClock, start: float = 100.0) -> AdaptiveRateLimiter:
-    """A limiter that sent at `start` for a fifth of a second (no doubling yet), then saw a 429."""
+    """A limiter that sent at `start` for a tenth of a second (no doubling yet), then saw a 429."""
     lim = limiter(clock, start)
-    await send(lim, clock, 0.2)
+    await send(lim, clock, 0.09)
     lim.observe(429, None)
     return lim
 
 
-async def test_slow_start_doubles_the_rate_each_quarter_second_while_every_slot_is_used():
+async def test_slow_start_doubles_the_rate_each_tenth_of_a_second_while_every_slot_is_used():
     clock = FakeClock()
     lim = limiter(clock)
-    await send(lim, clock, 0.9)
+    await send(lim, clock, 0.45)
     assert lim.ceiling is None
     assert lim.rate == 80  # 10 -> 20 -> 40 -> 80
+
+
+async def test_slow_start_waits_for_a_few_answers_latency_between_doublings():
+    """Answers 50 ms late: rounds of four latencies (0.2 s), so that little is in flight when
+    the first 429 comes; answers at once reach eight times the rate in the same time."""
+    rates = {}
+    for latency in (0.0, 0.05):
+        clock = FakeClock()
+        lim = limiter(clock)
+        pending: deque[float] = deque()
+        end = clock.now + 0.9
+        while clock.now < end:
+            await lim.acquire()
+            pending.append(clock.now)
+            while pending and clock.now - pending[0] >= latency:
+                pending.popleft()
+                lim.observe(200, None)
+        rates[latency] = lim.rate
+    assert lim.latency >= 0.05
+    assert rates[0.05] <= 160 and rates[0.0] >= 8 * rates[0.05]
 
 
 async def test_the_rate_does_not_grow_when_the_job_does_not_use_it():
@@ -121,7 +142,7 @@ async def test_it_finds_and_holds_a_hidden_quota(quota):
     assert accepted >= 0.85 * quota * seconds  # slow start included
     assert refused <= 0.02 * (accepted + refused)
     # The ceiling is the rate a probe reached: paced PACING_MARGIN under it, just past the quota.
-    assert lim.ceiling is not None and lim.ceiling <= quota * (1 + PACING_MARGIN) * 1.01
+    assert lim.ceiling is not None and lim.ceiling <= quota * (1 + PACING_MARGIN) * (1 + AdaptiveRateLimiter.STEP)
 
 
 async def test_it_follows_a_quota_that_falls_then_rises():

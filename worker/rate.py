@@ -201,20 +201,29 @@ class AdaptiveRateLimiter:
     PER_SUCCESS = 1 / 2000
     HOLD = 1.0  # seconds after a decrease during which 429s are from requests sent before it
     ROUND = 1.0
-    SLOW_ROUND = 0.25  # slow start doubles this often: 1000/s is reached in under 2 s
+    SLOW_ROUND = 0.1  # slow start doubles this often (or each few answers' latency, if longer)
+    LATENCY_ROUNDS = 4  # a slow-start round lasts at least this many times an answer's latency
+    SLOW_ROUND_MAX = 0.25  # ... and at most this (the first answers wait for connections)
+    QUEUEING = 3.0  # answers this much slower than the quickest: slow start grows by
+    QUEUEING_GROWTH = 1.25  # ... this much a round instead of doubling
     USED = 0.8
     NEAR = 0.85  # a 429 with at least this share of the rate accepted is a probe's, not a drop's
-    PROBE_REQUESTS = 100  # at least this many requests between probes (at 10/s: 10 s)
-    CHEAP_GAP = 4.0  # the longest gap between probes that cost only a 429 or two (seconds)
+    PROBE_REQUESTS = 300  # at least this many requests between probes: each costs a few 429s
+    CHEAP_GAP = 4.0  # the longest gap between probes that cost only a 429 or two (seconds) ...
+    CHEAP_PROBES = 4 * PROBE_REQUESTS  # ... or requests, if more: 1,200 at most (0.2% of 429s)
     PAUSE_BUDGET = 0.03  # the share of the time probes may lose to Retry-After pauses
     MAX_GAP = 60.0
-    CLOSED_AFTER = 0.5  # seconds after a cut with nothing accepted: the window is closed
     QUICK_PAST = 1.03  # this far past the ceiling without a 429, the quota has grown: short rounds
+    CLOSED_AFTER = 0.5  # seconds after a cut with nothing accepted: the window is closed
     MIN_CLOSED = 1.5  # a shorter run of 429s is a per-second quota's, whatever it looked like
-    SUSPECT_EVERY = 2  # until then, each this many 429s halve the pace
+    CLOSED_RUN = 2  # this many 429s in a row to requests sent after a cut: the server's window is full
     WINDOW_PAUSE = 2.0  # a Retry-After this long says a window closed, too
     TRICKLE = (0.25, 2.0)  # seconds between requests while a window is closed: first, at most
-    MAX_PROBE_WINDOWS = 8  # the most windows between two probes of a per-window quota
+    # ... while a per-second window may be full: the first spacing, and the share of the time
+    # it has been full (a second's window reopens within a second: a few requests find when).
+    SECOND_TRICKLE = (0.05, 0.5)
+    SECOND_TRICKLE_WAIT = 0.5  # the longest first spacing (at 8/s and under: four requests' time)
+    MAX_PROBE_WINDOWS = 2  # the most windows between two probes: a raised quota is found within two
     WINDOW_PROBE = 0.1  # a probe window is sent this much faster; doubled while the quota grows
     # The longest pause a Retry-After imposes on every sender. Quotas count per second or per
     # minute, so an honest wait is at most a minute; senders waiting for a slot check no
@@ -232,6 +241,7 @@ class AdaptiveRateLimiter:
         self.confirmed = False  # the ceiling was found twice (or stated)
         self.probe_gap = 0.0  # seconds held under a confirmed ceiling before the next probe
         self._pause_cost = 0.0  # seconds the last Retry-After paused every sender
+        self._resumed = (-math.inf, 0.0)  # the end of the pause before it, and its length
         self._step = 0.0
         self._held_since: float | None = None  # the rate reached HOLD_AT of the ceiling
         self._hold_until = -math.inf
@@ -242,7 +252,12 @@ class AdaptiveRateLimiter:
         self._recent: deque[float] = deque()  # times of accepted answers in the last second
         self._started: float | None = None  # first answer
         self._cut_at = -math.inf  # the last cut
-        self._refused_since_cut = 0  # 429s since the cut with nothing accepted
+        self._refused_run = 0  # 429s in a row to requests sent after the last cut
+        self._outstanding = 0  # requests granted and not yet answered
+        self._stale = 0  # answers still due to requests sent before the last cut
+        self._sent_at: deque[float] = deque()  # grant times, to estimate an answer's latency
+        self.latency = 0.0  # a moving estimate of an answer's latency (seconds)
+        self.base_latency = math.inf  # the quickest answer seen: the latency without queueing
         self._stepped_at = -math.inf  # the last additive step
         self._last_accepted = -math.inf
         # Per window: None until a closed window is seen.
@@ -270,6 +285,9 @@ class AdaptiveRateLimiter:
     async def acquire(self) -> None:
         await self._pacer.wait()
         self._granted += 1
+        self._outstanding += 1
+        if self.ceiling is None:  # slow start: its rounds follow the latency
+            self._sent_at.append(self._pacer.now())
 
     def observe(self, status: int | None, retry_after: float | None,
                 quota: Quota | None = None) -> None:
@@ -278,8 +296,18 @@ class AdaptiveRateLimiter:
             self._started = now
             self._opened_at = now
             self._start_round(now)
+        self._outstanding = max(0, self._outstanding - 1)
+        # Answers come back roughly in the order sent: those due to requests sent before the last
+        # cut say nothing new about the pace set since.
+        stale = self._stale > 0
+        if stale:
+            self._stale -= 1
+        if self._sent_at:
+            sample = now - self._sent_at.popleft()
+            self.latency = 0.7 * self.latency + 0.3 * sample if self.latency else sample
+            self.base_latency = min(self.base_latency, sample)
         if status == 429:
-            self._throttled(now, retry_after, quota)
+            self._throttled(now, retry_after, quota, stale)
         elif status is not None:
             self._accepted += 1
             self._since_open += 1
@@ -293,14 +321,13 @@ class AdaptiveRateLimiter:
             self._last_accepted = now
             recent = self._recent
             recent.append(now)
-            if recent[0] <= now - 2.0:  # keep it short without a pass on every answer
-                while recent[0] <= now - 1.0:
+            if recent[0] <= now - 3.0:  # keep it short without a pass on every answer
+                while recent[0] <= now - 1.5:
                     recent.popleft()
-            if self.closed_since is not None:
+            if self.closed_since is not None and not stale:
                 self._reopened(now)
-            elif self._refused_since_cut >= self.SUSPECT_EVERY:  # it was not closed after all
-                self._pacer.speed_up(self._rate)
-            self._refused_since_cut = 0
+            if not stale:
+                self._refused_run = 0
         if now >= self._window_end:
             self._window_passed(now)
         if now >= self._round_end:
@@ -308,45 +335,42 @@ class AdaptiveRateLimiter:
 
     # -- 429s ---------------------------------------------------------------------------------
 
-    def _throttled(self, now: float, retry_after: float | None, quota: Quota | None) -> None:
+    def _throttled(self, now: float, retry_after: float | None, quota: Quota | None,
+                   stale: bool) -> None:
         if quota is not None:
             self._stated(now, quota)
-            if quota.window > 1.0 and self.closed_since is None:
-                self._close(now)  # over N in this window: it is closed until the next
-                return
         if retry_after is not None and retry_after > 0:  # nan is not
             pause = min(retry_after, self.MAX_PAUSE)
+            if now >= self._paused_until:
+                self._resumed = (self._paused_until, self._pause_cost)  # the last pause, over
             self._pause_cost = pause
             self._paused_until = max(self._paused_until, now + pause)
             self._pacer.reschedule(self._rate, self._paused_until)
-            if pause >= self.WINDOW_PAUSE and self.closed_since is None:
+            if pause >= self.WINDOW_PAUSE and self.closed_since is None and not stale:
                 self._close(now)
+        if stale:
+            return  # sent before the last cut: already known
+        self._refused_run += 1
         if self.closed_since is not None:
-            self._trickle(now)
+            self._trickle(now)  # a request of the trickle, refused: the window is still closed
             return
-        if self.pace is not None and now >= self._hold_until:
-            self._close(now)  # a window seen closing before closed again: wait for the next
+        if (quota is not None and quota.window > 1.0) or (self.pace is not None and now >= self._hold_until):
+            # Over N in this window (stated, or a window seen closing before): closed until the next.
+            self._close(now)
             return
-        per_second = self.stated is not None and self.stated.window <= 1.0
-        if self._last_accepted <= self._cut_at and self._cut_at > -math.inf and not per_second:
-            # Nothing accepted since the cut, however long ago (the senders may all have been
-            # backing off from their 429s): a closed window, or soon known for one.
-            self._suspect(now)
+        if self._refused_run >= self.CLOSED_RUN:
+            # Refused again after the cut: the server's window is full. Only a trickle of
+            # requests until it reopens, not a second of them at the cut rate.
+            self._close(now)
             return
         if now < self._hold_until:
-            return
+            return  # one 429 soon after a cut: not another cut yet (a stray, or a burst's end)
+        first = self.ceiling is None
         self._cut(now)
-
-    def _suspect(self, now: float) -> None:
-        """Nothing accepted since the cut: perhaps a closed window. Until an answer says
-        otherwise, each few 429s halve the pace (not the rate), so a closed window costs a few
-        dozen 429s before it is known for one, not a second's worth at full speed."""
-        self._refused_since_cut += 1
-        if now - self._cut_at >= self.CLOSED_AFTER:
+        if first:
+            # The end of slow start: far past the quota, whatever its shape. Only a trickle until
+            # the server takes requests again, not the in-flight ones' worth more 429s.
             self._close(now)
-        elif self._refused_since_cut % self.SUSPECT_EVERY == 0:
-            slower = self._rate / 2 ** (self._refused_since_cut // self.SUSPECT_EVERY)
-            self._pacer.reschedule(max(slower, 1.0 / self.TRICKLE[0]), self._paused_until)
 
     def _cut(self, now: float) -> None:
         # What the server took over the last second (early in the job: since the first answer).
@@ -362,19 +386,30 @@ class AdaptiveRateLimiter:
         if reference == self._rate and self.ceiling is not None and now - self._stepped_at < self.ROUND:
             # The step just taken is what went past: the rate before it held a round.
             reference = max(accepted, self._rate - self._step)
+        exact = False
+        resumed, paused_for = self._resumed
+        if paused_for >= 1.0 and resumed < now <= resumed + 1.0:
+            # Within a second after a pause of a second or more, the server's current second
+            # began during the pause: what it took since the pause is its quota, exactly.
+            reference = sum(1 for t in recent if t >= resumed)
+            exact = True
         if self.stated is not None and self.stated.window <= 1.0:
             reference = min(reference, self.stated.per_second)
         reference = max(self.FLOOR, reference)
         old = self.ceiling
         again = old is not None and abs(reference - old) <= self.CONFIRM * old
-        if again or (self.stated is not None and self.stated.window <= 1.0):
-            self.probe_gap = min(self._gap_limit(), max(2 * self.probe_gap, self._first_gap(reference)))
-            self.confirmed = True
+        sure = again or exact or (self.stated is not None and self.stated.window <= 1.0)
+        if sure:
+            self.probe_gap = self._longer_gap(reference)
         else:
             self.probe_gap = self._first_gap(reference) if old is not None else 0.0
-            self.confirmed = False
+        # A probe that pauses every sender (Retry-After) is not repeated to confirm a ceiling:
+        # the pace below it is held for the gap the pause's cost allows.
+        self.confirmed = sure or self._pause_cost >= 1.0
+        if self.confirmed and not self.probe_gap:
+            self.probe_gap = self._first_gap(reference)
         self.ceiling = reference
-        self._set_rate(now, (self.HOLD_AT if self.confirmed else self.BACKOFF) * reference)
+        self._set_rate(now, (self.HOLD_AT if sure else self.BACKOFF) * reference)
         self._held_since = None
 
     def _stated(self, now: float, quota: Quota) -> None:
@@ -385,16 +420,25 @@ class AdaptiveRateLimiter:
             self.window = quota.window
             self.pace = quota.per_second
         else:
-            self.ceiling = quota.per_second
-            if self._rate > quota.per_second:
-                self._set_rate(now, quota.per_second)
+            # Held just under it, and probed as rarely as a ceiling found twice: the statement
+            # says all a probe would (and a raised quota is stated by the next 429).
+            said = quota.per_second
+            if self.closed_since is not None and said == self.ceiling:
+                return  # the trickle's requests, refused until the second is over: nothing new
+            if self.ceiling is not None and abs(self.ceiling - said) <= self.CONFIRM * said:
+                self.probe_gap = self._longer_gap(said)
+            else:
+                self.probe_gap = self._first_gap(said)
+            self.ceiling = said
+            self._held_since = None
+            self._set_rate(now, min(self._rate, self.HOLD_AT * said))
 
     def _set_rate(self, now: float, rate: float) -> None:
         self._rate = max(self.FLOOR, min(self.MAX, rate))
         self._step = 0.0
         self._hold_until = now + self.HOLD
         self._cut_at = now
-        self._refused_since_cut = 0
+        self._stale = self._outstanding
         self._pacer.reschedule(self._rate, self._paused_until)
         self._start_round(now)
 
@@ -402,9 +446,16 @@ class AdaptiveRateLimiter:
         # Probes that pause every sender are as far apart as the budget says from the start.
         return max(1.0, self.PROBE_REQUESTS / ceiling, self._pause_cost / self.PAUSE_BUDGET)
 
+    def _longer_gap(self, ceiling: float) -> float:
+        """The ceiling was found again: twice the gap, up to the limit (and never shorter: the
+        limit moves a little with the ceiling)."""
+        longer = min(self._gap_limit(), max(2 * self.probe_gap, self._first_gap(ceiling)))
+        return max(self.probe_gap, longer)
+
     def _gap_limit(self) -> float:
         costly = 2 * self._pause_cost / self.PAUSE_BUDGET
-        return min(self.MAX_GAP, max(self.CHEAP_GAP, costly))
+        cheap = max(self.CHEAP_GAP, self.CHEAP_PROBES / max(self.ceiling or self._rate, self.FLOOR))
+        return min(self.MAX_GAP, max(cheap, costly))
 
     # -- windows ------------------------------------------------------------------------------
 
@@ -419,9 +470,15 @@ class AdaptiveRateLimiter:
         assert self.closed_since is not None
         # Sparser the longer it stays closed: a request late by a fifth of the time waited.
         first, most = self.TRICKLE
+        share = 0.2
         if self.window is not None and not self._first_span:
             most = min(most, self.window / 40)
-        spacing = min(most, max(first, 0.2 * (now - self.closed_since)))
+        elif self.pace is None and (self.stated is None or self.stated.window <= 1.0):
+            # Perhaps only a second's window: it reopens soon, and each request refused counts.
+            first, share = self.SECOND_TRICKLE
+            # At a low rate each request refused costs more, and a second holds few: wait longer.
+            first = max(first, min(self.SECOND_TRICKLE_WAIT, 4.0 / self._rate))
+        spacing = min(most, max(first, share * (now - self.closed_since)))
         self._spacing = spacing
         self._pacer.reschedule(1.0 / spacing, self._paused_until)
 
@@ -429,13 +486,13 @@ class AdaptiveRateLimiter:
         """The first request accepted after a closed window: the window's count and length."""
         assert self.closed_since is not None and self._opened_at is not None
         closed_for, self.closed_since = now - self.closed_since, None
-        if now - self._cut_at < self.MIN_CLOSED and self.pace is None and self.stated is None:
-            # Too short for a window (a per-second quota that fell, and the server's second
-            # still full): go on at the rate of the cut.
-            self._pacer.reschedule(self._rate, self._paused_until)
-            return
         # It reopened between the last refused request and this one: half a trickle's spacing ago.
-        now -= 0.5 * self._spacing
+        opened = now - 0.5 * self._spacing
+        if closed_for < self.MIN_CLOSED and self.pace is None and (
+                self.stated is None or self.stated.window <= 1.0):
+            self._second_reopened(now, opened)
+            return
+        now = opened
         span = now - self._opened_at
         if self.stated is not None and self.stated.window > 1.0:
             pace = self.stated.per_second
@@ -478,6 +535,30 @@ class AdaptiveRateLimiter:
         self._window_end = now + self.window if self.window is not None else math.inf
         self._set_rate(now, pace)
 
+    def _second_reopened(self, now: float, opened: float) -> None:
+        """A short run of 429s: a second's window that was full. What it took, counted over the
+        second before it reopened, is the quota (a bucket's burst makes it a little more: the
+        next cut says less)."""
+        recent = self._recent
+        if self.stated is not None and self.stated.window <= 1.0:
+            self._pacer.reschedule(self._rate, self._paused_until)  # the statement set the pace
+            return
+        clean = self._started is not None and self._started <= opened - 1.0 and self._paused_until <= opened - 1.0
+        took = sum(1 for t in recent if opened - 1.0 <= t < opened) if clean else 0
+        if took < 1:  # a count over part of a second (the job's first, or a pause) says nothing
+            self._pacer.reschedule(self._rate, self._paused_until)
+            return
+        old = self.ceiling
+        again = old is not None and abs(took - old) <= self.CONFIRM * old
+        if again:
+            self.probe_gap = self._longer_gap(took)
+        elif not self.confirmed or old is None or took < old:
+            self.probe_gap = self._first_gap(took)
+        self.confirmed = True
+        self.ceiling = float(took)
+        self._set_rate(now, self.HOLD_AT * took)
+        self._held_since = None
+
     def _window_passed(self, now: float) -> None:
         """A whole window without closing: after a few, probe one a little faster."""
         assert self.window is not None and self.pace is not None
@@ -508,8 +589,7 @@ class AdaptiveRateLimiter:
     # -- rounds -------------------------------------------------------------------------------
 
     def _end_round(self, now: float) -> None:
-        quick = self.ceiling is None or self._rate > self.QUICK_PAST * self.ceiling
-        length = self.SLOW_ROUND if quick else self.ROUND
+        length = self._round_length()
         # (+1: the first grant after a speed-up still came at the old interval.)
         used = self._granted + 1 >= self.USED * self._rate * (now - self._round_end + length)
         if used and now >= self._hold_until and self.closed_since is None and self.pace is None:
@@ -518,7 +598,10 @@ class AdaptiveRateLimiter:
 
     def _grow(self, now: float) -> None:
         if self.ceiling is None:
-            self._rate = min(self.MAX, self._rate * 2)
+            # Answers slower than the quickest seen: requests queue somewhere (the server, the
+            # network, this process), and what is in flight when the first 429 comes is refused.
+            queueing = self.latency > self.QUEUEING * self.base_latency + 0.005
+            self._rate = min(self.MAX, self._rate * (self.QUEUEING_GROWTH if queueing else 2))
             self._pacer.speed_up(self._rate)
             return
         ceiling = self.ceiling
@@ -540,10 +623,17 @@ class AdaptiveRateLimiter:
         self._pacer.speed_up(self._rate)
 
     def _start_round(self, now: float) -> None:
-        # Short rounds while nothing is known, or past the ceiling: a raised quota is found fast.
-        quick = self.ceiling is None or self._rate > self.QUICK_PAST * self.ceiling
-        self._round_end = now + (self.SLOW_ROUND if quick else self.ROUND)
+        self._round_end = now + self._round_length()
         self._granted = self._accepted = 0
+
+    def _round_length(self) -> float:
+        # Short rounds while nothing is known: the quota is found fast; but long enough for a
+        # few answers to come back, so that little is in flight when the first 429 comes.
+        if self.ceiling is None:
+            return min(self.SLOW_ROUND_MAX, max(self.SLOW_ROUND, self.LATENCY_ROUNDS * self.latency))
+        if self._rate > self.QUICK_PAST * self.ceiling:  # a raised quota is found fast
+            return self.SLOW_ROUND_MAX
+        return self.ROUND
 
 
 def make_limiter(rate: float | str | None) -> Limiter:

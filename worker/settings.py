@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     job_deadline: float = Field(300.0, gt=0, description="seconds from a row's first attempt to its last")
     throttled_backoff: float = Field(2.0, ge=0, description=(
         "least wait in seconds after a 429 without Retry-After: gateways count per second or per "
-        "minute"))
+        "minute (with --rate auto, 0 unless given: the limiter waits for the quota itself)"))
     # TLS
     verify_tls: bool = Field(True, description=(
         "whether TLS certificates are verified; --insecure (or OS_INSECURE=true) turns "

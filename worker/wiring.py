@@ -43,8 +43,18 @@ def retry_policy_from(settings: Settings) -> RetryPolicy:
         base=settings.backoff_base,
         cap=settings.backoff_cap,
         deadline=settings.job_deadline,
-        throttled_min=settings.throttled_backoff,
+        throttled_min=throttled_backoff(settings),
     )
+
+
+def throttled_backoff(settings: Settings) -> float:
+    """The least wait after a 429 without Retry-After. With --rate auto, none unless given: the
+    limiter slows to the quota (and waits out a closed window) itself, and a throttled row's
+    retry takes its slot in that pace; seconds on top only stretched the job's tail
+    (docs/design.md#retries)."""
+    if settings.rate == "auto" and "throttled_backoff" not in settings.model_fields_set:
+        return 0.0
+    return settings.throttled_backoff
 
 
 def http_from(settings: Settings) -> HttpSettings:
