@@ -464,10 +464,15 @@ class AdaptiveRateLimiter:
         self._trickle(now)
 
     def _trickle(self, now: float) -> None:
-        """While the window is closed, a request now and then tells when it reopens. (Not a
-        pause until the boundary the window's length predicts: a length learnt wrong, over two
-        windows taken for one, would pause the job for as long.)"""
+        """While the window is closed, a request now and then tells when it reopens. Once the
+        window's length is known, none until just before the opening it predicts, one window
+        after the last (only that one: a length learnt wrong, over two windows taken for one,
+        would otherwise pause the job for as long)."""
         assert self.closed_since is not None
+        not_before = self._paused_until
+        if self.window is not None and not self._first_span and self._opened_at is not None:
+            lead = max(self.window / 20, 3 * self._window_error)
+            not_before = max(not_before, self._opened_at + self.window - lead)
         # Sparser the longer it stays closed: a request late by a fifth of the time waited.
         first, most = self.TRICKLE
         share = 0.2
@@ -480,7 +485,7 @@ class AdaptiveRateLimiter:
             first = max(first, min(self.SECOND_TRICKLE_WAIT, 4.0 / self._rate))
         spacing = min(most, max(first, share * (now - self.closed_since)))
         self._spacing = spacing
-        self._pacer.reschedule(1.0 / spacing, self._paused_until)
+        self._pacer.reschedule(1.0 / spacing, not_before)
 
     def _reopened(self, now: float) -> None:
         """The first request accepted after a closed window: the window's count and length."""
