@@ -81,9 +81,9 @@ async def test_a_per_second_quota_is_held_at_nine_tenths_or_more(limit, retry_af
 async def test_probes_grow_rarer_while_the_ceiling_holds(retry_after):
     clock = FakeClock()
     lim = auto(clock)
-    model = PerSecond(100, retry_after)
+    model = PerSecond(10, retry_after)  # (at 100/s a probe every 3 s is already rare enough)
     gaps = []
-    for _ in range(60):
+    for _ in range(120):
         await run(lim, clock, model, 1)
         if lim.confirmed:
             gaps.append(lim.probe_gap)

@@ -208,9 +208,10 @@ class AdaptiveRateLimiter:
     QUEUEING_GROWTH = 1.25  # ... this much a round instead of doubling
     USED = 0.8
     NEAR = 0.85  # a 429 with at least this share of the rate accepted is a probe's, not a drop's
-    PROBE_REQUESTS = 300  # at least this many requests between probes: each costs a few 429s
-    CHEAP_GAP = 4.0  # the longest gap between probes that cost only a 429 or two (seconds) ...
-    CHEAP_PROBES = 4 * PROBE_REQUESTS  # ... or requests, if more: 1,200 at most (0.2% of 429s)
+    PROBE_REQUESTS = 300  # requests between probes, once confirmed: each costs a few 429s ...
+    FIRST_PROBE_REQUESTS = 75  # ... from this many, doubling with each confirmation
+    CHEAP_GAP = 3.0  # the longest gap between probes that cost only a 429 or two (seconds),
+    # or PROBE_REQUESTS' time if longer: a raised quota is found within 3 s from 100/s up
     PAUSE_BUDGET = 0.03  # the share of the time probes may lose to Retry-After pauses
     MAX_GAP = 60.0
     QUICK_PAST = 1.03  # this far past the ceiling without a 429, the quota has grown: short rounds
@@ -253,6 +254,7 @@ class AdaptiveRateLimiter:
         self._started: float | None = None  # first answer
         self._cut_at = -math.inf  # the last cut
         self._refused_run = 0  # 429s in a row to requests sent after the last cut
+        self._last_refused = -math.inf
         self._outstanding = 0  # requests granted and not yet answered
         self._stale = 0  # answers still due to requests sent before the last cut
         self._sent_at: deque[float] = deque()  # grant times, to estimate an answer's latency
@@ -351,6 +353,7 @@ class AdaptiveRateLimiter:
         if stale:
             return  # sent before the last cut: already known
         self._refused_run += 1
+        self._last_refused = now
         if self.closed_since is not None:
             self._trickle(now)  # a request of the trickle, refused: the window is still closed
             return
@@ -444,7 +447,7 @@ class AdaptiveRateLimiter:
 
     def _first_gap(self, ceiling: float) -> float:
         # Probes that pause every sender are as far apart as the budget says from the start.
-        return max(1.0, self.PROBE_REQUESTS / ceiling, self._pause_cost / self.PAUSE_BUDGET)
+        return max(1.0, self.FIRST_PROBE_REQUESTS / ceiling, self._pause_cost / self.PAUSE_BUDGET)
 
     def _longer_gap(self, ceiling: float) -> float:
         """The ceiling was found again: twice the gap, up to the limit (and never shorter: the
@@ -454,7 +457,7 @@ class AdaptiveRateLimiter:
 
     def _gap_limit(self) -> float:
         costly = 2 * self._pause_cost / self.PAUSE_BUDGET
-        cheap = max(self.CHEAP_GAP, self.CHEAP_PROBES / max(self.ceiling or self._rate, self.FLOOR))
+        cheap = max(self.CHEAP_GAP, self.PROBE_REQUESTS / max(self.ceiling or self._rate, self.FLOOR))
         return min(self.MAX_GAP, max(cheap, costly))
 
     # -- windows ------------------------------------------------------------------------------
@@ -495,7 +498,7 @@ class AdaptiveRateLimiter:
         opened = now - 0.5 * self._spacing
         if closed_for < self.MIN_CLOSED and self.pace is None and (
                 self.stated is None or self.stated.window <= 1.0):
-            self._second_reopened(now, opened)
+            self._second_reopened(now)
             return
         now = opened
         span = now - self._opened_at
@@ -540,16 +543,20 @@ class AdaptiveRateLimiter:
         self._window_end = now + self.window if self.window is not None else math.inf
         self._set_rate(now, pace)
 
-    def _second_reopened(self, now: float, opened: float) -> None:
-        """A short run of 429s: a second's window that was full. What it took, counted over the
-        second before it reopened, is the quota (a bucket's burst makes it a little more: the
-        next cut says less)."""
-        recent = self._recent
+    def _second_reopened(self, now: float) -> None:
+        """A short run of 429s: a second's window that was full. What it took is the quota,
+        counted over the second before the last request refused (the window was still closed
+        then). That count may hold some of the second before (and a bucket's burst): if it is
+        too high, the next second fills early and is counted again, at a steady pace. Counted
+        up to this answer instead, it could miss most of the window, and a ceiling too low is
+        held for the whole probe gap."""
         if self.stated is not None and self.stated.window <= 1.0:
             self._pacer.reschedule(self._rate, self._paused_until)  # the statement set the pace
             return
-        clean = self._started is not None and self._started <= opened - 1.0 and self._paused_until <= opened - 1.0
-        took = sum(1 for t in recent if opened - 1.0 <= t < opened) if clean else 0
+        refused = self._last_refused
+        clean = self._started is not None and self._started <= refused - 1.0 and self._paused_until <= refused - 1.0
+        recent = self._recent
+        took = sum(1 for t in recent if refused - 1.0 <= t < refused) if clean else 0
         if took < 1:  # a count over part of a second (the job's first, or a pause) says nothing
             self._pacer.reschedule(self._rate, self._paused_until)
             return
@@ -617,7 +624,7 @@ class AdaptiveRateLimiter:
                 return  # hold; probe later
         base = min(self.STEP * ceiling, self.PER_SUCCESS * ceiling * self._accepted)
         if self._rate > ceiling:
-            self._step = max(2 * self._step, base)  # past the old quota: probe faster
+            self._step = max(4 * self._step, base)  # past the old quota: it grew; find how far, fast
         else:
             self._step = base
         rate = self._rate + self._step
