@@ -7,6 +7,7 @@ import csv
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from worker.simulator import SimulatorConfig
@@ -56,6 +57,25 @@ def run_cli(*args: str, env: dict[str, str] | None = None, stdin: bytes | None =
         [sys.executable, "-m", "worker", *args], input=stdin, capture_output=True, timeout=timeout,
         env=full_env, cwd=ROOT if stdin is None else None, text=stdin is None,
     )
+
+
+def wait_for(condition, timeout: float = 60.0, interval: float = 0.05, what: str = "condition",
+             proc: subprocess.Popen | None = None):
+    """Polls `condition()` until it returns something true, and returns that. Tests wait so for
+    a child process to get going instead of sleeping a fixed time, which a loaded machine
+    outlasts. Fails the test naming `what` after `timeout` s, or at once when the child `proc`
+    has exited meanwhile (its stderr in the message, when it is a pipe)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr is not None else ""
+            raise AssertionError(f"the child exited with code {proc.returncode} before {what}: {err}")
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
 
 
 def sim_settings(sim, **overrides):

@@ -11,14 +11,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 import redis
 
-from helpers import PROJECT, ROOT, TOKEN
+from helpers import PROJECT, ROOT, TOKEN, wait_for  # wait_for: the queue tests import it from here
 
 REDIS_URL = os.environ.get("SNAPRELABEL_TEST_REDIS", "redis://127.0.0.1:6379/0")
 ENV = {"SNAPRELABEL_TOKEN": TOKEN}
@@ -143,16 +142,6 @@ def consumers(tmp_path):
     yield start
     for consumer in started:
         consumer.stop()
-
-
-def wait_for(condition, timeout: float, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def free_port() -> int:

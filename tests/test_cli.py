@@ -6,11 +6,10 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from helpers import NO_METADATA, PROJECT, ROOT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
+from helpers import NO_METADATA, PROJECT, ROOT, TOKEN, read_report, relabel_targets, run_cli, wait_for, write_jobs
 
 GHOST = "00000000-0000-4000-8000-000000000000"
 
@@ -144,7 +143,9 @@ def test_a_signal_drains_and_records_every_unfinished_row(sim_thread, tmp_path, 
     proc = subprocess.Popen([sys.executable, "-m", "worker", *args], cwd=ROOT, env={
         "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **ENV},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)
+    # Signalled once rows are being applied (the simulator has had 40 PUTs): a fixed sleep was
+    # outlasted by the child's start on a loaded machine.
+    wait_for(lambda: sim.sim.method_counts["PUT"] >= 40, what="the job's first 40 PUTs", proc=proc)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err

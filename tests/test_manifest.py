@@ -12,13 +12,12 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from helpers import FAST, PROJECT, ROOT, TOKEN, read_report, relabel_targets, write_jobs
+from helpers import FAST, PROJECT, ROOT, TOKEN, read_report, relabel_targets, wait_for, write_jobs
 from worker import __version__
 from worker.manifest import Manifest, read_manifest
 from worker.runner import JobSpec, run_job
@@ -113,9 +112,7 @@ def test_running_then_interrupted_by_sigterm(sim_thread, tmp_path):
         for line in proc.stdout:  # wait until rows are being applied
             if json.loads(line)["event"] == "job":
                 break
-        deadline = time.monotonic() + 10
-        while not Path(f"{report}.manifest.json").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(Path(f"{report}.manifest.json").exists, what="the manifest", proc=proc)
         running = load_manifest(report)
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)

@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 import structlog
 
-from helpers import PROJECT, ROOT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
+from helpers import PROJECT, ROOT, TOKEN, read_report, relabel_targets, run_cli, wait_for, write_jobs
 from helpers import run_jobs_file as run
 from worker.logs import configure
 from worker.settings import ConfigError
@@ -159,18 +159,23 @@ def job_command(sim, jobs, report, *extra):
             PROJECT, "--rate", "0", "--report", str(report), "--backoff-base", "0.01", *extra]
 
 
-def start(args):
+def start(args, stdout=subprocess.PIPE):
     return subprocess.Popen(args, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **ENV},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=stdout, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_rows(report, count, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if report.exists() and report.read_bytes().count(b"\n") > count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the report never reached {count} rows")
+def report_rows_over(report, count):
+    return report.exists() and report.read_bytes().count(b"\n") > count
+
+
+def puts_sent(sim, count):
+    return sim.sim.method_counts["PUT"] >= count
+
+
+def logged(path, event):
+    """The child's JSON log (its stdout, sent to `path`) has a whole line of `event`."""
+    lines = path.read_text().split("\n")[:-1]  # the last is not whole yet
+    return any(line.startswith("{") and json.loads(line).get("event") == event for line in lines)
 
 
 def test_sigterm_mid_job_records_every_row_and_resume_completes_the_rest(sim_thread, tmp_path):
@@ -179,7 +184,7 @@ def test_sigterm_mid_job_records_every_row_and_resume_completes_the_rest(sim_thr
     jobs = write_jobs(tmp_path / "jobs.csv", targets, [["bad-id", "x"], [GHOST, "ghost"]])
     report = tmp_path / "r.csv"
     proc = start(job_command(sim, jobs, report, "--concurrency", "8", "--grace", "10"))
-    wait_for_rows(report, 40)
+    wait_for(lambda: report_rows_over(report, 40), what="40 rows in the report", proc=proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
 
@@ -210,12 +215,13 @@ def test_a_second_signal_cancels_requests_in_flight_and_resume_still_works(sim_t
     targets = relabel_targets(sim.sim.snapshots, 60)
     jobs = write_jobs(tmp_path / "jobs.csv", targets)
     report = tmp_path / "r.csv"
-    proc = start(job_command(sim, jobs, report, "--concurrency", "4", "--grace", "60"))
-    deadline = time.monotonic() + 20
-    while len(sim.sim.requests) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    log = tmp_path / "stdout.jsonl"
+    with log.open("w") as stdout:
+        proc = start(job_command(sim, jobs, report, "--concurrency", "4", "--grace", "60"), stdout)
+    wait_for(lambda: puts_sent(sim, 4), what="4 PUTs in flight", proc=proc)
     proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    # The second signal only once the first is handled: two sent close together can arrive as one.
+    wait_for(lambda: logged(log, "stopping"), what="the child to log that it is stopping", proc=proc)
     proc.send_signal(signal.SIGTERM)
     started = time.monotonic()
     _, err = proc.communicate(timeout=30)
@@ -227,8 +233,8 @@ def test_a_second_signal_cancels_requests_in_flight_and_resume_still_works(sim_t
     in_flight = [r for r in rows if "in flight" in r["error_message"]]
     assert len(in_flight) == 4
     sim.sim.latency_low = sim.sim.latency_high = 0.0  # the simulator answers at once from now
-    while sum(sim.sim.apply_counts.values()) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)  # the cancelled requests still land: resume sends them again, harmlessly
+    # The cancelled requests still land: resume sends them again, harmlessly.
+    wait_for(lambda: sum(sim.sim.apply_counts.values()) >= 4, what="the 4 cancelled requests to land")
     done = subprocess.run(job_command(sim, jobs, report, "--resume"), cwd=ROOT, capture_output=True,
                           text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **ENV})
     assert done.returncode == 0, done.stderr
@@ -246,9 +252,7 @@ def test_when_the_grace_runs_out_requests_in_flight_are_cancelled_and_every_row_
                                               for i in range(60_000)})
     report = tmp_path / "r.csv"
     proc = start(job_command(sim, jobs, report, "--concurrency", "4", "--grace", "0.2"))
-    deadline = time.monotonic() + 20
-    while len(sim.sim.requests) < 5 and time.monotonic() < deadline:  # the check and 4 PUTs
-        time.sleep(0.05)
+    wait_for(lambda: puts_sent(sim, 4), what="4 PUTs in flight", proc=proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
 
@@ -256,5 +260,6 @@ def test_when_the_grace_runs_out_requests_in_flight_are_cancelled_and_every_row_
     rows = read_report(report)
     assert len(rows) == 60_000 and {r["outcome"] for r in rows} == {"interrupted"}
     assert sum("in flight" in r["error_message"] for r in rows) == 4  # cancelled, not answered
-    while len(sim.sim.requests) > sum(sim.sim.status_counts.values()) and time.monotonic() < deadline:
-        time.sleep(0.05)  # let the cancelled requests end before the simulator stops
+    # Let the cancelled requests end before the simulator stops.
+    wait_for(lambda: len(sim.sim.requests) <= sum(sim.sim.status_counts.values()),
+             what="the cancelled requests to end")

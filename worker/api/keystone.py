@@ -10,8 +10,6 @@ lock accounts after a few failed logins.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
 import time
@@ -27,6 +25,7 @@ from ..redaction import SECRETS
 from .auth import AuthError, Stopper
 from .client import ERROR_ANSWER_LIMIT, _network_error, read_at_most
 from .errors import TRANSIENT_STATUSES, ErrorInfo, describe_error, is_redirect, redirect_error
+from .single_flight import SingleFlight
 
 _VERSION_SUFFIX = re.compile(r"/v(?:3|2\.0)/?$")
 # Renew in the background once this much of the token's life is left (keystoneauth renews
@@ -324,7 +323,7 @@ class KeystoneAuth:
         self._stop = stop
         self.token_requests = 0
         self._token = token
-        self._pending: asyncio.Task[Token] | None = None
+        self._renewal = SingleFlight(self._fetch)
         self._refused: str | None = None
         self._quiet_until = 0.0  # after a failed background renewal, wait before the next
 
@@ -336,12 +335,8 @@ class KeystoneAuth:
         """A token fit to send now; waits for a renewal only when the current one is stale."""
         if self._refused is not None:
             raise AuthError(self._refused)
-        token, now = self._token, time.monotonic()
-        if token is not None and now < token.stale_at:
-            if now >= token.renew_at and self._pending is None and now >= self._quiet_until:
-                self._renew().add_done_callback(self._background_done)
-            return token
-        return await asyncio.shield(self._renew())
+        token = self._renewal.still_good(self._token, self._quiet_until, self._background_failed)
+        return token if token is not None else await self._renewal.wait()
 
     async def headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
         return {"X-Auth-Token": (await self.current()).value}
@@ -352,24 +347,16 @@ class KeystoneAuth:
         token = self._token
         if token is not None and token.received > sent_at:
             return True  # renewed since that request left: just retry
-        if token is not None and self._pending is None:
+        if token is not None and not self._renewal.running:
             self._token = None  # the server no longer takes it (revoked): never send it again
         try:
-            await asyncio.shield(self._renew())
+            await self._renewal.wait()
         except AuthError as exc:
             return exc.transient
         return True
 
     async def close(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, AuthError):
-                await self._pending
-
-    def _renew(self) -> asyncio.Task[Token]:
-        if self._pending is None:
-            self._pending = asyncio.get_running_loop().create_task(self._fetch())
-        return self._pending
+        await self._renewal.close()
 
     async def _fetch(self) -> Token:
         self.token_requests += 1
@@ -380,18 +367,12 @@ class KeystoneAuth:
                 self._refused = str(exc)
                 self._stop.request(f"credentials refused: {self._refused}")
             raise
-        finally:
-            self._pending = None
         self._token = token
         log.debug("token obtained", expires_at=token.expires_at.isoformat(),
                   lifetime_s=round(token.lifetime, 1))
         return token
 
-    def _background_done(self, task: asyncio.Task[Token]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            token = self._token
-            self._quiet_until = time.monotonic() + min(30.0, token.lifetime / 20 if token else 1.0)
-            log.warning("token renewal failed; the current token stays in use", error=str(exc))
+    def _background_failed(self, exc: BaseException) -> None:
+        token = self._token
+        self._quiet_until = time.monotonic() + min(30.0, token.lifetime / 20 if token else 1.0)
+        log.warning("token renewal failed; the current token stays in use", error=str(exc))

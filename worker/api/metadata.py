@@ -28,7 +28,6 @@ service still fails, the job stops with one line.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http.client
 import json
 import re
@@ -47,6 +46,7 @@ from .aksk import JSON, AccessKey, sign
 from .auth import AuthError, Stopper
 from .client import _network_error, read_at_most
 from .errors import TRANSIENT_STATUSES, describe_error, is_redirect
+from .single_flight import SingleFlight
 
 DEFAULT_METADATA_URL = "http://169.254.169.254"
 SECURITY_KEY_PATH = "/openstack/latest/securitykey"
@@ -247,7 +247,7 @@ class MetadataAuth:
         self.project_id = project_id
         self._stop = stop
         self._key: TemporaryKey | None = None
-        self._pending: asyncio.Task[TemporaryKey] | None = None
+        self._renewal = SingleFlight(self._fetch)
         self._quiet_until = 0.0  # after a failed background renewal, wait before the next
         self._failed: str | None = None  # the keys expired and no new ones came: the job stops
 
@@ -259,20 +259,19 @@ class MetadataAuth:
         """Keys fit to sign with now; waits for new ones only when the current ones are stale."""
         if self._failed is not None:
             raise AuthError(self._failed)
-        key, now = self._key, time.monotonic()
-        if key is not None and now < key.stale_at:
-            if now >= key.renew_at and self._pending is None and now >= self._quiet_until:
-                self._renew().add_done_callback(self._background_done)
-            return key
+        key = self._key
+        if (good := self._renewal.still_good(key, self._quiet_until, self._background_failed)) is not None:
+            return good
         if key is None:
-            return await asyncio.shield(self._renew())  # the first keys: the connection retries
+            return await self._renewal.wait()  # the first keys: the connection retries
+        now = time.monotonic()
         if now < key.expires and now < self._quiet_until:
             return key  # stale, the service failed a moment ago: not asked at every request
         error = ""
         for pause in (0.0, *EXPIRED_RETRY_PAUSES):
             await asyncio.sleep(pause)
             try:
-                return await asyncio.shield(self._renew())
+                return await self._renewal.wait()
             except AuthError as exc:
                 error = str(exc)
                 if time.monotonic() < key.expires:
@@ -299,7 +298,7 @@ class MetadataAuth:
         if key.received > sent_at:
             return True  # renewed since that request left: just retry
         try:
-            fresh = await asyncio.shield(self._renew())
+            fresh = await self._renewal.wait()
         except AuthError:
             fresh = key
         if fresh.access_key != key.access_key or fresh.security_token != key.security_token:
@@ -309,36 +308,21 @@ class MetadataAuth:
         return False
 
     async def close(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, AuthError):
-                await self._pending
-
-    def _renew(self) -> asyncio.Task[TemporaryKey]:
-        if self._pending is None:
-            self._pending = asyncio.get_running_loop().create_task(self._fetch())
-        return self._pending
+        await self._renewal.close()
 
     async def _fetch(self) -> TemporaryKey:
-        try:
-            key = await self.service.fetch()
-        finally:
-            self._pending = None
+        key = await self.service.fetch()
         self._key = key
         log.debug("temporary keys obtained", access_key=key.access_key, expires_at=key.expires_at.isoformat(),
                   life_left_s=round(key.life_left, 1))
         return key
 
-    def _background_done(self, task: asyncio.Task[TemporaryKey]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            key = self._key
-            self._quiet_until = time.monotonic() + min(30.0, key.life_left / 20 if key else 1.0)
-            expiry = key.expires_at.isoformat() if key else "?"
-            log.warning("temporary keys not renewed; the current ones stay in use until they expire",
-                        expires_at=expiry, error=str(exc))
+    def _background_failed(self, exc: BaseException) -> None:
+        key = self._key
+        self._quiet_until = time.monotonic() + min(30.0, key.life_left / 20 if key else 1.0)
+        expiry = key.expires_at.isoformat() if key else "?"
+        log.warning("temporary keys not renewed; the current ones stay in use until they expire",
+                    expires_at=expiry, error=str(exc))
 
 
 def probe(base_url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
