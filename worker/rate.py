@@ -196,6 +196,7 @@ class AdaptiveRateLimiter:
     MAX = 10_000.0
     BACKOFF = 0.9
     HOLD_AT = 0.98  # the share of a confirmed ceiling held between probes
+    UNSURE_HOLD = 0.94  # ... of one a costly probe (Retry-After) will not confirm soon
     CONFIRM = 0.05  # a ceiling found again within this share of the last one is confirmed
     STEP = 0.02
     PER_SUCCESS = 1 / 2000
@@ -240,6 +241,7 @@ class AdaptiveRateLimiter:
         self.ceiling: float | None = None  # the rate the server accepted when it last said 429
         self.stated: Quota | None = None  # the quota the last 429 stated
         self.confirmed = False  # the ceiling was found twice (or stated)
+        self._hold_share = self.HOLD_AT  # of the ceiling, held between probes
         self.probe_gap = 0.0  # seconds held under a confirmed ceiling before the next probe
         self._pause_cost = 0.0  # seconds the last Retry-After paused every sender
         self._resumed = (-math.inf, 0.0)  # the end of the pause before it, and its length
@@ -341,7 +343,8 @@ class AdaptiveRateLimiter:
                    stale: bool) -> None:
         if quota is not None:
             self._stated(now, quota)
-        if retry_after is not None and retry_after > 0:  # nan is not
+        # (A stale 429's Retry-After is its own request's: the pause its first one set stands.)
+        if retry_after is not None and retry_after > 0 and not stale:  # nan is not
             pause = min(retry_after, self.MAX_PAUSE)
             if now >= self._paused_until:
                 self._resumed = (self._paused_until, self._pause_cost)  # the last pause, over
@@ -412,7 +415,9 @@ class AdaptiveRateLimiter:
         if self.confirmed and not self.probe_gap:
             self.probe_gap = self._first_gap(reference)
         self.ceiling = reference
-        self._set_rate(now, (self.HOLD_AT if sure else self.BACKOFF) * reference)
+        # Not sure but not to be probed (a pause): held at the cut, under a ceiling that may be high.
+        self._hold_share = self.HOLD_AT if sure else self.UNSURE_HOLD
+        self._set_rate(now, self._hold_share * reference)
         self._held_since = None
 
     def _stated(self, now: float, quota: Quota) -> None:
@@ -433,6 +438,7 @@ class AdaptiveRateLimiter:
             else:
                 self.probe_gap = self._first_gap(said)
             self.ceiling = said
+            self._hold_share = self.HOLD_AT
             self._held_since = None
             self._set_rate(now, min(self._rate, self.HOLD_AT * said))
 
@@ -567,6 +573,7 @@ class AdaptiveRateLimiter:
         elif not self.confirmed or old is None or took < old:
             self.probe_gap = self._first_gap(took)
         self.confirmed = True
+        self._hold_share = self.HOLD_AT
         self.ceiling = float(took)
         self._set_rate(now, self.HOLD_AT * took)
         self._held_since = None
@@ -617,7 +624,7 @@ class AdaptiveRateLimiter:
             self._pacer.speed_up(self._rate)
             return
         ceiling = self.ceiling
-        if self.confirmed and self._rate >= self.HOLD_AT * ceiling * (1 - 1e-9):
+        if self.confirmed and self._rate >= self._hold_share * ceiling * (1 - 1e-9):
             if self._held_since is None:
                 self._held_since = now
             if now < self._held_since + self.probe_gap:
@@ -630,7 +637,7 @@ class AdaptiveRateLimiter:
         rate = self._rate + self._step
         self._stepped_at = now
         if self.confirmed and self._held_since is None:
-            rate = min(rate, self.HOLD_AT * ceiling)  # climb to the hold, then wait there
+            rate = min(rate, self._hold_share * ceiling)  # climb to the hold, then wait there
         self._rate = min(self.MAX, rate)
         self._pacer.speed_up(self._rate)
 
