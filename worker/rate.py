@@ -416,7 +416,7 @@ class AdaptiveRateLimiter:
             self.probe_gap = self._first_gap(reference)
         self.ceiling = reference
         # Not sure but not to be probed (a pause): held at the cut, under a ceiling that may be high.
-        self._hold_share = self.HOLD_AT if sure else self.UNSURE_HOLD
+        self._hold_share = self.HOLD_AT if sure else self.UNSURE_HOLD if self.confirmed else self.BACKOFF
         self._set_rate(now, self._hold_share * reference)
         self._held_since = None
 
