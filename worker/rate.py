@@ -162,33 +162,32 @@ def _hard_cap(rate: float) -> Throttler:
 class AdaptiveRateLimiter:
     """`--rate auto`: find the server's quota, its size and its shape, and hold just under it.
 
-    Requests are paced evenly at the current rate by a Pacer. Two shapes of quota:
+    Requests are paced evenly at the current rate by a Pacer. Why each rule, and what it
+    measured: docs/design.md#adaptive-rate.
 
-    Per second (the rate moves in rounds of a second, like TCP congestion control):
-    - slow start: until the first 429 the rate doubles every SLOW_ROUND, from START.
-    - a 429 sets the ceiling (the quota's estimate) and cuts the rate: to BACKOFF of it the first
-      time, to HOLD_AT once a probe found the same ceiling again. The ceiling is the rate when the
-      server still accepted nearly all of it (a probe just past the quota), else what it accepted
-      over the last second (the quota fell). 429s within HOLD after a cut change nothing more.
-    - additive increase up to HOLD_AT of the ceiling (at most STEP of it a round, and at most
-      PER_SUCCESS of it per accepted request), then the rate stays there for the probe gap, then
-      climbs past the ceiling: a probe. Each probe that finds the same ceiling doubles the gap, up
-      to what a probe costs: a few 429s (at most CHEAP_GAP), or a Retry-After pause (at most
-      PAUSE_BUDGET of the time), so a pause every few seconds no longer costs a tenth of the job.
-    - once past the old ceiling without a 429, the quota has risen: the step doubles each round.
-
-    Per window (N per 20 s, per minute): the window closes once N are used, and the 429s go on
-    until it reopens. Nothing accepted for CLOSED_AFTER after a cut, however late the next 429
-    comes (or a Retry-After of at least WINDOW_PAUSE), is a closed window, not a fallen quota: no
-    cut to the floor; only a sparse trickle of requests tells when it reopens. Then the pace is
-    N/W, evenly (the window is never exceeded at its start): N what the server took in the window
-    that just ended, W the time between two openings (the first estimate, from the job's start,
-    is a little fast: the next window closes early and says N exactly). Every few windows (more
-    while N holds) one window is sent a little faster: if it closes early the count is N again;
-    if not, the quota grew. A run of 429s shorter than MIN_CLOSED was a per-second quota's.
-
-    A limit the 429 states (`limit:600,time:1 minute`) is taken at once: the ceiling, and for a
-    window longer than a second, the window. Retry-After: nothing is granted before it passes.
+    - slow start: until the first 429 the rate doubles each round (SLOW_ROUND, or LATENCY_ROUNDS
+      answers' latency up to SLOW_ROUND_MAX), by QUEUEING_GROWTH only once answers slow down.
+    - a full window: the first 429, or CLOSED_RUN in a row to requests sent after a cut (answers
+      to requests sent before it are stale, and told apart by count), closes: only a trickle of
+      requests until one is accepted.
+    - per second (it reopened within MIN_CLOSED): the ceiling is what the server took in the
+      second before the last refusal; held at HOLD_AT of it. A lone 429 cuts to BACKOFF of what
+      was accepted (once per HOLD). Additive increase (STEP of the ceiling a round) up to the
+      hold, which lasts the probe gap, then a probe past it. Each probe that finds the same
+      ceiling doubles the gap, up to what a probe costs: a few 429s (CHEAP_GAP, or PROBE_REQUESTS'
+      time), or a Retry-After pause (PAUSE_BUDGET of the time). Past the old ceiling without a
+      429, the quota rose: quick rounds, the step growing fourfold.
+    - Retry-After: nothing is granted before it passes (at most MAX_PAUSE). A 429 within a second
+      after such a pause counts the quota exactly; other ceilings it leaves unconfirmed are held
+      at UNSURE_HOLD, as a probe would pause every sender.
+    - per window (N per 20 s, per minute: still closed after MIN_CLOSED, or a Retry-After of at
+      least WINDOW_PAUSE): not a fallen quota. Then the pace is N/W, evenly: N what the server
+      took in the window that just ended, W the time between two openings; once W is known,
+      nothing until just before the predicted opening. Every MAX_PROBE_WINDOWS windows at most,
+      one window is sent WINDOW_PROBE faster: if it closes early N is counted again; if not, the
+      quota grew.
+    - a limit the 429 states (`limit:600,time:1 minute`) is taken at once: the ceiling (held at
+      HOLD_AT), and for a window longer than a second, the window.
     """
 
     START = 10.0  # requests per second before anything is known
@@ -200,7 +199,7 @@ class AdaptiveRateLimiter:
     CONFIRM = 0.05  # a ceiling found again within this share of the last one is confirmed
     STEP = 0.02
     PER_SUCCESS = 1 / 2000
-    HOLD = 1.0  # seconds after a decrease during which 429s are from requests sent before it
+    HOLD = 1.0  # seconds after a cut during which a lone 429 (a stray, a burst's end) cuts no more
     ROUND = 1.0
     SLOW_ROUND = 0.1  # slow start doubles this often (or each few answers' latency, if longer)
     LATENCY_ROUNDS = 4  # a slow-start round lasts at least this many times an answer's latency
@@ -216,7 +215,6 @@ class AdaptiveRateLimiter:
     PAUSE_BUDGET = 0.03  # the share of the time probes may lose to Retry-After pauses
     MAX_GAP = 60.0
     QUICK_PAST = 1.03  # this far past the ceiling without a 429, the quota has grown: short rounds
-    CLOSED_AFTER = 0.5  # seconds after a cut with nothing accepted: the window is closed
     MIN_CLOSED = 1.5  # a shorter run of 429s is a per-second quota's, whatever it looked like
     CLOSED_RUN = 2  # this many 429s in a row to requests sent after a cut: the server's window is full
     WINDOW_PAUSE = 2.0  # a Retry-After this long says a window closed, too
@@ -254,7 +252,6 @@ class AdaptiveRateLimiter:
         self._accepted = 0  # answers that were not 429 in this round
         self._recent: deque[float] = deque()  # times of accepted answers in the last second
         self._started: float | None = None  # first answer
-        self._cut_at = -math.inf  # the last cut
         self._refused_run = 0  # 429s in a row to requests sent after the last cut
         self._last_refused = -math.inf
         self._outstanding = 0  # requests granted and not yet answered
@@ -263,7 +260,6 @@ class AdaptiveRateLimiter:
         self.latency = 0.0  # a moving estimate of an answer's latency (seconds)
         self.base_latency = math.inf  # the quickest answer seen: the latency without queueing
         self._stepped_at = -math.inf  # the last additive step
-        self._last_accepted = -math.inf
         # Per window: None until a closed window is seen.
         self.window: float | None = None  # the window's length, once known
         self.pace: float | None = None  # N/W: what the server takes, evenly
@@ -322,7 +318,6 @@ class AdaptiveRateLimiter:
                 if times[0] < now - 2 * self.window:  # trimmed now and then, not every time
                     while times[0] < now - 1.2 * self.window:
                         times.popleft()
-            self._last_accepted = now
             recent = self._recent
             recent.append(now)
             if recent[0] <= now - 3.0:  # keep it short without a pass on every answer
@@ -446,7 +441,6 @@ class AdaptiveRateLimiter:
         self._rate = max(self.FLOOR, min(self.MAX, rate))
         self._step = 0.0
         self._hold_until = now + self.HOLD
-        self._cut_at = now
         self._stale = self._outstanding
         self._pacer.reschedule(self._rate, self._paused_until)
         self._start_round(now)
