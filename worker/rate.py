@@ -46,6 +46,18 @@ class Limiter(Protocol):
         429 stated, so a limiter can adapt."""
 
 
+class Schedule(Protocol):
+    """What `AdaptiveRateLimiter` paces with: a local `Pacer`, or the shared one of queue mode."""
+
+    def now(self) -> float: ...
+
+    async def wait(self) -> None: ...
+
+    def speed_up(self, rate: float) -> None: ...
+
+    def reschedule(self, rate: float, not_before: float = -math.inf) -> None: ...
+
+
 class Pacer:
     """Even spacing at `rate`, for any number of waiters, none of them polling.
 
@@ -232,10 +244,12 @@ class AdaptiveRateLimiter:
     MAX_PAUSE = 60.0
 
     def __init__(self, start: float = START, clock: Callable[[], float] | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 schedule: Schedule | None = None) -> None:
         self._rate = start
-        # The running loop's clock by default (tests pass a fake one, and its sleep).
-        self._pacer = Pacer(start, clock, sleep)
+        # The running loop's clock by default (tests pass a fake one, and its sleep); queue mode
+        # passes the schedule all replicas share (worker/queue/shared_auto.py).
+        self._pacer: Schedule = schedule or Pacer(start, clock, sleep)
         self.ceiling: float | None = None  # the rate the server accepted when it last said 429
         self.stated: Quota | None = None  # the quota the last 429 stated
         self.confirmed = False  # the ceiling was found twice (or stated)
@@ -282,8 +296,30 @@ class AdaptiveRateLimiter:
         """The rate the job runs at (while a window is closed: the one it resumes at)."""
         return self._rate
 
+    def learned(self) -> dict[str, float | None]:
+        """What a successor needs to go on at this pace rather than start again (queue mode: the
+        replica that takes over the shared learning)."""
+        return {"rate": self._rate, "ceiling": self.ceiling, "confirmed": float(self.confirmed),
+                "probe_gap": self.probe_gap, "pace": self.pace}
+
+    @classmethod
+    def going_on(cls, learned: dict[str, float | None], schedule: Schedule) -> AdaptiveRateLimiter:
+        """A limiter that goes on from `learned()`. A window's length is learnt again (from the
+        next closing): the openings it was timed from are the predecessor's."""
+        limiter = cls(start=learned.get("rate") or cls.START, schedule=schedule)
+        limiter.ceiling = learned.get("ceiling")
+        limiter.confirmed = bool(learned.get("confirmed"))
+        limiter._hold_share = cls.HOLD_AT if limiter.confirmed else cls.BACKOFF
+        limiter.probe_gap = learned.get("probe_gap") or 0.0
+        limiter.pace = learned.get("pace")
+        return limiter
+
     async def acquire(self) -> None:
         await self._pacer.wait()
+        self.granted()
+
+    def granted(self) -> None:
+        """A request was let through (by `acquire`, or by a shared schedule)."""
         self._granted += 1
         self._outstanding += 1
         if self.ceiling is None:  # slow start: its rounds follow the latency

@@ -42,11 +42,13 @@ from ..wiring import (
     safety_from,
     senders_from,
     stop_from,
+    throttled_backoff,
     with_login_project,
 )
 from .consumer import QueueConsumer, QueueOptions, create_group
 from .metrics import MeteredApi, Metrics
 from .redis_link import RedisLink, RedisLost, RedisUnavailable
+from .shared_auto import Outcomes, SharedLearning
 from .shared_limit import Combined, SharedLimiter, limit_key
 from .status import read_status
 from .streams import QueueNames
@@ -127,15 +129,20 @@ async def _consume(settings: Settings, spec: ConsumeSpec, link: RedisLink, creds
 def local_limiter(settings: Settings) -> Limiter:
     """Each replica's own cap: --rate when it was given (flag, variable or file); with a shared
     rate and no --rate, none but the shared one, else the default 5/s would cap every replica
-    (two replicas under --shared-rate 20 sent 10/s)."""
-    if settings.shared_rate and "rate" not in settings.model_fields_set:
+    (two replicas under --shared-rate 20 sent 10/s). --rate auto, shared: none but the shared."""
+    if (settings.shared_rate and "rate" not in settings.model_fields_set) or shares_learning(settings):
         return make_limiter(None)
     return limiter_from(settings)
 
 
+def shares_learning(settings: Settings) -> bool:
+    """--rate auto without --shared-rate: one learning for every replica (shared_auto.py)."""
+    return settings.rate == "auto" and settings.shared_rate is None
+
+
 def _shared_rate(settings: Settings) -> float | None:
     if settings.shared_rate is not None or settings.rate == "auto":
-        return settings.shared_rate  # --rate auto: each replica finds its share from the 429s
+        return settings.shared_rate
     return settings.rate
 
 
@@ -144,10 +151,15 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
                 on_terminal: bool) -> int:
     # The sender's parts are composed first, then the sender is built whole.
     shared_rate = _shared_rate(settings)
-    shared = None
-    limiter = local
-    if shared_rate:
-        key = limit_key(conn.endpoint, conn.credentials.project_id)
+    shared = learning = None
+    limiter = sizing = local
+    key = limit_key(conn.endpoint, conn.credentials.project_id)
+    if shares_learning(settings):
+        outcomes = Outcomes()
+        learning = SharedLearning(link.client, key, spec.consumer, outcomes)
+        limiter = sizing = shared = SharedLimiter(link.client, key, None, spec.consumer,
+                                                  throttled_backoff(settings), outcomes=outcomes)
+    elif shared_rate:
         shared = SharedLimiter(link.client, key, shared_rate, spec.consumer,
                                settings.throttled_backoff)
         limiter = Combined(local, shared)
@@ -175,7 +187,7 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
     # wrong settings. The jobs not started go back to the stream for a consumer that can.
     safety = safety_from(settings, stop, SafetyRules(
         max_failure_rate=1.0, max_consecutive_auth_failures=settings.max_consecutive_auth_failures))
-    engine = engine_from(settings, consumer.rows(), relabeler, [consumer], stop, local,
+    engine = engine_from(settings, consumer.rows(), relabeler, [consumer], stop, sizing,
                          on_terminal, on_result=safety.observe)
 
     def on_signal() -> None:
@@ -183,13 +195,16 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
         link.give_up_at = time.monotonic() + settings.grace
 
     upkeep = [asyncio.create_task(_heartbeat(consumer, settings.claim_idle))]
+    if learning:
+        upkeep.append(asyncio.create_task(learning.run()))
     if metrics:
         upkeep.append(asyncio.create_task(_update_metrics(metrics, link, names, shared)))
     log.info("consumer start", redis=link.url, stream=names.stream, group=names.group,
              consumer=spec.consumer, results=names.results, dead=names.dead,
              until_empty=spec.until_empty, endpoint=conn.endpoint,
              endpoint_from=conn.endpoint_origin, path_family=conn.family, rate=as_written(settings.rate),
-             shared_rate=as_written(shared_rate), concurrency=settings.concurrency,
+             shared_rate=as_written(shared_rate), shared_learning=learning is not None,
+             concurrency=settings.concurrency,
              claim_idle_s=settings.claim_idle, max_deliveries=settings.max_deliveries,
              metrics_port=metrics_port, report=spec.report, auth=conn.auth.name)
     try:

@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ..logs import log
 from ..quota import Quota
-from ..rate import Limiter, RateLimiter
+from ..rate import PACING_MARGIN, AdaptiveRateLimiter, Limiter, RateLimiter
+
+if TYPE_CHECKING:
+    from .shared_auto import Outcomes
 
 # An outage, or an error answered (a key of another type, OOM): the local share is safe meanwhile.
 REDIS_FAILURES = (RedisError, OSError)
@@ -45,28 +49,34 @@ LATE_SLACK = 0.015
 # gateway's bug, or 1e9) would stop every replica, new ones included, for as long.
 MAX_SHARED_PAUSE = 60.0
 
-# KEYS: tat, pause-until, replicas. ARGV: interval µs, replica name, replica ttl µs, max pause µs.
-# Times are integer microseconds of the Redis clock; '%.0f' keeps them exact (Lua numbers are
-# doubles: exact to 2^53 µs, and tostring would round them).
+# KEYS: tat, pause-until, replicas, interval, not-before. ARGV: interval µs, replica name,
+# replica ttl µs, max pause µs, '1' to follow the interval and not-before that --rate auto's
+# learning sets (worker/queue/shared_auto.py). Times are integer microseconds of the Redis clock;
+# '%.0f' keeps them exact (Lua numbers are doubles: exact to 2^53 µs, and tostring would round them).
 RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[1])) or 0  -- garbage: none
 local pause = tonumber(redis.call('GET', KEYS[2])) or 0
+local not_before = 0
+if ARGV[5] == '1' then
+  interval = tonumber(redis.call('GET', KEYS[4])) or interval
+  not_before = tonumber(redis.call('GET', KEYS[5])) or 0
+end
 local max_pause = tonumber(ARGV[4])
 if pause > now + max_pause then  -- written by an older replica, or by hand: cut it down
   pause = now + max_pause
   redis.call('SET', KEYS[2], string.format('%.0f', pause), 'PX', math.floor(max_pause / 1000) + 1)
 end
-local slot = math.max(now, tat, pause)
+local slot = math.max(now, tat, pause, not_before)
 local ttl_ms = math.floor((slot + interval - now) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%.0f', slot + interval), 'PX', ttl_ms)
 redis.call('ZADD', KEYS[3], string.format('%.0f', now), ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', string.format('%.0f', now - tonumber(ARGV[3])))
 redis.call('PEXPIRE', KEYS[3], math.floor(tonumber(ARGV[3]) / 1000))
 return {string.format('%.0f', now), string.format('%.0f', slot), redis.call('ZCARD', KEYS[3]),
-        string.format('%.0f', pause)}
+        string.format('%.0f', pause), string.format('%.0f', interval)}
 """
 
 # KEYS: pause-until. ARGV: pause µs, max pause µs. Only ever lengthens the pause, up to the max.
@@ -89,17 +99,31 @@ def limit_key(endpoint: str, project_id: str | None) -> str:
 
 
 class SharedLimiter:
-    def __init__(self, client: Redis, key: str, rate: float, replica: str,
-                 throttled_backoff: float, max_pause: float = MAX_SHARED_PAUSE) -> None:
-        self.rate = rate
+    """`rate` None: --rate auto, at the interval the shared learning sets (shared_auto.py), told
+    every grant and answer through `outcomes`."""
+
+    def __init__(self, client: Redis, key: str, rate: float | None, replica: str,
+                 throttled_backoff: float, max_pause: float = MAX_SHARED_PAUSE,
+                 outcomes: Outcomes | None = None) -> None:
+        self.auto = rate is None
+        self.rate = AdaptiveRateLimiter.START if rate is None else rate
+        self.outcomes = outcomes
         self.replica = replica
         self.throttled_backoff = throttled_backoff
         self.max_pause = max_pause
         self._max_pause_us = round(max_pause * 1_000_000)
         self.replicas = 1  # replicas sharing the limit, as last counted by Redis
-        self.fallback: RateLimiter | None = None  # set while Redis is unreachable
-        self._keys = [f"{key}:tat", f"{key}:pause", f"{key}:replicas"]
-        self._interval_us = round((1.0 + SHARED_PACING_MARGIN) / rate * 1_000_000)
+        self.fallback: Limiter | None = None  # set while Redis is unreachable
+        self._keys = [f"{key}:tat", f"{key}:pause", f"{key}:replicas", f"{key}:interval",
+                      f"{key}:not-before"]
+        # Under --rate auto the 429s bound the pace: the margin is the local pacer's.
+        self._margin = PACING_MARGIN if self.auto else SHARED_PACING_MARGIN
+        self._interval_us = round((1.0 + self._margin) / self.rate * 1_000_000)
+        self._follow = "1" if self.auto else "0"
+        # Under --rate auto a replica books one slot at a time, its senders queued behind it: a
+        # slot booked stands whatever the learning decides next, and a hundred senders booking
+        # at once would hold a hundred slots at a pace the next 429 makes too fast.
+        self._turn = asyncio.Lock() if self.auto else None
         self._reserve = client.register_script(RESERVE)
         self._pause = client.register_script(PAUSE)
         self.clock = RedisClock()
@@ -108,6 +132,13 @@ class SharedLimiter:
         self._pauses: set[asyncio.Task[None]] = set()
 
     async def acquire(self) -> None:
+        if self._turn is None:
+            await self._acquire()
+            return
+        async with self._turn:
+            await self._acquire()
+
+    async def _acquire(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             if loop.time() < self._paused_until:
@@ -119,10 +150,10 @@ class SharedLimiter:
                     self._retry_redis_at = loop.time() + RETRY_REDIS_AFTER
                 sent = loop.time()
                 try:
-                    now, slot, self.replicas, pause = await self._reserve(
+                    now, slot, self.replicas, pause, interval = await self._reserve(
                         keys=self._keys,
                         args=[self._interval_us, self.replica, REPLICA_TTL_MS * 1000,
-                              self._max_pause_us],
+                              self._max_pause_us, self._follow],
                     )
                 except REDIS_FAILURES as exc:
                     self._fall_back(loop.time(), exc)
@@ -132,6 +163,8 @@ class SharedLimiter:
                                 replicas=self.replicas)
                     self.fallback = None
                 self.clock.sample(int(now) / 1e6, sent, loop.time())
+                if self.auto:  # the learnt rate, for --concurrency auto and a fallback
+                    self.rate = (1.0 + self._margin) / (int(interval) / 1e6)
                 self._paused_until = max(self._paused_until, self.clock.local(int(pause) / 1e6))
                 local_slot = self.clock.local(int(slot) / 1e6)
                 delay = local_slot - loop.time()
@@ -143,15 +176,23 @@ class SharedLimiter:
                     continue
             # A pause learnt while this caller slept voids its slot: take a new one after it.
             if loop.time() >= self._paused_until:
+                if self.outcomes is not None and self.fallback is None:
+                    self.outcomes.granted(self.clock.remote(loop.time()))
                 return
 
     def observe(self, status: int | None, retry_after: float | None,
                 quota: Quota | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        if self.fallback is not None:
+            self.fallback.observe(status, retry_after, quota)
+        elif self.outcomes is not None:
+            self.outcomes.answered(self.clock.remote(loop.time()), status, retry_after, quota)
         if status != 429:
             return
         pause = self.throttled_backoff if retry_after is None or math.isnan(retry_after) else retry_after
         pause = min(max(pause, 0.0), self.max_pause)
-        loop = asyncio.get_running_loop()
+        if pause <= 0:
+            return
         self._paused_until = max(self._paused_until, loop.time() + pause)
         task = loop.create_task(self._share_pause(pause))
         self._pauses.add(task)  # keep a reference until it is done
@@ -171,7 +212,8 @@ class SharedLimiter:
             log.warning("shared rate limit: Redis unreachable, falling back to a local share",
                         rate=round(local_rate, 3), replicas=self.replicas,
                         error=f"{type(exc).__name__}: {exc}")
-            self.fallback = RateLimiter(local_rate)
+            # Under --rate auto the share goes on adapting, alone, from the 429s it gets.
+            self.fallback = AdaptiveRateLimiter(local_rate) if self.auto else RateLimiter(local_rate)
 
 
 class RedisClock:
@@ -195,6 +237,10 @@ class RedisClock:
     def local(self, redis_time: float) -> float:
         assert self._offset is not None
         return redis_time - self._offset
+
+    def remote(self, local_time: float) -> float:
+        """A time of this loop on Redis' clock (the loop's own before the first sample)."""
+        return local_time + (self._offset or 0.0)
 
 
 class Combined:

@@ -1,0 +1,112 @@
+"""--rate auto in queue mode: replicas that share a quota share what is learnt of it (one learning,
+on Redis, fed by every replica's requests), against the real Redis and the simulator's quota."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from helpers import relabel_targets, write_jobs
+from queue_helpers import (  # noqa: F401 - fixtures
+    consumers,
+    enqueue,
+    free_port,
+    redis_url,
+    results,
+    stream,
+    sync_client,
+    wait_for,
+)
+from worker.queue.redis_link import RedisLink
+from worker.queue.shared_auto import Outcomes, parse_events
+from worker.queue.shared_limit import SharedLimiter
+from worker.quota import Quota
+from worker.rate import AdaptiveRateLimiter
+
+TAKEN_OVER = "shared rate learning: taken over"
+AUTO = ("--until-empty", "--claim-idle", "2", "--rate", "auto", "--log-level", "info")
+
+
+def _throttled_share(sim) -> float:
+    stats = sim.sim.quota.stats()
+    return stats["throttled"] / (stats["accepted"] + stats["throttled"])
+
+
+def test_three_replicas_take_a_stated_quota_once_for_all(sim_thread, redis_url, stream, consumers, tmp_path):
+    # 429s say `limit:40,time:1 second`. Each replica learning alone would hold just under 40/s:
+    # 120/s together, two requests in three refused. Learning together, the three hold 40/s.
+    sim = sim_thread(snapshots=400, quota="40/s")
+    targets = relabel_targets(sim.sim.snapshots, 400)
+    enqueue(redis_url, stream, write_jobs(tmp_path / "jobs.csv", targets), tmp_path)
+    started = [consumers(redis_url, stream, sim.url, f"r{i}", *AUTO) for i in range(3)]
+    for consumer in started:
+        assert consumer.wait(120) == 0, consumer.stderr()
+
+    entries = results(sync_client(), stream)
+    assert Counter(e["snapshot_id"] for e in entries) == Counter(targets.keys())
+    assert {e["outcome"] for e in entries} == {"applied"}
+    assert all(sim.sim.snapshots[sid]["name"] == name for sid, name in targets.items())
+    assert _throttled_share(sim) < 0.15, sim.sim.quota.stats()
+    # One replica learnt at a time; one that finished first handed over what it had learnt.
+    takeovers = sorted((e for c in started for e in c.events() if e["event"] == TAKEN_OVER),
+                       key=lambda e: e["timestamp"])
+    assert takeovers and all(e["ceiling"] == 40.0 for e in takeovers[1:]), takeovers
+
+
+def test_a_learner_killed_hands_over_what_it_learnt(sim_thread, redis_url, stream, consumers, tmp_path):
+    sim = sim_thread(snapshots=800, quota="40/s")
+    targets = relabel_targets(sim.sim.snapshots, 800)
+    enqueue(redis_url, stream, write_jobs(tmp_path / "jobs.csv", targets), tmp_path)
+    started = {f"r{i}": consumers(redis_url, stream, sim.url, f"r{i}", *AUTO) for i in range(3)}
+    client = sync_client()
+
+    def learner():
+        for name, consumer in started.items():
+            if any(e["event"] == TAKEN_OVER for e in consumer.events()):
+                return name
+        return None
+
+    wait_for(lambda: learner() and client.xlen(stream.removesuffix(":jobs") + ":results") >= 200, 60,
+             what="a learner and 200 jobs done")
+    first = learner()
+    started[first].kill()
+    assert started.pop(first).wait(10) == -9
+    for consumer in started.values():
+        assert consumer.wait(120) == 0, consumer.stderr()
+
+    successors = [e for c in started.values() for e in c.events() if e["event"] == TAKEN_OVER]
+    assert len(successors) == 1, successors
+    # It went on from the stated quota, not from slow start's 10/s.
+    assert successors[0]["ceiling"] == 40.0 and successors[0]["rate"] > 30, successors[0]
+    entries = results(client, stream)
+    assert Counter(e["snapshot_id"] for e in entries) == Counter(targets.keys())
+    assert {e["outcome"] for e in entries} == {"applied"}
+
+
+def test_outcomes_round_trip_and_foreign_entries_are_skipped():
+    outcomes = Outcomes()
+    outcomes.granted(1000.25)
+    outcomes.answered(1000.5, 429, 1.0, Quota(600, 60))
+    outcomes.answered(1000.75, None, None, None)
+    text = ";".join(outcomes.take())
+    assert outcomes.take() == []
+    assert parse_events(text) == [1000.25, (1000.5, 429, 1.0, Quota(600, 60)), (1000.75, None, None, None)]
+    # Another program's entries, or ours mangled: skipped, never an exception.
+    junk = ["", "x", "g", "gnan", "ginf", "a1,2", "a1,abc,,,", "a1,200,,0,60", "a1,200,,-5,1e400",
+            json.dumps({"a": 1}), "a1,429,,,", "g12.5"]
+    assert parse_events(";".join(junk)) == [(1.0, 200, None, None), (1.0, 200, None, None),
+                                            (1.0, 429, None, None), 12.5]
+
+
+async def test_without_redis_a_replica_goes_on_learning_alone():
+    link = RedisLink(f"redis://127.0.0.1:{free_port()}/0", 1)
+    outcomes = Outcomes()
+    limiter = SharedLimiter(link.client, "nowhere", None, "r0", throttled_backoff=0.0, outcomes=outcomes)
+    limiter.replicas = 2  # as last counted, before Redis went away
+    await limiter.acquire()
+    assert isinstance(limiter.fallback, AdaptiveRateLimiter)
+    assert limiter.fallback.rate == AdaptiveRateLimiter.START / 2  # its share of the shared pace
+    limiter.observe(429, None, Quota(4, 1))
+    assert limiter.fallback.ceiling == 4.0  # it learns from its own 429s meanwhile
+    assert outcomes.take() == []  # and tells no learning that cannot hear
+    await link.close()

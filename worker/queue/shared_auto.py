@@ -1,0 +1,270 @@
+"""`--rate auto` in queue mode: replicas that share a quota share what is learnt of it.
+
+Every replica sends on the shared schedule (shared_limit.py, GCRA on the Redis clock) and tells a
+Redis stream of each request let through and each answer, in batches of FLUSH_EVERY. One replica
+at a time, the one holding a lease in Redis, reads that stream and feeds it, in the order of the
+Redis clock, to one `AdaptiveRateLimiter`: the learning of a single process, over every replica's
+requests. What it decides (the pace, a pause, a closed window's trickle) it writes back as the
+schedule's interval and not-before, which every replica's next reservation follows. So three
+replicas find the quota as one job would, probe past it once and not three times, and a quota
+the API states in a 429 is taken once for all of them.
+
+The lease is renewed every RENEW_EVERY and lapses after LEASE: a replica that dies or finishes
+hands the learning over within that, and its successor goes on from what was learnt (saved in
+Redis each renewal) rather than starting again from slow start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from contextlib import suppress
+
+from redis.asyncio import Redis
+
+from ..logs import log
+from ..quota import Quota
+from ..rate import PACING_MARGIN, AdaptiveRateLimiter
+from .shared_limit import REDIS_FAILURES
+
+FLUSH_EVERY = 0.01  # seconds: a replica's grants and answers reach the learning this late at most
+RENEW_EVERY = 1.0
+LEASE_MS = 3_000
+LEARNED_TTL_MS = 3_600_000  # what was learnt outlives a pause of the queue, not a day
+INTERVAL_TTL_MS = 3_600_000
+STREAM_MAXLEN = 1_000  # batches kept: the learning reads within milliseconds
+READ_COUNT = 500
+MAX_BUFFERED = 20_000  # events held while Redis is away (then the oldest are dropped)
+
+# KEYS: lease. ARGV: replica, lease ms. 2: taken now, 1: renewed, 0: another replica holds it.
+LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
+return 0
+"""
+
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: interval, not-before, tat. ARGV: interval µs, not-before µs ('' for none), ttl ms.
+# As Pacer.reschedule: no slot before not-before, and a slot booked later is moved up to it.
+APPLY = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+if ARGV[2] ~= '' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local not_before = tonumber(ARGV[2])
+  if not_before > now then
+    redis.call('SET', KEYS[2], ARGV[2], 'PX', math.floor((not_before - now) / 1000) + 1)
+  else
+    redis.call('DEL', KEYS[2])
+  end
+  local tat = tonumber(redis.call('GET', KEYS[3])) or 0
+  if tat > not_before then
+    redis.call('SET', KEYS[3], ARGV[2], 'PX', math.floor(math.max(not_before - now, 0) / 1000) + 1000)
+  end
+end
+return 0
+"""
+
+
+class Outcomes:
+    """A replica's grants and answers, on the Redis clock, until the next flush."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.throttled = asyncio.Event()  # a 429 is flushed at once: the learning acts on it
+
+    def granted(self, at: float) -> None:
+        self._add(f"g{at:.4f}")
+
+    def answered(self, at: float, status: int | None, retry_after: float | None,
+                 quota: Quota | None) -> None:
+        fields = (status, retry_after, quota.limit if quota else None, quota.window if quota else None)
+        self._add(f"a{at:.4f}," + ",".join("" if f is None else f"{f:g}" for f in fields))
+        if status == 429:
+            self.throttled.set()
+
+    def _add(self, event: str) -> None:
+        if len(self.events) >= MAX_BUFFERED:
+            del self.events[: MAX_BUFFERED // 10]
+        self.events.append(event)
+
+    def take(self) -> list[str]:
+        events, self.events = self.events, []
+        return events
+
+
+Event = tuple[float, int | None, float | None, Quota | None] | float  # an answer, or a grant's time
+
+
+def parse_events(text: str) -> list[Event]:
+    """A batch, as `Outcomes` wrote it. The stream is shared: what is not ours is skipped."""
+    events: list[Event] = []
+    for item in text.split(";"):
+        try:
+            if item.startswith("g"):
+                at = float(item[1:])
+                if math.isfinite(at):
+                    events.append(at)
+            elif item.startswith("a"):
+                at_s, status_s, retry_s, limit_s, window_s = item[1:].split(",")
+                at = float(at_s)
+                quota = None
+                if limit_s and window_s:
+                    limit, window = float(limit_s), float(window_s)
+                    if limit > 0 and window > 0 and math.isfinite(limit * window):
+                        quota = Quota(limit, window)
+                if math.isfinite(at):
+                    events.append((at, int(status_s) if status_s else None,
+                                   float(retry_s) if retry_s else None, quota))
+        except ValueError:
+            continue
+    return events
+
+
+def _time(event: Event) -> float:
+    return event if isinstance(event, float) else event[0]
+
+
+class SharedSchedule:
+    """The learning's view of the shared schedule: its clock is the time of the event being
+    fed (the Redis clock), and what it decides waits to be written to Redis."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self.interval: float | None = None
+        self.not_before: float | None = None
+        self.changed = False
+
+    def now(self) -> float:
+        return self.time
+
+    async def wait(self) -> None:
+        raise RuntimeError("the replicas wait on Redis, not on the learning")
+
+    def speed_up(self, rate: float) -> None:
+        self.interval = (1.0 + PACING_MARGIN) / rate
+        self.changed = True
+
+    def reschedule(self, rate: float, not_before: float = -math.inf) -> None:
+        self.speed_up(rate)
+        assert self.interval is not None
+        self.not_before = max(self.time + self.interval, not_before)
+
+    def take(self) -> tuple[float, float | None] | None:
+        if not self.changed or self.interval is None:
+            return None
+        change = (self.interval, self.not_before)
+        self.changed, self.not_before = False, None
+        return change
+
+
+class SharedLearning:
+    """Each replica runs one: it flushes the replica's outcomes and, while it holds the lease,
+    learns from everyone's."""
+
+    def __init__(self, client: Redis, key: str, replica: str, outcomes: Outcomes) -> None:
+        self.replica = replica
+        self.outcomes = outcomes
+        self.learning: AdaptiveRateLimiter | None = None  # while this replica holds the lease
+        self._client = client
+        self._stream = f"{key}:outcomes"
+        self._lease_key = f"{key}:learner"
+        self._learned_key = f"{key}:learned"
+        self._schedule_keys = [f"{key}:interval", f"{key}:not-before", f"{key}:tat"]
+        self._lease = client.register_script(LEASE)
+        self._release = client.register_script(RELEASE)
+        self._apply = client.register_script(APPLY)
+        self._schedule = SharedSchedule()
+        self._cursor = "$"
+        self._renew_at = 0.0
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    await self._flush()
+                    if loop.time() >= self._renew_at:
+                        self._renew_at = loop.time() + RENEW_EVERY
+                        await self._hold_lease()
+                    if self.learning is not None:
+                        await self._learn()
+                except REDIS_FAILURES:
+                    pass  # the limiter falls back to a local share meanwhile; try again
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self.outcomes.throttled.wait(), FLUSH_EVERY)
+                self.outcomes.throttled.clear()
+        finally:
+            with suppress(*REDIS_FAILURES):
+                await self._flush()
+                if self.learning is not None:  # the next replica goes on from here, at once
+                    await self._save()
+                    await self._release(keys=[self._lease_key], args=[self.replica])
+
+    async def _flush(self) -> None:
+        events = self.outcomes.take()
+        if events:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.xadd(self._stream, {"e": ";".join(events)}, maxlen=STREAM_MAXLEN, approximate=True)
+                pipe.pexpire(self._stream, LEARNED_TTL_MS)  # gone an hour after the last replica
+                await pipe.execute()
+
+    async def _hold_lease(self) -> None:
+        held = int(await self._lease(keys=[self._lease_key], args=[self.replica, LEASE_MS]))
+        if held == 0:
+            self.learning = None
+        elif held == 2 or self.learning is None:
+            await self._take_over()
+        else:
+            await self._save()
+
+    async def _take_over(self) -> None:
+        learned: dict[str, float | None] = {}
+        with suppress(ValueError, TypeError):
+            saved = json.loads(await self._client.get(self._learned_key) or "{}")
+            learned = {k: float(v) if v is not None else None for k, v in saved.items()}
+        self._schedule = SharedSchedule()
+        self.learning = AdaptiveRateLimiter.going_on(learned, self._schedule)
+        last = await self._client.xrevrange(self._stream, count=1)
+        self._cursor = last[0][0] if last else "0-0"
+        log.info("shared rate learning: taken over", consumer=self.replica,
+                 rate=round(self.learning.rate, 3), ceiling=learned.get("ceiling"))
+
+    async def _save(self) -> None:
+        assert self.learning is not None
+        await self._client.set(self._learned_key, json.dumps(self.learning.learned()),
+                               px=LEARNED_TTL_MS)
+
+    async def _learn(self) -> None:
+        assert self.learning is not None
+        # Waits for the next batch (at most a tick): another replica's 429 is read at once.
+        read = await self._client.xread({self._stream: self._cursor}, count=READ_COUNT,
+                                        block=round(FLUSH_EVERY * 1000))
+        events: list[Event] = []
+        for _stream, entries in read:
+            for entry_id, fields in entries:
+                self._cursor = entry_id
+                text = fields.get(b"e", fields.get("e", b""))
+                events.extend(parse_events(text.decode() if isinstance(text, bytes) else text))
+        events.sort(key=_time)
+        schedule, learning = self._schedule, self.learning
+        for event in events:
+            # Batches from several replicas interleave: the learning's clock never goes back.
+            schedule.time = max(schedule.time, _time(event))
+            if isinstance(event, float):
+                learning.granted()
+            else:
+                learning.observe(*event[1:])
+        change = schedule.take()
+        if change is not None:
+            interval, not_before = change
+            await self._apply(keys=self._schedule_keys,
+                              args=[round(interval * 1e6),
+                                    "" if not_before is None else f"{not_before * 1e6:.0f}",
+                                    INTERVAL_TTL_MS])
