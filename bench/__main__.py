@@ -30,7 +30,7 @@ from . import common
 from .common import BENCH, CLIENT_CPU, PEER_PY, PEER_VENV, ROOT, SERVER_CPU, loadavg
 
 SCENARIOS = ("throughput", "fidelity", "limiter_cpu", "latency", "adaptive", "memory", "startup",
-             "profile", "quotas", "cost")
+             "profile", "quotas", "quotas_queue", "cost")
 NEED_PEERS = {"throughput", "profile"}  # the peer SDKs and py-spy of bench/.venv
 
 
