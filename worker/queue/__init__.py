@@ -8,6 +8,7 @@
 - enqueue.py: validate a jobs file and XADD the valid rows in idempotent batches.
 - consumer.py: the engine's source (read, claim, dead-letter) and sink (result + ack, atomically).
 - shared_limit.py: the rate limit shared by every replica (GCRA on the Redis clock).
+- shared_auto.py: --rate auto across replicas, one learner fed from a Redis stream of their outcomes.
 - service.py: one consumer process, from settings to exit code.
 - status.py, metrics.py: what an operator looks at.
 """
