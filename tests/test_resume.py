@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -223,11 +222,11 @@ def test_a_second_signal_cancels_requests_in_flight_and_resume_still_works(sim_t
     # The second signal only once the first is handled: two sent close together can arrive as one.
     wait_for(lambda: logged(log, "stopping"), what="the child to log that it is stopping", proc=proc)
     proc.send_signal(signal.SIGTERM)
-    started = time.monotonic()
-    _, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)  # not the 60 s grace
 
     assert proc.returncode == 143, err
-    assert time.monotonic() - started < 2.5  # it did not wait for the answers (3 s) or the grace
+    # It did not wait for the answers: the server has not yet applied a request it was sent.
+    assert sum(sim.sim.apply_counts.values()) == 0
     rows = read_report(report)
     assert len(rows) == 60 and {r["outcome"] for r in rows} == {"interrupted"}
     in_flight = [r for r in rows if "in flight" in r["error_message"]]
