@@ -29,6 +29,8 @@ from ..rate import PACING_MARGIN, AdaptiveRateLimiter
 from .shared_limit import REDIS_FAILURES
 
 FLUSH_EVERY = 0.01  # seconds: a replica's grants and answers reach the learning this late at most
+LEARN_WAIT = 0.003  # the learner's longest wait for a batch
+IDLE_WAIT = 0.05  # ... when the last wait brought none: an idle queue costs few round trips
 RENEW_EVERY = 1.0
 LEASE_MS = 3_000
 LEARNED_TTL_MS = 3_600_000  # what was learnt outlives a pause of the queue, not a day
@@ -51,8 +53,11 @@ return 0
 """
 
 # KEYS: interval, not-before, tat. ARGV: interval µs, not-before µs ('' for none), ttl ms.
-# As Pacer.reschedule: no slot before not-before, and a slot booked later is moved up to it.
+# As Pacer.reschedule, no slot before not-before; but a replica's slot, once booked, stands: a
+# faster pace moves the next free slot up to not-before, a slower one never moves it back (each
+# refused request of a trickle would otherwise let every replica's booking through beside it).
 APPLY = """
+local faster = tonumber(ARGV[1]) < (tonumber(redis.call('GET', KEYS[1])) or math.huge)
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 if ARGV[2] ~= '' then
   local t = redis.call('TIME')
@@ -64,7 +69,7 @@ if ARGV[2] ~= '' then
     redis.call('DEL', KEYS[2])
   end
   local tat = tonumber(redis.call('GET', KEYS[3])) or 0
-  if tat > not_before then
+  if (faster and tat > not_before) or (not faster and tat < not_before) then
     redis.call('SET', KEYS[3], ARGV[2], 'PX', math.floor(math.max(not_before - now, 0) / 1000) + 1000)
   end
 end
@@ -183,6 +188,7 @@ class SharedLearning:
         self._schedule = SharedSchedule()
         self._cursor = "$"
         self._renew_at = 0.0
+        self._busy = False  # the last read brought outcomes
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -194,7 +200,8 @@ class SharedLearning:
                         self._renew_at = loop.time() + RENEW_EVERY
                         await self._hold_lease()
                     if self.learning is not None:
-                        await self._learn()
+                        await self._learn()  # its wait: the next batch, or LEARN_WAIT
+                        continue
                 except REDIS_FAILURES:
                     pass  # the limiter falls back to a local share meanwhile; try again
                 with suppress(TimeoutError):
@@ -243,9 +250,12 @@ class SharedLearning:
 
     async def _learn(self) -> None:
         assert self.learning is not None
-        # Waits for the next batch (at most a tick): another replica's 429 is read at once.
+        # Waits for the next batch, so another replica's 429 is read at once; and not long, as
+        # this replica's own outcomes wait for the next flush meanwhile.
+        wait = LEARN_WAIT if self._busy else IDLE_WAIT
         read = await self._client.xread({self._stream: self._cursor}, count=READ_COUNT,
-                                        block=round(FLUSH_EVERY * 1000))
+                                        block=round(wait * 1000))
+        self._busy = bool(read)
         events: list[Event] = []
         for _stream, entries in read:
             for entry_id, fields in entries:
