@@ -3,8 +3,11 @@ on Redis, fed by every replica's requests), against the real Redis and the simul
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
+
+import pytest
 
 from helpers import relabel_targets, write_jobs
 from queue_helpers import (  # noqa: F401 - fixtures
@@ -18,7 +21,7 @@ from queue_helpers import (  # noqa: F401 - fixtures
     wait_for,
 )
 from worker.queue.redis_link import RedisLink
-from worker.queue.shared_auto import Outcomes, parse_events
+from worker.queue.shared_auto import Outcomes, SharedSchedule, _learned, parse_events
 from worker.queue.shared_limit import SharedLimiter
 from worker.quota import Quota
 from worker.rate import AdaptiveRateLimiter
@@ -110,3 +113,25 @@ async def test_without_redis_a_replica_goes_on_learning_alone():
     assert limiter.fallback.ceiling == 4.0  # it learns from its own 429s meanwhile
     assert outcomes.take() == []  # and tells no learning that cannot hear
     await link.close()
+
+
+@pytest.mark.parametrize("interval", ["0", "-5", "abc", "1e999"])
+async def test_a_garbage_interval_in_redis_keeps_the_pace_within_bounds(redis_url, stream, interval):
+    link = RedisLink(redis_url, 10)
+    key = f"{stream.removesuffix(':jobs')}:limit"
+    client = link.client
+    await client.set(f"{key}:interval", interval)
+    seconds, _micros = await client.time()
+    await client.set(f"{key}:not-before", (seconds + 10**9) * 1_000_000)  # a billion seconds ahead
+    limiter = SharedLimiter(client, key, None, "r0", throttled_backoff=0.0, max_pause=0.2)
+    await asyncio.wait_for(limiter.acquire(), 30)  # a hang guard, not a measure
+    assert AdaptiveRateLimiter.FLOOR * 0.99 <= limiter.rate <= AdaptiveRateLimiter.MAX * 1.01  # (µs rounding)
+    await link.close()
+
+
+@pytest.mark.parametrize("saved", [b"[1, 2]", b"not json", b'{"rate": -1, "ceiling": "x", "pace": 1e400}',
+                                   b'{"rate": 1e9, "confirmed": true, "probe_gap": -3}'])
+def test_what_a_predecessor_saved_is_bounded_whatever_it_is(saved):
+    limiter = AdaptiveRateLimiter.going_on(_learned(saved), SharedSchedule())
+    assert AdaptiveRateLimiter.FLOOR <= limiter.rate <= AdaptiveRateLimiter.MAX
+    assert limiter.ceiling is None and limiter.pace is None and limiter.probe_gap >= 0

@@ -306,12 +306,15 @@ class AdaptiveRateLimiter:
     def going_on(cls, learned: dict[str, float | None], schedule: Schedule) -> AdaptiveRateLimiter:
         """A limiter that goes on from `learned()`. A window's length is learnt again (from the
         next closing): the openings it was timed from are the predecessor's."""
-        limiter = cls(start=learned.get("rate") or cls.START, schedule=schedule)
-        limiter.ceiling = learned.get("ceiling")
+        def bounded(value: float | None) -> float | None:
+            return None if value is None else min(cls.MAX, max(cls.FLOOR, value))
+
+        limiter = cls(start=bounded(learned.get("rate")) or cls.START, schedule=schedule)
+        limiter.ceiling = bounded(learned.get("ceiling"))
         limiter.confirmed = bool(learned.get("confirmed"))
         limiter._hold_share = cls.HOLD_AT if limiter.confirmed else cls.BACKOFF
-        limiter.probe_gap = learned.get("probe_gap") or 0.0
-        limiter.pace = learned.get("pace")
+        limiter.probe_gap = min(cls.MAX_GAP, max(0.0, learned.get("probe_gap") or 0.0))
+        limiter.pace = bounded(learned.get("pace"))
         return limiter
 
     async def acquire(self) -> None:

@@ -37,6 +37,7 @@ LEARNED_TTL_MS = 3_600_000  # what was learnt outlives a pause of the queue, not
 INTERVAL_TTL_MS = 3_600_000
 STREAM_MAXLEN = 1_000  # batches kept: the learning reads within milliseconds
 READ_COUNT = 500
+MAX_BATCH = 1 << 20  # characters of a batch read
 MAX_BUFFERED = 20_000  # events held while Redis is away (then the oldest are dropped)
 
 # KEYS: lease. ARGV: replica, lease ms. 2: taken now, 1: renewed, 0: another replica holds it.
@@ -130,6 +131,19 @@ def parse_events(text: str) -> list[Event]:
         except ValueError:
             continue
     return events
+
+
+def _learned(saved: bytes | str | None) -> dict[str, float | None]:
+    """What a predecessor saved; the key is shared, so what is not a finite number is left out
+    (and the limiter bounds what is)."""
+    try:
+        values = json.loads(saved or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(values, dict):
+        return {}
+    return {k: float(v) for k, v in values.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
 
 
 def _time(event: Event) -> float:
@@ -232,10 +246,7 @@ class SharedLearning:
             await self._save()
 
     async def _take_over(self) -> None:
-        learned: dict[str, float | None] = {}
-        with suppress(ValueError, TypeError):
-            saved = json.loads(await self._client.get(self._learned_key) or "{}")
-            learned = {k: float(v) if v is not None else None for k, v in saved.items()}
+        learned = _learned(await self._client.get(self._learned_key))
         self._schedule = SharedSchedule()
         self.learning = AdaptiveRateLimiter.going_on(learned, self._schedule)
         last = await self._client.xrevrange(self._stream, count=1)
@@ -261,7 +272,9 @@ class SharedLearning:
             for entry_id, fields in entries:
                 self._cursor = entry_id
                 text = fields.get(b"e", fields.get("e", b""))
-                events.extend(parse_events(text.decode() if isinstance(text, bytes) else text))
+                if len(text) <= MAX_BATCH:  # ours are a few kB; a foreign one may be anything
+                    events.extend(parse_events(text.decode(errors="replace") if isinstance(text, bytes)
+                                               else text))
         events.sort(key=_time)
         schedule, learning = self._schedule, self.learning
         for event in events:

@@ -48,11 +48,16 @@ LATE_SLACK = 0.015
 # minute (APIGW.0308), so after a minute the window is a new one; a longer Retry-After (one
 # gateway's bug, or 1e9) would stop every replica, new ones included, for as long.
 MAX_SHARED_PAUSE = 60.0
+# The intervals --rate auto's shared learning may set, in µs (worker/queue/shared_auto.py).
+AUTO_INTERVALS_US = [round((1 + PACING_MARGIN) / rate * 1e6)
+                     for rate in (AdaptiveRateLimiter.MAX, AdaptiveRateLimiter.FLOOR)]
 
 # KEYS: tat, pause-until, replicas, interval, not-before. ARGV: interval µs, replica name,
 # replica ttl µs, max pause µs, '1' to follow the interval and not-before that --rate auto's
-# learning sets (worker/queue/shared_auto.py). Times are integer microseconds of the Redis clock;
-# '%.0f' keeps them exact (Lua numbers are doubles: exact to 2^53 µs, and tostring would round them).
+# learning sets (worker/queue/shared_auto.py), and the shortest and longest interval it may set
+# (whatever is in Redis: never faster than --rate auto's maximum, nor stopped). Times are integer
+# microseconds of the Redis clock; '%.0f' keeps them exact (Lua numbers are doubles: exact to
+# 2^53 µs, and tostring would round them).
 RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -62,7 +67,8 @@ local pause = tonumber(redis.call('GET', KEYS[2])) or 0
 local not_before = 0
 if ARGV[5] == '1' then
   interval = tonumber(redis.call('GET', KEYS[4])) or interval
-  not_before = tonumber(redis.call('GET', KEYS[5])) or 0
+  interval = math.min(math.max(interval, tonumber(ARGV[6])), tonumber(ARGV[7]))
+  not_before = math.min(tonumber(redis.call('GET', KEYS[5])) or 0, now + tonumber(ARGV[4]))
 end
 local max_pause = tonumber(ARGV[4])
 if pause > now + max_pause then  -- written by an older replica, or by hand: cut it down
@@ -153,7 +159,7 @@ class SharedLimiter:
                     now, slot, self.replicas, pause, interval = await self._reserve(
                         keys=self._keys,
                         args=[self._interval_us, self.replica, REPLICA_TTL_MS * 1000,
-                              self._max_pause_us, self._follow],
+                              self._max_pause_us, self._follow, *AUTO_INTERVALS_US],
                     )
                 except REDIS_FAILURES as exc:
                     self._fall_back(loop.time(), exc)
