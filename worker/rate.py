@@ -220,7 +220,7 @@ class AdaptiveRateLimiter:
     QUEUEING_GROWTH = 1.25  # ... this much a round instead of doubling
     USED = 0.8
     NEAR = 0.85  # a 429 with at least this share of the rate accepted is a probe's, not a drop's
-    PROBE_REQUESTS = 300  # requests between probes, once confirmed: each costs a few 429s ...
+    PROBE_REQUESTS = 150  # requests between probes, once confirmed: each costs a few 429s ...
     FIRST_PROBE_REQUESTS = 75  # ... from this many, doubling with each confirmation
     CHEAP_GAP = 3.0  # the longest gap between probes that cost only a 429 or two (seconds),
     # or PROBE_REQUESTS' time if longer: a raised quota is found within 3 s from 100/s up
@@ -671,6 +671,11 @@ class AdaptiveRateLimiter:
         self._stepped_at = now
         if self.confirmed and self._held_since is None:
             rate = min(rate, self._hold_share * ceiling)  # climb to the hold, then wait there
+        elif self.confirmed and self._rate <= ceiling:
+            # The hold is over: the probe goes just past the ceiling at once, in short rounds, so a
+            # raised quota is found within a second or two of it rather than after steps of 2%.
+            rate = max(rate, self.QUICK_PAST * ceiling * (1 + 1e-6))
+            self._step = rate - self._rate  # a 429 now: the rate before the jump held
         self._rate = min(self.MAX, rate)
         self._pacer.speed_up(self._rate)
 
