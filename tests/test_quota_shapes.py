@@ -170,9 +170,9 @@ async def test_a_per_window_quota_that_changes_is_followed_within_a_few_windows(
     await run(lim, clock, FixedWindow(before, window, 1000.0), 100)
     offset = clock.now  # the new quota's windows start now
     model = FixedWindow(after, window, offset)
-    # A lowered quota closes the next window early: two windows to adapt. A raised one is
-    # found only by a probe, a window sent faster every second window at most; one more sizes it.
-    await run(lim, clock, model, (2 if after < before else 4) * window)
+    # A lowered quota closes the next window early; a raised one is found by the next probe (a
+    # window sent 10% faster, every window), and the window after it, sent at twice, sizes it.
+    await run(lim, clock, model, 2 * window)
     done = await run(lim, clock, model, 2 * window)
     assert done.accepted >= 0.85 * 2 * after
     assert done.throttled <= 0.05

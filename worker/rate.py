@@ -195,9 +195,9 @@ class AdaptiveRateLimiter:
     - per window (N per 20 s, per minute: still closed after MIN_CLOSED, or a Retry-After of at
       least WINDOW_PAUSE): not a fallen quota. Then the pace is N/W, evenly: N what the server
       took in the window that just ended, W the time between two openings; once W is known,
-      nothing until just before the predicted opening. Every MAX_PROBE_WINDOWS windows at most,
-      one window is sent WINDOW_PROBE faster: if it closes early N is counted again; if not, the
-      quota grew.
+      nothing until just before the predicted opening. Each window is sent WINDOW_PROBE faster
+      (N is used up either way): if it closes early N is counted again; if not, the quota grew,
+      and the next window, sent at twice, counts it.
     - a limit the 429 states (`limit:600,time:1 minute`) is taken at once: the ceiling (held at
       HOLD_AT), and for a window longer than a second, the window.
     """
@@ -235,7 +235,6 @@ class AdaptiveRateLimiter:
     # it has been full (a second's window reopens within a second: a few requests find when).
     SECOND_TRICKLE = (0.05, 0.5)
     SECOND_TRICKLE_WAIT = 0.5  # the longest first spacing (at 8/s and under: four requests' time)
-    MAX_PROBE_WINDOWS = 2  # the most windows between two probes: a raised quota is found within two
     WINDOW_PROBE = 0.1  # a probe window is sent this much faster; doubled while the quota grows
     # The longest pause a Retry-After imposes on every sender. Quotas count per second or per
     # minute, so an honest wait is at most a minute; senders waiting for a slot check no
@@ -280,8 +279,6 @@ class AdaptiveRateLimiter:
         self.closed_since: float | None = None  # the window is closed (a run of 429s)
         self._opened_at: float | None = None  # the last time a closed window reopened
         self._since_open = 0  # answers accepted since then
-        self._windows_held = 0  # windows in a row that did not close
-        self._probe_windows = 1  # windows between probes of a per-window quota
         self._probe_step = 0.0  # > 0 while a window is probed
         self._window_end = math.inf  # the end of the current window (once its length is known)
         self._in_window = 0  # answers accepted in the current window
@@ -519,7 +516,7 @@ class AdaptiveRateLimiter:
         first, most = self.TRICKLE
         share = 0.2
         if self.window is not None and not self._first_span:
-            most = min(most, self.window / 40)
+            most = min(most, self.window / 30)
         elif self.pace is None and (self.stated is None or self.stated.window <= 1.0):
             # Perhaps only a second's window: it reopens soon, and each request refused counts.
             first, share = self.SECOND_TRICKLE
@@ -568,15 +565,9 @@ class AdaptiveRateLimiter:
                 if candidate < self._window_error:
                     self.window, self._window_error = span / windows, candidate
             self._open_error = error
-        old = self.pace
-        if old is not None and abs(pace - old) <= self.CONFIRM * old:
-            self._probe_windows = min(self.MAX_PROBE_WINDOWS, 2 * self._probe_windows)
-        else:
-            self._probe_windows = 1
         self.pace = pace
         self.ceiling = pace
         self._probe_step = 0.0
-        self._windows_held = 0
         self._opened_at = now
         self._since_open = self._in_window = 1
         self._window_end = now + self.window if self.window is not None else math.inf
@@ -612,7 +603,7 @@ class AdaptiveRateLimiter:
         self._held_since = None
 
     def _window_passed(self, now: float) -> None:
-        """A whole window without closing: after a few, probe one a little faster."""
+        """A whole window without closing: the next one is probed, a little faster."""
         assert self.window is not None and self.pace is not None
         self._window_end += self.window * max(1, math.ceil((now - self._window_end) / self.window))
         took, self._in_window = self._in_window, 0
@@ -630,11 +621,7 @@ class AdaptiveRateLimiter:
             self.pace = max(self.pace, took / self.window)  # a window sent at twice says
             self._probe_step = max(1.0, 3 * self._probe_step)
         else:
-            self._windows_held += 1
-            if self._windows_held < self._probe_windows:
-                return
             self._probe_step = self.WINDOW_PROBE
-        self._windows_held = 0
         self._rate = min(self.MAX, self.pace * (1 + self._probe_step))
         self._pacer.speed_up(self._rate)
 
