@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import time
 from collections import Counter
 
 import pytest
@@ -135,3 +137,14 @@ def test_what_a_predecessor_saved_is_bounded_whatever_it_is(saved):
     limiter = AdaptiveRateLimiter.going_on(_learned(saved), SharedSchedule())
     assert AdaptiveRateLimiter.FLOOR <= limiter.rate <= AdaptiveRateLimiter.MAX
     assert limiter.ceiling is None and limiter.pace is None and limiter.probe_gap >= 0
+
+
+def test_an_idle_learner_stops_at_once_on_sigterm(sim_thread, redis_url, stream, consumers):
+    # It hung for good: cancelled inside a blocking XREAD once redis-py's connections had idled
+    # past their 15 s health check.
+    sim = sim_thread(snapshots=1)
+    consumer = consumers(redis_url, stream, sim.url, "r0", "--rate", "auto", "--log-level", "info")
+    wait_for(lambda: any(e["event"] == TAKEN_OVER for e in consumer.events()), 30, what="the learner")
+    time.sleep(20)
+    consumer.kill(signal.SIGTERM)
+    assert consumer.wait(30) == 143, consumer.stderr()

@@ -54,6 +54,7 @@ from .status import read_status
 from .streams import QueueNames
 
 UPKEEP_EVERY = 5.0  # seconds between metric updates of the queue's figures
+UPKEEP_STOP = 5.0  # seconds the upkeep tasks get to finish once the work is done
 SWEEP_EVERY, SWEEP_IDLE = 300.0, 3600.0  # forget consumers that hold nothing, idle an hour
 
 
@@ -212,7 +213,9 @@ async def _work(settings: Settings, spec: ConsumeSpec, link: RedisLink, names: Q
     finally:
         for task in upkeep:
             task.cancel()
-        await asyncio.gather(*upkeep, return_exceptions=True)
+        # Bounded: a task stuck in a Redis call that ignores its cancellation must not keep the
+        # consumer from exiting (the jobs it held are acknowledged or claimed either way).
+        await asyncio.wait(upkeep, timeout=UPKEEP_STOP)
         await consumer.leave()
     failure = consumer.failure or ran.fatal
     # A stop (credentials refused mid-run, a run of 401/403) is exit 3, as in run.

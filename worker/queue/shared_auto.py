@@ -254,6 +254,15 @@ class SharedLearning:
         log.info("shared rate learning: taken over", consumer=self.replica,
                  rate=round(self.learning.rate, 3), ceiling=learned.get("ceiling"))
 
+    async def _quiet(self) -> bool:
+        """Nothing to read: wait a little (LEARN_WAIT; IDLE_WAIT once a wait brought nothing),
+        sooner if this replica sees a 429. True if it did."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self.outcomes.throttled.wait(), LEARN_WAIT if self._busy else IDLE_WAIT)
+        seen = self.outcomes.throttled.is_set()
+        self.outcomes.throttled.clear()
+        return seen
+
     async def _save(self) -> None:
         assert self.learning is not None
         await self._client.set(self._learned_key, json.dumps(self.learning.learned()),
@@ -261,12 +270,12 @@ class SharedLearning:
 
     async def _learn(self) -> None:
         assert self.learning is not None
-        # Waits for the next batch, so another replica's 429 is read at once; and not long, as
-        # this replica's own outcomes wait for the next flush meanwhile.
-        wait = LEARN_WAIT if self._busy else IDLE_WAIT
-        read = await self._client.xread({self._stream: self._cursor}, count=READ_COUNT,
-                                        block=round(wait * 1000))
-        self._busy = bool(read)
+        # Not a blocking XREAD: a task cancelled while redis-py waited on one (the consumer
+        # stopping) was seen to hang in it for good, and the consumer with it.
+        read = await self._client.xread({self._stream: self._cursor}, count=READ_COUNT)
+        if not read:
+            self._busy = await self._quiet()
+            return
         events: list[Event] = []
         for _stream, entries in read:
             for entry_id, fields in entries:
@@ -284,6 +293,7 @@ class SharedLearning:
                 learning.granted()
             else:
                 learning.observe(*event[1:])
+        self._busy = True
         change = schedule.take()
         if change is not None:
             interval, not_before = change
