@@ -3,7 +3,7 @@
 Two parts:
 - pacing (`Pacer`): each request takes the next free slot on a schedule one interval apart,
   where the interval is a little over 1/rate, so no window on the server's clock holds more than
-  `rate`; waiters woken late do not fire at once to catch up (at most BURST seconds of slack).
+  `rate`; waiters woken late do not fire at once to catch up (at most SPREAD seconds of slack).
 - a hard cap: asyncio-throttle's sliding window, at most `rate` grants in any one-second window
   of our own clock, whatever the pacing does. Paced requests never fill it, so its 10 ms polling
   loop does not run.
@@ -29,9 +29,14 @@ from .quota import Quota, as_written
 # Slots are spaced (1 + margin) / rate apart: the server's clock may see our requests shifted by
 # up to margin seconds per second of traffic and still count no more than `rate` in a second.
 PACING_MARGIN = 0.015
-# Grants may run this far ahead of the even spacing (several in one turn of a busy loop); kept
-# under the margin, so that BURST plus jitter still fit in it.
-BURST = 0.005
+# A grant may come up to BURST before its slot or GROUP after it (a late wake-up catches up
+# within it, and the waiters whose slots fall within SPREAD of each other are let through in one
+# wake-up: at 200/s, two at a time, half the wake-ups). Any second then holds at most
+# (1 + SPREAD + jitter) / interval + 1 grants, so SPREAD plus the jitter between our clock and the
+# server's must stay under the margin: 9 ms of jitter fit (docs/design.md#pacing).
+BURST = 0.002
+GROUP = 0.004
+SPREAD = BURST + GROUP
 # The shortest sleep the dispatcher asks for: the timer resolution of uvloop (libuv).
 TIMER_TICK = 0.001
 
@@ -50,11 +55,13 @@ class Pacer:
     """Even spacing at `rate`, for any number of waiters, none of them polling.
 
     GCRA: a theoretical time of the next grant (TAT) advances one interval per grant, and a grant
-    may come at most BURST before it. A request that finds its slot free goes at once; the others
-    queue in order behind one dispatcher task, which sleeps until the first one's slot and lets
+    may come at most BURST before it, or GROUP after it without the schedule starting over. A
+    request that finds its slot free goes at once; the others queue in order behind one
+    dispatcher task, which sleeps until the last slot within SPREAD of the first one's and lets
     through every waiter whose slot has come. So each grant costs a future, not a timer and a
-    sleep of its own (docs/design.md#pacing), and waiters woken late together are let through one
-    interval apart (at most BURST early) rather than in a burst. `reschedule` delays the next
+    sleep of its own, and waiters whose slots are that close share one wake-up of the loop, one
+    write and often one answer's read (docs/design.md#pacing). Waiters woken late together are
+    let through within SPREAD of their slots rather than in a burst. `reschedule` delays the next
     grant (the rate fell, or the server asked for a pause); the waiters keep their order.
     """
 
@@ -74,8 +81,15 @@ class Pacer:
     def _due(self) -> float:
         return max(self._tat - BURST, self._not_before)
 
-    def _grant(self, now: float) -> None:
-        self._tat = max(self._tat, now) + self.interval
+    def _grant(self, now: float, late: float = 0.0) -> None:
+        # Late by at most `late`, it keeps its slot; later, the schedule starts over from there.
+        self._tat = max(self._tat, now - late) + self.interval
+
+    def _wake_at(self, due: float) -> float:
+        """When to let the next waiters through: at the due time of the last one queued whose
+        slot is within SPREAD of the first one's (the first one then at most GROUP late)."""
+        together = min(len(self._waiters), int(SPREAD / self.interval) + 1)
+        return max(due, self._tat + (together - 1) * self.interval - BURST)
 
     async def wait(self) -> None:
         now = self.now()
@@ -97,11 +111,11 @@ class Pacer:
                 if due > now:
                     # Timers of uvloop tick in milliseconds: never ask for less, or a sleep
                     # that rounds to zero would spin until the slot comes.
-                    await self._sleep(max(due - now, TIMER_TICK))
+                    await self._sleep(max(self._wake_at(due) - now, TIMER_TICK))
                     continue
                 waiter = waiters.popleft()
                 if not waiter.done():  # its sender was not cancelled meanwhile
-                    self._grant(now)
+                    self._grant(now, GROUP)
                     waiter.set_result(None)
         finally:
             self._dispatcher = None
