@@ -4,6 +4,7 @@ arithmetic, the settings and flags, and whole jobs against the simulator's hidde
 from __future__ import annotations
 
 import asyncio
+import random
 from bisect import bisect_left
 from collections import deque
 
@@ -12,7 +13,16 @@ import pytest
 from helpers import FAST, PROJECT, TOKEN, read_report, relabel_targets, run_cli, write_jobs
 from worker import concurrency
 from worker.concurrency import ConcurrencySizer, size_for
-from worker.rate import BURST, PACING_MARGIN, TIMER_TICK, AdaptiveRateLimiter, Pacer, RateLimiter, make_limiter
+from worker.rate import (
+    BURST,
+    PACING_MARGIN,
+    SPREAD,
+    TIMER_TICK,
+    AdaptiveRateLimiter,
+    Pacer,
+    RateLimiter,
+    make_limiter,
+)
 from worker.runner import JobSpec, run_job
 from worker.settings import ConfigError, load_settings
 from worker.simulator.faults import SlidingWindowLimiter
@@ -277,6 +287,48 @@ async def test_many_waiters_are_let_through_one_interval_apart_in_order():
     # ...so no one-second window holds more than the rate, and the rate is kept.
     assert max(bisect_left(times, t + 1.0) - k for k, t in enumerate(times)) <= 100
     assert times[-1] - times[0] <= 299 * pacer.interval + TIMER_TICK
+
+
+class LateClock(YieldingClock):
+    """Every sleep overruns by up to `late` seconds, as on a busy loop (seeded)."""
+
+    def __init__(self, late: float) -> None:
+        super().__init__()
+        self.late = late
+        self.rng = random.Random(13)
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds + self.rng.uniform(0, self.late))
+
+
+def busiest(times: list[float], window: float) -> int:
+    return max(bisect_left(times, t + window) - k for k, t in enumerate(times))
+
+
+@pytest.mark.parametrize("rate", [20.0, 200.0, 333.0, 2000.0])
+@pytest.mark.parametrize("late", [0.0, 0.003, 0.02])
+async def test_waiters_close_together_share_a_wake_up_and_no_second_holds_more_than_the_rate(rate, late):
+    clock = LateClock(late)
+    pacer = Pacer(rate, clock=clock.time, sleep=clock.sleep)
+    times: list[float] = []
+
+    each = int(rate) // 4  # three seconds and more of 16 senders
+
+    async def sender() -> None:
+        for _ in range(each):
+            await pacer.wait()
+            times.append(clock.now)
+
+    await asyncio.gather(*(sender() for _ in range(16)))
+    assert len(times) == 16 * each
+    # Any second of the server's clock, shifted by jitter of up to what the margin leaves beside
+    # SPREAD, holds no more than the rate...
+    assert busiest(times, 1.0 + (PACING_MARGIN - SPREAD) * 0.99) <= rate
+    # ...and the rate is kept when the loop is on time, with one wake-up a grant at most: two
+    # waiters whose slots are close share one (at 200/s and above).
+    if not late:
+        assert busiest(times, 1.0) >= int(rate / (1 + PACING_MARGIN))
+        assert len(clock.slept) <= len(times) / (2 if rate >= 200 else 1) + 1
 
 
 async def test_a_cancelled_waiter_gives_its_slot_to_the_next():

@@ -5,6 +5,8 @@ Milliseconds each, no socket: the same code paths the socket tests reach end to 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from worker.api.client import Answer
 from worker.concurrency import ConcurrencySizer
 from worker.engine import Engine
 from worker.jobs import JobRules, RawRow, Validator
+from worker.logs import configure
 from worker.rate import RateLimiter
 from worker.relabel import Relabeler
 from worker.results import Outcome, Result
@@ -87,6 +90,36 @@ async def test_every_row_ends_as_one_result():
     summary = await engine(FakeApi(), Stop(), 50, sink).run()
     assert outcomes(sink) == {"applied": 50} and summary.requests == 50
     assert sorted(r.line for r in sink.results) == [r.line for r in rows(50)]
+
+
+class WriteThrough(io.StringIO):
+    """A log stream as stdout is under PYTHONUNBUFFERED (the image): each write() reaches the pipe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+class CountBatches(Collect):
+    batches = 0
+
+    async def write_batch(self, results: list[Result]) -> None:
+        self.batches += 1
+        await super().write_batch(results)
+
+
+async def test_the_job_lines_of_a_batch_reach_the_log_in_one_write_in_report_order():
+    out, sink = WriteThrough(), CountBatches()
+    configure("info", "json", stream=out)
+    await engine(FakeApi(), Stop(), 50, sink).run()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    jobs = [line["line"] for line in lines if line["event"] == "job"]
+    assert jobs == [r.line for r in sink.results] and sorted(jobs) == [r.line for r in rows(50)]
+    assert out.writes <= sink.batches + len(lines) - len(jobs)  # the other events: one each
 
 
 async def test_a_stop_lets_requests_in_flight_finish_within_the_grace_and_records_the_rest():

@@ -36,6 +36,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -59,7 +60,7 @@ BATCH = 256  # rows read and validated per hop to the reader thread
 # rows finishing just after it, so that they share one report write, one fsync and one log flush.
 # It ends early once GROUP_ENOUGH rows wait, or every sender is waiting for the writer (nothing
 # more can come). Senders count the wait as busy time, so --concurrency auto keeps the rate.
-GROUP_WINDOW = 0.02
+GROUP_WINDOW = 0.05
 GROUP_ENOUGH = 16
 RESULTS_HIGH_WATER = 4096  # the reader waits while this many results await the writer
 RESIZE_EVERY = 0.05  # seconds between checks of the number of senders (--concurrency auto)
@@ -417,8 +418,18 @@ class Engine:
         return from_job(item, stop.outcome, error_message=message or stop.message)
 
     async def _write(self) -> None:
+        # A thread of its own for sync(): a slow disk must not stall the loop, and the shared
+        # pool of to_thread woke two idle workers a batch, each taking the GIL (strace).
+        syncer = ThreadPoolExecutor(1, thread_name_prefix="sync")
+        try:
+            await self._write_batches(syncer)
+        finally:
+            syncer.shutdown(wait=False)
+
+    async def _write_batches(self, syncer: ThreadPoolExecutor) -> None:
         # Bound once: the lazy logger binds anew on every call (docs/design.md#log-events).
         self._job_log = log.bind()
+        loop = asyncio.get_running_loop()
         counts = self.summary.counts
         progress = self._progress
         sinks_broken = False
@@ -437,7 +448,7 @@ class Engine:
                         if inspect.isawaitable(written):
                             await written
                         if (sync := getattr(sink, "sync", None)) is not None:
-                            await asyncio.to_thread(sync)  # a slow disk must not stall the loop
+                            await loop.run_in_executor(syncer, sync)
                 except Exception as exc:
                     sinks_broken = True
                     self._fail(exc, "cannot record results")

@@ -1,5 +1,6 @@
-"""The optional `fast` extra (`pip install 'snaprelabel[fast]'`): uvloop and orjson, used when
-installed, the standard library otherwise. What each buys: docs/design.md#the-fast-extra.
+"""uvloop and orjson (dependencies where they have wheels; uvloop has none for Windows): used
+when installed, the standard library otherwise. What each buys, and why they are dependencies:
+docs/design.md#uvloop-and-orjson.
 
 orjson encodes request bodies and decodes answers, byte for byte what the standard library
 would send; log lines stay with the standard library, so their format does not depend on

@@ -43,25 +43,34 @@ class _TqdmSafeLogger:
 
 class _LineLogger:
     """One write a line, flushed at once, except while lines are held (`held_lines`): then one
-    flush for all of them. structlog's PrintLogger prints (message, then newline) and flushes
-    every line: a job event a row cost two writes to a pipe (docs/design.md#log-events)."""
+    write and one flush for all of them. structlog's PrintLogger prints (message, then newline)
+    and flushes every line: a job event a row cost two writes to a pipe. The held lines are
+    kept here, not in the stream's buffer: with PYTHONUNBUFFERED (set in the image) that buffer
+    writes through, one system call a line (docs/design.md#log-events)."""
 
     def __init__(self, stream: TextIO) -> None:
         # As PrintLogger: the process's own stdout is looked up at each line, so that a
         # redirection made later (a test's capture) is followed.
         self._stream = None if stream is _STDOUT else stream
         self._lock = threading.Lock()
+        self._lines: list[str] = []  # held, in order
 
     def msg(self, message: str) -> None:
-        stream = self._stream or sys.stdout
         with self._lock:
+            if _held:
+                self._lines.append(message)
+                return
+            stream = self._stream or sys.stdout
             stream.write(message + "\n")
-            if not _held:
-                stream.flush()
+            stream.flush()
 
     def flush(self) -> None:
         with self._lock:
-            (self._stream or sys.stdout).flush()
+            stream = self._stream or sys.stdout
+            if self._lines:
+                lines, self._lines = self._lines, []
+                stream.write("\n".join(lines) + "\n")
+            stream.flush()
 
     log = debug = info = warning = warn = error = critical = exception = msg
 

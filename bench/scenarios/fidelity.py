@@ -6,8 +6,9 @@ most arrivals within 1.0 s after any arrival. For contrast, asyncio-throttle alo
 snaprelabel wraps as a hard cap) drives the same target with the same rate at the same
 concurrency (bench/bare_loop.py --throttle).
 
-snaprelabel paces at 1.5% under the rate and lets a late wake-up catch up by at most 5 ms, so
-10 ms of jitter between its clock and the target's stay within the rate. On a busy machine the
+snaprelabel paces at 1.5% under the rate; a grant may come 2 ms before its slot or 5 ms after it
+(two waiters whose slots are that close share one wake-up), so 8 ms of jitter between its clock
+and the target's stay within the rate. On a busy machine the
 target is sometimes not scheduled for longer: requests that queued meanwhile are stamped
 together, and a one-second window can then hold more than any second of sending did.
 """
