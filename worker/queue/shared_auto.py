@@ -29,8 +29,8 @@ from ..rate import PACING_MARGIN, AdaptiveRateLimiter
 from .shared_limit import REDIS_FAILURES
 
 FLUSH_EVERY = 0.01  # seconds: a replica's grants and answers reach the learning this late at most
-LEARN_WAIT = 0.003  # the learner's longest wait for a batch
-IDLE_WAIT = 0.05  # ... when the last wait brought none: an idle queue costs few round trips
+LEARN_WAIT = 0.003  # the learner's wait between reads while outcomes come in ...
+IDLE_WAIT = 0.25  # ... growing up to this while none do: an idle queue costs few round trips
 RENEW_EVERY = 1.0
 LEASE_MS = 3_000
 LEARNED_TTL_MS = 3_600_000  # what was learnt outlives a pause of the queue, not a day
@@ -83,6 +83,7 @@ class Outcomes:
 
     def __init__(self) -> None:
         self.events: list[str] = []
+        self.pending = asyncio.Event()  # something to flush
         self.throttled = asyncio.Event()  # a 429 is flushed at once: the learning acts on it
 
     def granted(self, at: float) -> None:
@@ -99,9 +100,12 @@ class Outcomes:
         if len(self.events) >= MAX_BUFFERED:
             del self.events[: MAX_BUFFERED // 10]
         self.events.append(event)
+        self.pending.set()
 
     def take(self) -> list[str]:
         events, self.events = self.events, []
+        self.pending.clear()
+        self.throttled.clear()
         return events
 
 
@@ -144,6 +148,12 @@ def _learned(saved: bytes | str | None) -> dict[str, float | None]:
         return {}
     return {k: float(v) for k, v in values.items()
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+async def _waited(event: asyncio.Event, timeout: float) -> bool:
+    with suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+    return event.is_set()
 
 
 def _time(event: Event) -> float:
@@ -202,7 +212,7 @@ class SharedLearning:
         self._schedule = SharedSchedule()
         self._cursor = "$"
         self._renew_at = 0.0
-        self._busy = False  # the last read brought outcomes
+        self._wait = LEARN_WAIT  # the learner's next wait when there is nothing to read
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -214,13 +224,11 @@ class SharedLearning:
                         self._renew_at = loop.time() + RENEW_EVERY
                         await self._hold_lease()
                     if self.learning is not None:
-                        await self._learn()  # its wait: the next batch, or LEARN_WAIT
+                        await self._learn()  # its wait: _quiet
                         continue
                 except REDIS_FAILURES:
                     pass  # the limiter falls back to a local share meanwhile; try again
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self.outcomes.throttled.wait(), FLUSH_EVERY)
-                self.outcomes.throttled.clear()
+                await self._next_batch(max(0.0, self._renew_at - loop.time()))
         finally:
             with suppress(*REDIS_FAILURES):
                 await self._flush()
@@ -254,14 +262,18 @@ class SharedLearning:
         log.info("shared rate learning: taken over", consumer=self.replica,
                  rate=round(self.learning.rate, 3), ceiling=learned.get("ceiling"))
 
-    async def _quiet(self) -> bool:
-        """Nothing to read: wait a little (LEARN_WAIT; IDLE_WAIT once a wait brought nothing),
-        sooner if this replica sees a 429. True if it did."""
-        with suppress(TimeoutError):
-            await asyncio.wait_for(self.outcomes.throttled.wait(), LEARN_WAIT if self._busy else IDLE_WAIT)
-        seen = self.outcomes.throttled.is_set()
-        self.outcomes.throttled.clear()
-        return seen
+    async def _next_batch(self, most: float) -> None:
+        """Until this replica has outcomes to flush (at most `most`), then FLUSH_EVERY to gather
+        a batch, unless one is a 429."""
+        outcomes = self.outcomes
+        if await _waited(outcomes.pending, most) and not outcomes.throttled.is_set():
+            await _waited(outcomes.throttled, FLUSH_EVERY)
+
+    async def _quiet(self) -> None:
+        """Nothing to read: the learner waits a little, longer and longer while nothing comes
+        (at once when this replica has outcomes of its own)."""
+        self._wait = min(IDLE_WAIT, 2 * self._wait)
+        await _waited(self.outcomes.pending, self._wait)
 
     async def _save(self) -> None:
         assert self.learning is not None
@@ -274,8 +286,9 @@ class SharedLearning:
         # stopping) was seen to hang in it for good, and the consumer with it.
         read = await self._client.xread({self._stream: self._cursor}, count=READ_COUNT)
         if not read:
-            self._busy = await self._quiet()
+            await self._quiet()
             return
+        self._wait = LEARN_WAIT / 2
         events: list[Event] = []
         for _stream, entries in read:
             for entry_id, fields in entries:
@@ -293,7 +306,6 @@ class SharedLearning:
                 learning.granted()
             else:
                 learning.observe(*event[1:])
-        self._busy = True
         change = schedule.take()
         if change is not None:
             interval, not_before = change
