@@ -680,9 +680,10 @@ class AdaptiveRateLimiter:
         if self.confirmed and self._held_since is None:
             rate = min(rate, self._hold_share * ceiling)  # climb to the hold, then wait there
         elif self.confirmed and self._rate <= ceiling:
-            # The hold is over: the probe goes just past the ceiling at once, in short rounds, so a
-            # raised quota is found within a second or two of it rather than after steps of 2%.
-            rate = max(rate, self.QUICK_PAST * ceiling * (1 + 1e-6))
+            # The hold is over: the probe goes a step past the ceiling at once, not by steps from
+            # the hold, so a raised quota is found within a few seconds. A round there (a second's
+            # window refuses only at its end), then short rounds if nothing was refused.
+            rate = max(rate, (1 + self.STEP) * ceiling)
             self._step = rate - self._rate  # a 429 now: the rate before the jump held
         self._rate = min(self.MAX, rate)
         self._pacer.speed_up(self._rate)
