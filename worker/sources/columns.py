@@ -138,7 +138,10 @@ def resolve(headers: list[str], overrides: dict[str, str], source: str, line: in
 
 
 def _suggest(target: str, candidates: list[str], hints: tuple[str, ...]) -> str:
-    """The --column flag for the likeliest unmapped header, quoted for a shell."""
+    """The --column flag for the likeliest unmapped header, quoted for a shell. Only a header
+    that prints as it is: a line break or a control character from the file would break the
+    message's line (and the log line it goes into)."""
+    candidates = [h for h in candidates if h.isprintable()]
     likely = [h for h in candidates if any(hint in header_key(h) for hint in hints)]
     header = (likely or candidates or ["HEADER"])[0]
     return f"--column {shlex.quote(f'{target}={header}')}"
