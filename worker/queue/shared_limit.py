@@ -17,6 +17,9 @@ backoff, at most MAX_SHARED_PAUSE): every later slot starts after it. Each call 
 the replica in a sorted set, so every replica knows how many share the limit. When Redis cannot
 be reached, or answers an error, the limiter falls back to a local limit of rate / replicas (the
 last count seen) and tries Redis again a second later.
+
+Under --rate auto (shared_auto.py) the interval, and a time before which no slot is given, are
+the learner's, read from Redis by the same script; each replica then books one slot at a time.
 """
 
 from __future__ import annotations
