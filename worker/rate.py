@@ -684,7 +684,6 @@ class AdaptiveRateLimiter:
             # the hold, so a raised quota is found within a few seconds. A round there (a second's
             # window refuses only at its end), then short rounds if nothing was refused.
             rate = max(rate, (1 + self.STEP) * ceiling)
-            self._step = rate - self._rate  # a 429 now: the rate before the jump held
         self._rate = min(self.MAX, rate)
         self._pacer.speed_up(self._rate)
 
