@@ -33,8 +33,7 @@ LEARN_WAIT = 0.003  # the learner's wait between reads while outcomes come in ..
 IDLE_WAIT = 0.25  # ... growing up to this while none do: an idle queue costs few round trips
 RENEW_EVERY = 1.0
 LEASE_MS = 3_000
-LEARNED_TTL_MS = 3_600_000  # what was learnt outlives a pause of the queue, not a day
-INTERVAL_TTL_MS = 3_600_000
+KEY_TTL_MS = 3_600_000  # the stream, what was learnt, the pace: outlive a pause of the queue, not a day
 STREAM_MAXLEN = 1_000  # batches kept: the learning reads within milliseconds
 READ_COUNT = 500
 MAX_BATCH = 1 << 20  # characters of a batch read
@@ -210,7 +209,7 @@ class SharedLearning:
         self._release = client.register_script(RELEASE)
         self._apply = client.register_script(APPLY)
         self._schedule = SharedSchedule()
-        self._cursor = "$"
+        self._cursor = "0-0"  # set on taking over: the newest entry then
         self._renew_at = 0.0
         self._wait = LEARN_WAIT  # the learner's next wait when there is nothing to read
 
@@ -241,7 +240,7 @@ class SharedLearning:
         if events:
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.xadd(self._stream, {"e": ";".join(events)}, maxlen=STREAM_MAXLEN, approximate=True)
-                pipe.pexpire(self._stream, LEARNED_TTL_MS)  # gone an hour after the last replica
+                pipe.pexpire(self._stream, KEY_TTL_MS)  # gone an hour after the last replica
                 await pipe.execute()
 
     async def _hold_lease(self) -> None:
@@ -272,13 +271,13 @@ class SharedLearning:
     async def _quiet(self) -> None:
         """Nothing to read: the learner waits a little, longer and longer while nothing comes
         (at once when this replica has outcomes of its own)."""
-        self._wait = min(IDLE_WAIT, 2 * self._wait)
         await _waited(self.outcomes.pending, self._wait)
+        self._wait = min(IDLE_WAIT, 2 * self._wait)
 
     async def _save(self) -> None:
         assert self.learning is not None
         await self._client.set(self._learned_key, json.dumps(self.learning.learned()),
-                               px=LEARNED_TTL_MS)
+                               px=KEY_TTL_MS)
 
     async def _learn(self) -> None:
         assert self.learning is not None
@@ -288,7 +287,7 @@ class SharedLearning:
         if not read:
             await self._quiet()
             return
-        self._wait = LEARN_WAIT / 2
+        self._wait = LEARN_WAIT
         events: list[Event] = []
         for _stream, entries in read:
             for entry_id, fields in entries:
@@ -312,4 +311,4 @@ class SharedLearning:
             await self._apply(keys=self._schedule_keys,
                               args=[round(interval * 1e6),
                                     "" if not_before is None else f"{not_before * 1e6:.0f}",
-                                    INTERVAL_TTL_MS])
+                                    KEY_TTL_MS])
