@@ -79,10 +79,11 @@ def test_a_learner_killed_hands_over_what_it_learnt(sim_thread, redis_url, strea
     for consumer in started.values():
         assert consumer.wait(120) == 0, consumer.stderr()
 
+    # A survivor took over (and, if it finished first, handed over again to the last one): each
+    # went on from the stated quota, not from slow start's 10/s.
     successors = [e for c in started.values() for e in c.events() if e["event"] == TAKEN_OVER]
-    assert len(successors) == 1, successors
-    # It went on from the stated quota, not from slow start's 10/s.
-    assert successors[0]["ceiling"] == 40.0 and successors[0]["rate"] > 30, successors[0]
+    assert successors, "no survivor took the learning over"
+    assert all(e["ceiling"] == 40.0 and e["rate"] > 30 for e in successors), successors
     entries = results(client, stream)
     assert Counter(e["snapshot_id"] for e in entries) == Counter(targets.keys())
     assert {e["outcome"] for e in entries} == {"applied"}
