@@ -102,6 +102,17 @@ async def test_probes_that_cost_a_retry_after_pause_are_rarer_still():
     # A pause of every sender for a second, once per gap: at most 3% of the time.
     assert gaps[1.0] >= 1.0 / AdaptiveRateLimiter.PAUSE_BUDGET > gaps[None]
 
+@pytest.mark.parametrize("limit", [10, 100, 1000])
+async def test_with_retry_after_the_ramps_first_429_counts_the_quota(limit):
+    # Each 429 pauses every sender for a second. The ramp's first one says what the server's
+    # second holds; a second pause to count it again costs a tenth of a ten-second job.
+    clock = FakeClock()
+    lim = auto(clock)
+    done = await run(lim, clock, PerSecond(limit, 1.0), 10)
+    assert done.refused == 1
+    assert lim.ceiling == limit and lim.rate == pytest.approx(AdaptiveRateLimiter.HOLD_AT * limit)
+
+
 
 async def test_a_stated_per_second_limit_is_the_ceiling_at_once():
     clock = FakeClock()

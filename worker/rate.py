@@ -210,9 +210,10 @@ class AdaptiveRateLimiter:
       ceiling doubles the gap, up to what a probe costs: a few 429s (CHEAP_GAP, or PROBE_REQUESTS'
       time), or a Retry-After pause (PAUSE_BUDGET of the time). Past the old ceiling without a
       429, the quota rose: quick rounds, the step growing fourfold.
-    - Retry-After: nothing is granted before it passes (at most MAX_PAUSE). A 429 within a second
-      after such a pause counts the quota exactly; other ceilings it leaves unconfirmed are held
-      at UNSURE_HOLD, as a probe would pause every sender.
+    - Retry-After: nothing is granted before it passes (at most MAX_PAUSE). The ramp's first 429,
+      and a 429 within a second after such a pause, count the quota: what the server took in
+      that second. Other ceilings it leaves unconfirmed are held at UNSURE_HOLD, as a probe
+      would pause every sender.
     - per window (N per 20 s, per minute: still closed after MIN_CLOSED, or a Retry-After of at
       least WINDOW_PAUSE): not a fallen quota. Then the pace is N/W, evenly: N what the server
       took in the window that just ended, W the time between two openings; once W is known,
@@ -450,6 +451,14 @@ class AdaptiveRateLimiter:
             # Within a second after a pause of a second or more, the server's current second
             # began during the pause: what it took since the pause is its quota, exactly.
             reference = sum(1 for t in recent if t >= resumed)
+            exact = True
+        elif self.ceiling is None and self._paused_until > now:
+            # The ramp's first 429, with a pause: what the server took in the last second (since
+            # the start, if shorter) is its quota (a fixed window's, perhaps a few over). Taken as
+            # a rate over the part of a second the job has run it is a third over at 100/s, and
+            # held at the unsure share it is 6% under: either costs a second pause or the job's
+            # throughput until the next probe, tens of seconds away.
+            reference = len(recent)
             exact = True
         if self.stated is not None and self.stated.window <= 1.0:
             reference = min(reference, self.stated.per_second)
