@@ -173,6 +173,19 @@ async def test_a_stated_window_is_paced_evenly_from_the_reopening():
     assert lim.window == 60.0 and lim.pace == 10.0
 
 
+async def test_a_stated_window_is_not_trickled_into_before_its_next_boundary():
+    # Every other window is a probe, sent faster: it closes seconds early. The stated length is
+    # exact, so the next boundary is known from the last opening seen, however many windows back:
+    # the trickle waits for it rather than asking four times a second until it comes.
+    clock = FakeClock()
+    lim = auto(clock)
+    model = FixedWindow(600, 60.0, 1030.0, state=True)
+    await run(lim, clock, model, 240)  # found the boundary
+    done = await run(lim, clock, model, 240)
+    assert done.refused <= 0.005 * 600 * 4  # a few 429s a probe (twelve before)
+    assert done.accepted >= 0.95 * 600 * 4
+
+
 @pytest.mark.parametrize("before, after", [(240, 120), (240, 480)])
 async def test_a_per_window_quota_that_changes_is_followed_within_a_few_windows(before, after):
     clock = FakeClock()

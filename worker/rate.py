@@ -534,14 +534,23 @@ class AdaptiveRateLimiter:
 
     def _trickle(self, now: float) -> None:
         """While the window is closed, a request now and then tells when it reopens. Once the
-        window's length is known, none until just before the opening it predicts, one window
-        after the last (only that one: a length learnt wrong, over two windows taken for one,
-        would otherwise pause the job for as long)."""
+        window's length is known, none until just before the opening it predicts: a learnt
+        length, one window after the last opening seen (only that one: a length learnt wrong,
+        over two windows taken for one, would otherwise pause the job for as long); a stated
+        length, the next boundary however many windows on."""
         assert self.closed_since is not None
         not_before = self._paused_until
-        if self.window is not None and not self._first_span and self._opened_at is not None:
-            lead = max(self.window / 20, 3 * self._window_error)
-            not_before = max(not_before, self._opened_at + self.window - lead)
+        if self.window is not None and not self._first_span and math.isfinite(self._window_error):
+            assert self._opened_at is not None  # an opening was seen
+            opening = self._opened_at + self.window
+            if self.stated is not None and self.stated.window > 1.0:
+                # A stated length is exact: the next boundary, however many windows on (a
+                # window that did not close had no opening to see).
+                lead = 3 * self._window_error
+                opening += self.window * max(0, math.ceil((now - lead - opening) / self.window))
+            else:
+                lead = max(self.window / 20, 3 * self._window_error)
+            not_before = max(not_before, opening - lead)
         # Sparser the longer it stays closed: a request late by a fifth of the time waited.
         first, most = self.TRICKLE
         share = 0.2
@@ -595,6 +604,9 @@ class AdaptiveRateLimiter:
                 if candidate < self._window_error:
                     self.window, self._window_error = span / windows, candidate
             self._open_error = error
+        else:
+            # A stated length is exact: the next opening is as well known as this one.
+            self._window_error = 0.5 * self._spacing
         self.pace = pace
         self.ceiling = pace
         self._probe_step = 0.0
