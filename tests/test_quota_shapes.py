@@ -184,6 +184,21 @@ async def test_a_stated_window_is_not_trickled_into_before_its_next_boundary():
     done = await run(lim, clock, model, 240)
     assert done.refused <= 0.005 * 600 * 4  # a few 429s a probe (twelve before)
     assert done.accepted >= 0.95 * 600 * 4
+async def test_an_opening_read_late_foretells_no_boundary():
+    # Queue mode reads every replica's answers in batches: an answer to a request sent before a
+    # closing can come after it and look like the window reopening. Closed again at once, the
+    # limiter must not wait a window from that "opening": the trickle goes on.
+    clock = FakeClock()
+    lim = auto(clock)
+    stated = Quota(240, 20.0)
+    await run(lim, clock, FixedWindow(240, 20.0, 1007.3, state=True), 60)  # boundaries known
+    lim.observe(429, None, stated)  # closed
+    lim.observe(200, None)  # a late answer to a request sent before
+    lim.observe(429, None, stated)  # closed still
+    before = clock.now
+    await lim.acquire()
+    assert clock.now - before <= 20.0 / 30  # a trickle's spacing, not a window
+
 
 
 @pytest.mark.parametrize("before, after", [(240, 120), (240, 480)])

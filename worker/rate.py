@@ -300,6 +300,7 @@ class AdaptiveRateLimiter:
         self.pace: float | None = None  # N/W: what the server takes, evenly
         self.closed_since: float | None = None  # the window is closed (a run of 429s)
         self._opened_at: float | None = None  # the last time a closed window reopened
+        self._opening_sure = True  # ... and the server took a window's worth after it
         self._since_open = 0  # answers accepted since then
         self._probe_step = 0.0  # > 0 while a window is probed
         self._window_end = math.inf  # the end of the current window (once its length is known)
@@ -530,6 +531,11 @@ class AdaptiveRateLimiter:
 
     def _close(self, now: float) -> None:
         self.closed_since = now
+        if self.pace is not None and self.window is not None:
+            # An opening after which the server took less than half a window's count was
+            # perhaps none: an answer to a request sent before the closing, read late (queue
+            # mode reads every replica's answers in batches). No boundary is foretold from it.
+            self._opening_sure = self._since_open >= 0.5 * self.pace * self.window
         self._trickle(now)
 
     def _trickle(self, now: float) -> None:
@@ -540,14 +546,19 @@ class AdaptiveRateLimiter:
         length, the next boundary however many windows on."""
         assert self.closed_since is not None
         not_before = self._paused_until
-        if self.window is not None and not self._first_span and math.isfinite(self._window_error):
+        if (self.window is not None and not self._first_span and math.isfinite(self._window_error)
+                and self._opening_sure):
             assert self._opened_at is not None  # an opening was seen
             opening = self._opened_at + self.window
             if self.stated is not None and self.stated.window > 1.0:
-                # A stated length is exact: the next boundary, however many windows on (a
-                # window that did not close had no opening to see).
+                # A stated length is exact: the boundary after the closing, however many windows
+                # on (a window that did not close had no opening to see). A closing within a
+                # quarter window after a boundary may be the window before's, seen late (queue
+                # mode reads answers in batches): that boundary, then, at the risk of a trickle,
+                # not the next, at the risk of a window lost. Fixed while the window stays closed.
                 lead = 3 * self._window_error
-                opening += self.window * max(0, math.ceil((now - lead - opening) / self.window))
+                closed = self.closed_since - max(lead, self.window / 4)
+                opening += self.window * max(0, math.ceil((closed - opening) / self.window))
             else:
                 lead = max(self.window / 20, 3 * self._window_error)
             not_before = max(not_before, opening - lead)
@@ -555,7 +566,7 @@ class AdaptiveRateLimiter:
         first, most = self.TRICKLE
         share = 0.2
         if self.window is not None and not self._first_span:
-            most = min(most, self.window / 30)
+            most = min(most, self.window / 20)
         elif self.pace is None and (self.stated is None or self.stated.window <= 1.0):
             # Perhaps only a second's window: it reopens soon, and each request refused counts.
             first, share = self.SECOND_TRICKLE

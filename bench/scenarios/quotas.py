@@ -68,8 +68,8 @@ def shapes(quick: bool) -> tuple[list[Shape], list[Shape]]:
     s = 6.0 if quick else 10.0
     fast = [Shape(f"{q:,}/s{', Retry-After' if ra else ''}", f"{q}/s", q, s, retry_after=ra)
             for q in (10, 100, 1000) for ra in (False, True)]
-    # With Retry-After, finding the quota costs two pauses of a second (the ramp's overshoot, then
-    # the exact count): a fifth of a 10-second job, a twentieth of a 40-second one.
+    # With Retry-After, finding the quota costs the ramp's pause of a second (and a 429 the
+    # server's jitter lets through, another): a tenth of a 10-second job, a fortieth of a 40-second one.
     fast.append(Shape(f"100/s, Retry-After, {4 * s:g} s job", "100/s", 100, 4 * s, retry_after=True))
     half = 8.0 if quick else 10.0
     fast += [Shape("100/s halved to 50/s", "100/s", 100, 2 * half, change=(half, "50/s", 50)),
