@@ -11,19 +11,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from quota_models import Answer, FixedWindow, PerSecond
+from quota_models import FixedWholeSecondRetryAfter, FixedWindow, PerSecond
 from test_quota_shapes import FakeClock, auto, run
 
 PER_SECOND = (10, 100, 1000)
 OFFSET = 0.37  # a fixed window's second begins this long after the job starts
-
-
-class FixedWholeSecondRetryAfter(FixedWindow):
-    """Fixed windows whose 429 says `Retry-After: 1`: whole seconds, as the simulator's."""
-
-    def answer(self, now: float) -> Answer:
-        status, _, stated = super().answer(now)
-        return status, (1.0 if status == 429 else None), stated
 
 
 async def _one(model: object, per_second: float, seconds: float) -> tuple[float, float]:

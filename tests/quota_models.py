@@ -56,6 +56,15 @@ class FixedWindow:
         return 429, wait, Quota(self.limit, self.window) if self.state else None
 
 
+class FixedWholeSecondRetryAfter(FixedWindow):
+    """Fixed windows whose 429 says `Retry-After: 1`, whole seconds, as HTTP writes it (and the
+    simulator, and Kong's per-second limits): the pause says nothing of where the window ends."""
+
+    def answer(self, now: float) -> Answer:
+        status, _, stated = super().answer(now)
+        return status, (1.0 if status == 429 else None), stated
+
+
 @dataclass
 class TokenBucket:
     """`rate` tokens a second, at most `burst` saved."""

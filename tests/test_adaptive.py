@@ -61,8 +61,11 @@ async def send(lim: AdaptiveRateLimiter, clock: FakeClock, seconds: float,
 
 
 async def cut_once(clock: FakeClock, start: float = 100.0) -> AdaptiveRateLimiter:
-    """A limiter that sent at `start` for a tenth of a second (no doubling yet), then saw a 429."""
+    """A limiter past its ramp (a ceiling far above, from before) that sent at `start` for a
+    tenth of a second, then saw a 429: a cut. (The ramp's own first 429 counts the quota:
+    tests/test_quota_shapes.py.)"""
     lim = limiter(clock, start)
+    lim.ceiling = 10 * start
     await send(lim, clock, 0.09)
     lim.observe(429, None)
     return lim

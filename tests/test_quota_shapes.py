@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 
 import pytest
-from quota_models import FixedWindow, PerSecond, TokenBucket
+from quota_models import FixedWholeSecondRetryAfter, FixedWindow, PerSecond, TokenBucket
 
 from worker.quota import Quota
 from worker.rate import AdaptiveRateLimiter, RateLimiter
@@ -112,6 +112,64 @@ async def test_with_retry_after_the_ramps_first_429_counts_the_quota(limit):
     assert done.refused == 1
     assert lim.ceiling == limit and lim.rate == pytest.approx(AdaptiveRateLimiter.HOLD_AT * limit)
 
+
+
+async def test_without_retry_after_the_ramps_first_429_counts_the_quota_too():
+    # The ramp's 10 accepted, as a rate over the half second it took, said 20/s: its second
+    # was refused again until a count over a whole second said 10 (7 refused in 10 s, not 3).
+    clock = FakeClock()
+    lim = auto(clock)
+    model = PerSecond(10)
+    while lim.ceiling is None:
+        await lim.acquire()
+        status, _, _ = model.answer(clock.now)
+        lim.observe(status, None)
+    assert lim.ceiling == 10
+    done = await run(lim, clock, model, 10)
+    assert done.refused <= 2
+
+
+@dataclass
+class StrayFirst(PerSecond):
+    """One 429 to the job's second request (another client's burst), then a per-second quota."""
+
+    _seen: int = 0
+
+    def answer(self, now: float):
+        self._seen += 1
+        return (429, None, None) if self._seen == 2 else super().answer(now)
+
+
+async def test_a_stray_429_at_the_start_is_no_quota():
+    # Counted as the quota, it was one request a second, held for the probe gap (75 s); taken
+    # as a rate (before), 9/s for the first 30 s: 54% of a minute's quota held.
+    clock = FakeClock()
+    done = await run(auto(clock), clock, StrayFirst(1000), 60)
+    assert done.accepted >= 0.85 * 1000 * 60
+
+
+@pytest.mark.parametrize("offset", [0.45, 0.5, 0.55, 0.6])
+async def test_a_ceiling_refused_at_its_hold_is_backed_off_not_found_again_two_percent_lower(offset):
+    # A fixed window's ramp count holds some of the second before (up to twice the quota): held
+    # at 98% of it, refused. Cut 2% below the pace refused, each cut costs a pause (a tenth of
+    # a ten-second job): 4 or 5 of them were, and 61-65% of the quota held. Backed off by a
+    # tenth, a ramp count a fifth over costs two.
+    clock = FakeClock()
+    model = FixedWholeSecondRetryAfter(100, 1.0, clock.now + offset)
+    done = await run(auto(clock), clock, model, 10)
+    assert done.refused <= 3
+    assert done.accepted >= 0.75 * 100 * 10
+
+
+async def test_a_probe_past_a_fixed_window_holds_two_rounds_before_it_grows_fast():
+    # A probe round straddling two fixed windows may pass at 2% over; growing fourfold each
+    # quarter second from there, the pace ran to 2.7 times the quota before a window's end
+    # refused it, and held the ceiling found there (116) a few percent over until the next probe.
+    clock = FakeClock()
+    lim = auto(clock)
+    done = await run(lim, clock, FixedWholeSecondRetryAfter(100, 1.0, clock.now + 0.37), 120)
+    assert done.refused <= 4
+    assert lim.ceiling is not None and lim.ceiling <= 106
 
 
 async def test_a_stated_per_second_limit_is_the_ceiling_at_once():

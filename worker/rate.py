@@ -200,6 +200,9 @@ class AdaptiveRateLimiter:
 
     - slow start: until the first 429 the rate doubles each round (SLOW_ROUND, or LATENCY_ROUNDS
       answers' latency up to SLOW_ROUND_MAX), by QUEUEING_GROWTH only once answers slow down.
+      Its first 429 counts the quota: what the server took in the last second (since the start,
+      if shorter). If the very next request is taken, that was perhaps no full window (a stray
+      429): slow start goes on, once.
     - a full window: the first 429, or CLOSED_RUN in a row to requests sent after a cut (answers
       to requests sent before it are stale, and told apart by count), closes: only a trickle of
       requests until one is accepted.
@@ -208,12 +211,14 @@ class AdaptiveRateLimiter:
       was accepted (once per HOLD). Additive increase (STEP of the ceiling a round) up to the
       hold, which lasts the probe gap, then a probe past it. Each probe that finds the same
       ceiling doubles the gap, up to what a probe costs: a few 429s (CHEAP_GAP, or PROBE_REQUESTS'
-      time), or a Retry-After pause (PAUSE_BUDGET of the time). Past the old ceiling without a
-      429, the quota rose: quick rounds, the step growing fourfold.
-    - Retry-After: nothing is granted before it passes (at most MAX_PAUSE). The ramp's first 429,
-      and a 429 within a second after such a pause, count the quota: what the server took in
-      that second. Other ceilings it leaves unconfirmed are held at UNSURE_HOLD, as a probe
-      would pause every sender.
+      time), or a Retry-After pause (PAUSE_BUDGET of the time). Two rounds past the old ceiling
+      without a 429 (one may straddle two fixed windows), the quota rose: quick rounds, the step
+      growing fourfold.
+    - Retry-After: nothing is granted before it passes (at most MAX_PAUSE). A 429 within a
+      second after such a pause counts the quota: what the server took in that second. Other
+      ceilings it leaves unconfirmed are held at UNSURE_HOLD, as a probe would pause every
+      sender; one refused at its hold was too high (a fixed window's ramp count): BACKOFF of
+      the pace refused, until the next probe.
     - per window (N per 20 s, per minute: still closed after MIN_CLOSED, or a Retry-After of at
       least WINDOW_PAUSE): not a fallen quota. Then the pace is N/W, evenly: N what the server
       took in the window that just ended, W the time between two openings; once W is known,
@@ -288,6 +293,9 @@ class AdaptiveRateLimiter:
         self._recent: deque[float] = deque()  # times of accepted answers in the last second
         self._started: float | None = None  # first answer
         self._refused_run = 0  # 429s in a row to requests sent after the last cut
+        # The ramp's first 429 is to be doubted if the next request is taken (None: none yet;
+        # False: doubted, or confirmed, already: once only).
+        self._ramp_429: bool | None = None
         self._last_refused = -math.inf
         self._outstanding = 0  # requests granted and not yet answered
         self._stale = 0  # answers still due to requests sent before the last cut
@@ -426,6 +434,8 @@ class AdaptiveRateLimiter:
         if now < self._hold_until:
             return  # one 429 soon after a cut: not another cut yet (a stray, or a burst's end)
         first = self.ceiling is None
+        if first and self._ramp_429 is None:
+            self._ramp_429 = True
         self._cut(now)
         if first:
             # The end of slow start: far past the quota, whatever its shape. Only a trickle until
@@ -442,9 +452,11 @@ class AdaptiveRateLimiter:
         # Near the rate, this is a probe just past the quota: cut from the rate, which a count
         # over one second (off by one either way: a tenth at 10/s) would only blur. Far below
         # it, the quota fell: cut from what was accepted.
-        reference = self._rate if accepted >= self.NEAR * self._rate else accepted
-        if reference == self._rate and self.ceiling is not None and now - self._stepped_at < self.ROUND:
-            # The step just taken is what went past: the rate before it held a round.
+        near = accepted >= self.NEAR * self._rate
+        reference = self._rate if near else accepted
+        if reference == self._rate and self.ceiling is not None and now - self._stepped_at < 2 * self.ROUND:
+            # The step just taken is what went past: the rate before it held a round (a probe's
+            # step is held two).
             reference = max(accepted, self._rate - self._step)
         exact = False
         resumed, paused_for = self._resumed
@@ -453,18 +465,26 @@ class AdaptiveRateLimiter:
             # began during the pause: what it took since the pause is its quota, exactly.
             reference = sum(1 for t in recent if t >= resumed)
             exact = True
-        elif self.ceiling is None and self._paused_until > now:
-            # The ramp's first 429, with a pause: what the server took in the last second (since
-            # the start, if shorter) is its quota (a fixed window's, perhaps a few over). Taken as
-            # a rate over the part of a second the job has run it is a third over at 100/s, and
-            # held at the unsure share it is 6% under: either costs a second pause or the job's
-            # throughput until the next probe, tens of seconds away.
+        elif self.ceiling is None:
+            # The ramp's first 429: what the server took in the last second (since the start, if
+            # shorter) is its quota (a fixed window's, perhaps some over: a 429 at the hold then
+            # says so). Taken as a rate over the part of a second the job has run it is a third
+            # over at 100/s, twice at 10/s: with a pause, a second pause; without, the second's
+            # window is refused again until a count over a whole second corrects it. Held at
+            # the unsure share it is 6% under until the next probe, tens of seconds away.
             reference = len(recent)
             exact = True
         if self.stated is not None and self.stated.window <= 1.0:
             reference = min(reference, self.stated.per_second)
         reference = max(self.FLOOR, reference)
         old = self.ceiling
+        # Refused at a pace under the ceiling, with a pause: that ceiling was too high (a fixed
+        # window's ramp count holds some of the second before). Cut to 2% under the pace
+        # refused, it cost a pause for each 2% it was over: back off instead, until a probe.
+        held_over = (old is not None and near and not exact and self._paused_until > now
+                     and self._rate < old * (1 - 1e-9))
+        if held_over:
+            old = None
         again = old is not None and abs(reference - old) <= self.CONFIRM * old
         sure = again or exact or (self.stated is not None and self.stated.window <= 1.0)
         if sure:
@@ -478,7 +498,10 @@ class AdaptiveRateLimiter:
             self.probe_gap = self._first_gap(reference)
         self.ceiling = reference
         # Not sure but not to be probed (a pause): held at the cut, under a ceiling that may be high.
-        self._hold_share = self.HOLD_AT if sure else self.UNSURE_HOLD if self.confirmed else self.BACKOFF
+        if held_over:
+            self._hold_share = self.BACKOFF
+        else:
+            self._hold_share = self.HOLD_AT if sure else self.UNSURE_HOLD if self.confirmed else self.BACKOFF
         self._set_rate(now, self._hold_share * reference)
         self._held_since = None
 
@@ -638,6 +661,16 @@ class AdaptiveRateLimiter:
             return
         refused = self._last_refused
         clean = self._started is not None and self._started <= refused - 1.0 and self._paused_until <= refused - 1.0
+        doubt, self._ramp_429 = self._ramp_429, False
+        if doubt and not clean and self._refused_run == 1 and self._paused_until <= refused:
+            # The ramp's first 429, and the next request taken: perhaps no second's window was
+            # full (a stray 429, a bucket's burst spent), and its count no quota (held for a
+            # probe gap, one request at the start's count would be a job at 1/s). Slow start
+            # goes on from it, once: a fixed window that just turned is found again in a round.
+            self.ceiling, self.confirmed, self.probe_gap = None, False, 0.0
+            self._pacer.reschedule(self._rate, self._paused_until)
+            self._start_round(now)
+            return
         recent = self._recent
         took = sum(1 for t in recent if refused - 1.0 <= t < refused) if clean else 0
         if took < 1:  # a count over part of a second (the job's first, or a pause) says nothing
@@ -703,6 +736,12 @@ class AdaptiveRateLimiter:
             if now < self._held_since + self.probe_gap:
                 return  # hold; probe later
         base = min(self.STEP * ceiling, self.PER_SUCCESS * ceiling * self._accepted)
+        if self._rate > ceiling and self._step <= base and now < self._stepped_at + 2 * self.ROUND:
+            # One round past the ceiling is not a raised quota yet: a round is a second, and a
+            # fixed window it straddled took a second's worth at the old pace and the new. Another
+            # round first; growing fourfold each short round, the pace ran to twice the quota
+            # before the next window's end refused it (and a pause, with Retry-After, each time).
+            return
         if self._rate > ceiling:
             self._step = max(4 * self._step, base)  # past the old quota: it grew; find how far, fast
         else:
