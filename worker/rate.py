@@ -213,7 +213,7 @@ class AdaptiveRateLimiter:
       ceiling doubles the gap, up to what a probe costs: a few 429s (CHEAP_GAP, or PROBE_REQUESTS'
       time), or a Retry-After pause (PAUSE_BUDGET of the time). Two rounds past the old ceiling
       without a 429 (one may straddle two fixed windows), the quota rose: quick rounds, the step
-      growing fourfold.
+      doubling.
     - Retry-After: nothing is granted before it passes (at most MAX_PAUSE). A 429 within a
       second after such a pause counts the quota: what the server took in that second. Other
       ceilings it leaves unconfirmed are held at UNSURE_HOLD, as a probe would pause every
@@ -480,11 +480,14 @@ class AdaptiveRateLimiter:
         old = self.ceiling
         # Refused at a pace under the ceiling, with a pause: that ceiling was too high (a fixed
         # window's ramp count holds some of the second before). Cut to 2% under the pace
-        # refused, it cost a pause for each 2% it was over: back off instead, until a probe.
+        # refused, it cost a pause for each 2% it was over: back off instead, and take the new
+        # pace as the hold under the ceiling, so that the next probe goes just past it (past
+        # the pace refused, it would be refused again).
         held_over = (old is not None and near and not exact and self._paused_until > now
                      and self._rate < old * (1 - 1e-9))
         if held_over:
             old = None
+            reference = self.BACKOFF * self._rate / self.HOLD_AT
         again = old is not None and abs(reference - old) <= self.CONFIRM * old
         sure = again or exact or (self.stated is not None and self.stated.window <= 1.0)
         if sure:
@@ -498,10 +501,7 @@ class AdaptiveRateLimiter:
             self.probe_gap = self._first_gap(reference)
         self.ceiling = reference
         # Not sure but not to be probed (a pause): held at the cut, under a ceiling that may be high.
-        if held_over:
-            self._hold_share = self.BACKOFF
-        else:
-            self._hold_share = self.HOLD_AT if sure else self.UNSURE_HOLD if self.confirmed else self.BACKOFF
+        self._hold_share = self.HOLD_AT if sure or held_over else self.UNSURE_HOLD if self.confirmed else self.BACKOFF
         self._set_rate(now, self._hold_share * reference)
         self._held_since = None
 
@@ -739,11 +739,14 @@ class AdaptiveRateLimiter:
         if self._rate > ceiling and self._step <= base and now < self._stepped_at + 2 * self.ROUND:
             # One round past the ceiling is not a raised quota yet: a round is a second, and a
             # fixed window it straddled took a second's worth at the old pace and the new. Another
-            # round first; growing fourfold each short round, the pace ran to twice the quota
-            # before the next window's end refused it (and a pause, with Retry-After, each time).
+            # round first; growing fast from there, the pace ran to twice the quota before the
+            # next window's end refused it (and a pause, with Retry-After, each time).
             return
         if self._rate > ceiling:
-            self._step = max(4 * self._step, base)  # past the old quota: it grew; find how far, fast
+            # Past the old quota: it grew; find how far, fast. The step doubles each short round
+            # (fourfold, it ran to 2.7 times a fixed window's quota in the second a window takes
+            # to refuse; doubling, a doubled quota is still found within 2 s of quick rounds).
+            self._step = max(2 * self._step, base)
         else:
             self._step = base
         rate = self._rate + self._step
