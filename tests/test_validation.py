@@ -1,8 +1,11 @@
 """Validation rules, one behaviour each: what a user sees in the rejection."""
 
+import sys
+import unicodedata
+
 import pytest
 
-from worker.jobs import FIELD_LENGTHS, Job, JobRules, RawRow, Rejection, Validator
+from worker.jobs import FIELD_LENGTHS, FORBIDDEN_CHARACTER_RE, Job, JobRules, RawRow, Rejection, Validator
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 SID = "3d4e5f60-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
@@ -24,6 +27,16 @@ def test_a_valid_row_becomes_a_job_with_only_the_fields_set():
     assert isinstance(job, Job)
     assert job.project_id == PROJECT
     assert job.body() == {"snapshot": {"name": "new"}}
+
+
+def test_every_field_of_a_row_lands_in_its_own_place_in_the_job():
+    row = RawRow(7, {"snapshot_id": SID, "project_id": "fedcba9876543210fedcba9876543210",
+                     "region": "cn-north-4", "name": "new name", "description": "new desc",
+                     "previous_name": "old name", "previous_description": "old desc"}, ref="msg-1")
+    assert Validator(JobRules(PROJECT)).validate(row) == Job(
+        line=7, snapshot_id=SID, project_id="fedcba9876543210fedcba9876543210", name="new name",
+        description="new desc", previous_name="old name", previous_description="old desc",
+        ref="msg-1", region="cn-north-4")
 
 
 @pytest.mark.parametrize("chars, ok", [(85, True), (86, False)])
@@ -95,6 +108,29 @@ def test_autobk_prefix_is_rejected_unless_allowed():
 def test_control_characters_are_rejected(text):
     assert problems(check({"snapshot_id": SID, "description": text})) == {
         ("description", "control_character")}
+
+
+def forbidden_by_category(ch):
+    """The rule as jobs.py wrote it before its one regex: a character's Unicode category."""
+    return unicodedata.category(ch) in {"Cc", "Cs", "Zl", "Zp"} or ch == "\ufeff"
+
+
+def test_the_forbidden_characters_are_those_of_the_categories_at_every_code_point():
+    # Every code point, by this Python's Unicode database: the regex and the categories can never
+    # disagree on any character (a new Unicode version that moved one would fail here).
+    everything = "".join(map(chr, range(sys.maxunicode + 1)))
+    by_regex = {ord(ch) for ch in FORBIDDEN_CHARACTER_RE.findall(everything)}
+    by_category = {cp for cp in range(sys.maxunicode + 1) if forbidden_by_category(chr(cp))}
+    assert by_regex == by_category
+    assert len(by_category) == 65 + 2048 + 3  # controls, surrogates, U+2028, U+2029, the BOM
+
+
+@pytest.mark.parametrize("text, first", [("a\u2029b\x00", "U+2029"), ("\x85x", "U+0085"),
+                                         ("ok\x1f\x7f", "U+001F"), ("\u2028", "U+2028")])
+def test_the_first_forbidden_character_is_named(text, first):
+    result = check({"snapshot_id": SID, "name": text})
+    assert problems(result) == {("name", "control_character")}
+    assert result.message == f"name: holds the control character {first}"
 
 
 def test_undecodable_bytes_are_rejected_as_not_utf8():

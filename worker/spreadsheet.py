@@ -21,6 +21,9 @@ from __future__ import annotations
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _QUOTED_STARTS = (*FORMULA_STARTS, "'")
 EMPTY_CELL = "'"
+# The first characters of every value to_spreadsheet changes: a value starting with any other is
+# written as it is, which a writer can tell without calling it (worker/report.py).
+GUARDED_FIRST = frozenset(start[0] for start in _QUOTED_STARTS)
 
 
 def to_spreadsheet(value: str) -> str:
