@@ -71,10 +71,10 @@ async def cut_once(clock: FakeClock, start: float = 100.0) -> AdaptiveRateLimite
     return lim
 
 
-async def test_slow_start_doubles_the_rate_each_tenth_of_a_second_while_every_slot_is_used():
+async def test_slow_start_doubles_the_rate_each_twentieth_of_a_second_while_every_slot_is_used():
     clock = FakeClock()
     lim = limiter(clock)
-    await send(lim, clock, 0.45)
+    await send(lim, clock, 0.225)
     assert lim.ceiling is None
     assert lim.rate == 80  # 10 -> 20 -> 40 -> 80
 

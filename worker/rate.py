@@ -240,7 +240,7 @@ class AdaptiveRateLimiter:
     PER_SUCCESS = 1 / 2000
     HOLD = 1.0  # seconds after a cut during which a lone 429 (a stray, a burst's end) cuts no more
     ROUND = 1.0
-    SLOW_ROUND = 0.1  # slow start doubles this often (or each few answers' latency, if longer)
+    SLOW_ROUND = 0.05  # slow start doubles this often (or each few answers' latency, if longer)
     LATENCY_ROUNDS = 4  # a slow-start round lasts at least this many times an answer's latency
     SLOW_ROUND_MAX = 0.25  # ... and at most this (the first answers wait for connections)
     QUEUEING = 3.0  # answers this much slower than the quickest: slow start grows by
