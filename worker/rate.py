@@ -211,9 +211,9 @@ class AdaptiveRateLimiter:
       was accepted (once per HOLD). Additive increase (STEP of the ceiling a round) up to the
       hold, which lasts the probe gap, then a probe past it. Each probe that finds the same
       ceiling doubles the gap, up to what a probe costs: a few 429s (CHEAP_GAP, or PROBE_REQUESTS'
-      time), or a Retry-After pause (PAUSE_BUDGET of the time). Two rounds past the old ceiling
-      without a 429 (one may straddle two fixed windows), the quota rose: quick rounds, the step
-      doubling.
+      time), or a Retry-After pause (PAUSE_BUDGET of the time). A round past the old ceiling
+      without a 429, the quota rose: quick rounds, the step growing fourfold; where a 429 costs
+      a pause, two rounds (one may straddle two fixed windows), the step doubling.
     - Retry-After: nothing is granted before it passes (at most MAX_PAUSE). A 429 within a
       second after such a pause counts the quota: what the server took in that second. Other
       ceilings it leaves unconfirmed are held at UNSURE_HOLD, as a probe would pause every
@@ -603,11 +603,12 @@ class AdaptiveRateLimiter:
         """The first request accepted after a closed window: the window's count and length."""
         assert self.closed_since is not None and self._opened_at is not None
         closed_for, self.closed_since = now - self.closed_since, None
+        doubt, self._ramp_429 = self._ramp_429, False  # the ramp's first 429: doubted once, here
         # It reopened between the last refused request and this one: half a trickle's spacing ago.
         opened = now - 0.5 * self._spacing
         if closed_for < self.MIN_CLOSED and self.pace is None and (
                 self.stated is None or self.stated.window <= 1.0):
-            self._second_reopened(now)
+            self._second_reopened(now, doubt is True)
             return
         now = opened
         span = now - self._opened_at
@@ -649,7 +650,7 @@ class AdaptiveRateLimiter:
         self._window_end = now + self.window if self.window is not None else math.inf
         self._set_rate(now, pace)
 
-    def _second_reopened(self, now: float) -> None:
+    def _second_reopened(self, now: float, doubt: bool) -> None:
         """A short run of 429s: a second's window that was full. What it took is the quota,
         counted over the second before the last request refused (the window was still closed
         then). That count may hold some of the second before (and a bucket's burst): if it is
@@ -661,7 +662,6 @@ class AdaptiveRateLimiter:
             return
         refused = self._last_refused
         clean = self._started is not None and self._started <= refused - 1.0 and self._paused_until <= refused - 1.0
-        doubt, self._ramp_429 = self._ramp_429, False
         if doubt and not clean and self._refused_run == 1 and self._paused_until <= refused:
             # The ramp's first 429, and the next request taken: perhaps no second's window was
             # full (a stray 429, a bucket's burst spent), and its count no quota (held for a
@@ -736,17 +736,19 @@ class AdaptiveRateLimiter:
             if now < self._held_since + self.probe_gap:
                 return  # hold; probe later
         base = min(self.STEP * ceiling, self.PER_SUCCESS * ceiling * self._accepted)
-        if self._rate > ceiling and self._step <= base and now < self._stepped_at + 2 * self.ROUND:
-            # One round past the ceiling is not a raised quota yet: a round is a second, and a
-            # fixed window it straddled took a second's worth at the old pace and the new. Another
-            # round first; growing fast from there, the pace ran to twice the quota before the
-            # next window's end refused it (and a pause, with Retry-After, each time).
+        # Careful when a 429 costs a pause (Retry-After): then one round past the ceiling is not
+        # a raised quota yet: a round is a second, and a fixed window it straddled took a
+        # second's worth at the old pace and the new. Another round first, and the step only
+        # doubles: growing fourfold from one round, the pace ran to 2.7 times a fixed window's
+        # quota in the second it takes to refuse, and the count there was held over the quota
+        # (a pause each time). Without a pause that costs a few 429s, and the closing counts
+        # the quota again; being careful, a doubled quota took 4-7 s to follow, not 2-5.
+        careful = self._pause_cost > 0
+        if careful and self._rate > ceiling and self._step <= base and now < self._stepped_at + 2 * self.ROUND:
             return
         if self._rate > ceiling:
-            # Past the old quota: it grew; find how far, fast. The step doubles each short round
-            # (fourfold, it ran to 2.7 times a fixed window's quota in the second a window takes
-            # to refuse; doubling, a doubled quota is still found within 2 s of quick rounds).
-            self._step = max(2 * self._step, base)
+            # Past the old quota: it grew; find how far, fast.
+            self._step = max((2 if careful else 4) * self._step, base)
         else:
             self._step = base
         rate = self._rate + self._step
