@@ -17,8 +17,8 @@ from worker.logs import configure
 from worker.rate import AdaptiveRateLimiter, RateLimiter
 from worker.redaction import SecretRegistry
 from worker.report import ReportWriter
-from worker.results import Outcome, from_answer, now_iso
-from worker.stamps import log_stamp
+from worker.results import Outcome, from_answer
+from worker.stamps import log_stamp, now_iso
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 SID = "0a1b2c3d-0000-4000-8000-00000000abcd"

@@ -1,6 +1,6 @@
-"""The report's CSV cells call the formula guard only for a value it may change (a cheap check of
-the first character first): the cells, and the report's bytes, are what the guard applied to
-every cell made."""
+"""The formula guard looks at a value's first character before anything else (most values it
+returns at once): a value not starting with a guarded character is returned as it is, and the
+report's cells and bytes are the guard's on every cell, with secrets redacted."""
 
 import csv
 import io

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import BaseModel, ConfigDict
 
 from . import __version__
-from .results import Outcome, now_iso
+from .results import Outcome
+from .stamps import now_iso
 
 if TYPE_CHECKING:
     from .engine import Summary

@@ -16,7 +16,7 @@ from operator import attrgetter
 from typing import IO
 
 from .results import Result
-from .spreadsheet import EMPTY_CELL, GUARDED_FIRST, to_spreadsheet
+from .spreadsheet import known_to_spreadsheet, to_spreadsheet
 
 COLUMNS = (
     "line", "snapshot_id", "project_id", "region", "name", "description", "outcome", "http_status",
@@ -109,18 +109,11 @@ def _columns_of(fd: int) -> tuple[str, ...]:
 
 
 def _value_cell(value: object) -> object:
-    """A value column's cell: None (not known) and "" (known to be empty) differ
-    (spreadsheet.known_to_spreadsheet). to_spreadsheet only for a value it may change."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        if not value:
-            return EMPTY_CELL
-        return to_spreadsheet(value) if value[0] in GUARDED_FIRST else value
+    """A value column's cell: None (not known) and "" (known to be empty) differ."""
+    if value is None or isinstance(value, str):
+        return known_to_spreadsheet(value)
     return value
 
 
 def _other_cell(value: object) -> object:
-    if isinstance(value, str) and value and value[0] in GUARDED_FIRST:
-        return to_spreadsheet(value)
-    return value
+    return to_spreadsheet(value) if isinstance(value, str) else value

@@ -22,7 +22,8 @@ from .jobs import JOB_COLUMNS
 from .jobs_file import write_jobs
 from .journal import JournalError, LineSet, Record, detect_format, iter_records
 from .manifest import file_digest, manifest_path, read_manifest
-from .results import Outcome, now_iso
+from .results import Outcome
+from .stamps import now_iso
 
 RETRY_OUTCOMES = (Outcome.FAILED, Outcome.INTERRUPTED, Outcome.NOT_ATTEMPTED)
 CHOICES = (*RETRY_OUTCOMES, Outcome.DRY_RUN)  # a dry run's rows are valid: they can be run for real

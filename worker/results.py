@@ -10,8 +10,6 @@ from .api.client import Answer
 from .jobs import Job, Rejection, raw_texts
 from .stamps import now_iso
 
-__all__ = ["Outcome", "Result", "from_answer", "from_job", "from_rejection", "now_iso"]
-
 
 class Outcome(StrEnum):
     APPLIED = "applied"  # the server confirmed the new values

@@ -21,13 +21,15 @@ from __future__ import annotations
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _QUOTED_STARTS = (*FORMULA_STARTS, "'")
 EMPTY_CELL = "'"
-# The first characters of every value to_spreadsheet changes: a value starting with any other is
-# written as it is, which a writer can tell without calling it (worker/report.py).
+# The first characters of every value to_spreadsheet changes: a value starting with any other
+# (nearly every one) is written as it is after one look at its first character.
 GUARDED_FIRST = frozenset(start[0] for start in _QUOTED_STARTS)
 
 
 def to_spreadsheet(value: str) -> str:
     """The cell to write for a value."""
+    if not value or value[0] not in GUARDED_FIRST:
+        return value
     if value.startswith(FORMULA_STARTS) or (value.startswith("'") and (
             value == EMPTY_CELL or value[1:].startswith(_QUOTED_STARTS))):
         return "'" + value

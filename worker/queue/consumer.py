@@ -39,7 +39,8 @@ from ..jobs import Job, JobRules, Rejection, Validator
 from ..logs import log
 from ..redaction import SECRETS
 from ..report import ReportWriter
-from ..results import Outcome, Result, from_rejection, now_iso
+from ..results import Outcome, Result, from_rejection
+from ..stamps import now_iso
 from ..stop import Stop
 from .redis_link import BLOCK_MS, RedisLink, RedisLost, RedisUnavailable
 from .streams import QueueNames, result_entry, row_from_message
