@@ -293,9 +293,7 @@ class AdaptiveRateLimiter:
         self._recent: deque[float] = deque()  # times of accepted answers in the last second
         self._started: float | None = None  # first answer
         self._refused_run = 0  # 429s in a row to requests sent after the last cut
-        # The ramp's first 429 is to be doubted if the next request is taken (None: none yet;
-        # False: doubted, or confirmed, already: once only).
-        self._ramp_429: bool | None = None
+        self._doubt_ramp = True  # the job's first reopening may say the ramp's 429 was a stray
         self._last_refused = -math.inf
         self._outstanding = 0  # requests granted and not yet answered
         self._stale = 0  # answers still due to requests sent before the last cut
@@ -434,8 +432,6 @@ class AdaptiveRateLimiter:
         if now < self._hold_until:
             return  # one 429 soon after a cut: not another cut yet (a stray, or a burst's end)
         first = self.ceiling is None
-        if first and self._ramp_429 is None:
-            self._ramp_429 = True
         self._cut(now)
         if first:
             # The end of slow start: far past the quota, whatever its shape. Only a trickle until
@@ -603,12 +599,12 @@ class AdaptiveRateLimiter:
         """The first request accepted after a closed window: the window's count and length."""
         assert self.closed_since is not None and self._opened_at is not None
         closed_for, self.closed_since = now - self.closed_since, None
-        doubt, self._ramp_429 = self._ramp_429, False  # the ramp's first 429: doubted once, here
+        doubt, self._doubt_ramp = self._doubt_ramp, False  # once only
         # It reopened between the last refused request and this one: half a trickle's spacing ago.
         opened = now - 0.5 * self._spacing
         if closed_for < self.MIN_CLOSED and self.pace is None and (
                 self.stated is None or self.stated.window <= 1.0):
-            self._second_reopened(now, doubt is True)
+            self._second_reopened(now, doubt)
             return
         now = opened
         span = now - self._opened_at
