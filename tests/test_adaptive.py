@@ -346,6 +346,39 @@ async def test_a_cancelled_waiter_gives_its_slot_to_the_next():
     assert clock.now - 1000.0 <= pacer.interval + TIMER_TICK  # one interval, not two
 
 
+
+class SleepsUntilCancelled:
+    """A clock whose sleeps never end by themselves: what matters is how long each was asked for."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.asked: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.asked.append(seconds)
+        await asyncio.Event().wait()
+
+
+async def test_a_slot_moved_sooner_is_slept_for_not_the_one_the_dispatcher_saw():
+    # A closed window's trickle books its try a second ahead; the window reopens, the pace
+    # is set again: the waiter asleep for the try went a second later than the new pace said.
+    clock = SleepsUntilCancelled()
+    pacer = Pacer(1.0, clock=clock.time, sleep=clock.sleep)
+    await pacer.wait()  # the first goes at once; the next one's slot is a second away
+    waiter = asyncio.ensure_future(pacer.wait())
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert len(clock.asked) == 1 and clock.asked[0] > 0.9
+    clock.now += 0.1
+    pacer.reschedule(100.0)
+    await asyncio.sleep(0)
+    assert clock.asked[-1] <= 0.02
+    waiter.cancel()
+
+
 # -- settings and flags ------------------------------------------------------------------------
 
 

@@ -137,7 +137,8 @@ class Pacer:
                     self._grant(now, GROUP)
                     waiter.set_result(None)
         finally:
-            self._dispatcher = None
+            if self._dispatcher is asyncio.current_task():  # not one replaced by `reschedule`
+                self._dispatcher = None
 
     def speed_up(self, rate: float) -> None:
         """Grants from the next one on are closer; the next one stands."""
@@ -150,6 +151,11 @@ class Pacer:
         self.interval = (1.0 + PACING_MARGIN) / rate
         self._not_before = max(self.now() + self.interval, not_before)
         self._tat = min(self._tat, self._not_before)
+        if self._dispatcher is not None:
+            # It sleeps until the slot it saw, which may now come sooner (a closed window's
+            # trickle, a second apart, reopened): a new one sleeps until the new slot.
+            self._dispatcher.cancel()
+            self._dispatcher = asyncio.ensure_future(self._dispatch())
 
 
 class RateLimiter:
