@@ -129,6 +129,29 @@ async def test_without_retry_after_the_ramps_first_429_counts_the_quota_too():
     assert done.refused <= 2
 
 
+
+async def test_a_full_second_is_tried_when_it_must_have_reopened_not_trickled_into():
+    # A sliding second reopens a second after the first request it counted: one request then
+    # finds it open. A trickle every quarter second cost a 429 more each closing (3 in a
+    # ten-second job at 10/s, where the ramp's and a probe's are the least).
+    clock = FakeClock()
+    done = await run(auto(clock), clock, PerSecond(10), 10)
+    assert done.refused <= 2
+
+
+async def test_a_full_fixed_second_costs_few_429s_wherever_the_job_starts_in_it():
+    # A fixed second, refused a second after the first request counted (the second before's),
+    # is tried every few requests' time up to a second after its refusal. Ten starts in the
+    # second: 5.5 429s a ten-second job at 10/s, when a trickle and the ramp's count (some of
+    # the second before) found the quota 2% a second from 16 down.
+    refused = []
+    for start in range(10):
+        clock = FakeClock()
+        done = await run(auto(clock), clock, FixedWindow(10, 1.0, clock.now + start / 10), 10)
+        refused.append(done.refused)
+    assert sum(refused) / len(refused) <= 3
+
+
 @dataclass
 class StrayFirst(PerSecond):
     """One 429 to the job's second request (another client's burst), then a per-second quota."""

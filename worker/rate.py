@@ -210,16 +210,18 @@ class AdaptiveRateLimiter:
       if shorter). If the very next request is taken, that was perhaps no full window (a stray
       429): slow start goes on, once.
     - a full window: the first 429, or CLOSED_RUN in a row to requests sent after a cut (answers
-      to requests sent before it are stale, and told apart by count), closes: only a trickle of
-      requests until one is accepted.
+      to requests sent before it are stale, and told apart by count), closes: a request when
+      a second's window must have reopened (a second after the first request it counted, then
+      every few requests' time up to a second after the refusal), then a trickle, until one is
+      accepted.
     - per second (it reopened within MIN_CLOSED): the ceiling is what the server took in the
       second before the last refusal; held at HOLD_AT of it. A lone 429 cuts to BACKOFF of what
       was accepted (once per HOLD). Additive increase (STEP of the ceiling a round) up to the
       hold, which lasts the probe gap, then a probe past it. Each probe that finds the same
       ceiling doubles the gap, up to what a probe costs: a few 429s (CHEAP_GAP, or PROBE_REQUESTS'
       time), or a Retry-After pause (PAUSE_BUDGET of the time). A round past the old ceiling
-      without a 429, the quota rose: quick rounds, the step growing fourfold; where a 429 costs
-      a pause, two rounds (one may straddle two fixed windows), the step doubling.
+      and another (one may straddle two fixed windows) without a 429, the quota rose: quick
+      rounds, the step doubling.
     - Retry-After: nothing is granted before it passes (at most MAX_PAUSE). A 429 within a
       second after such a pause counts the quota: what the server took in that second. Other
       ceilings it leaves unconfirmed are held at UNSURE_HOLD, as a probe would pause every
@@ -264,10 +266,8 @@ class AdaptiveRateLimiter:
     CLOSED_RUN = 2  # this many 429s in a row to requests sent after a cut: the server's window is full
     WINDOW_PAUSE = 2.0  # a Retry-After this long says a window closed, too
     TRICKLE = (0.25, 2.0)  # seconds between requests while a window is closed: first, at most
-    # ... while a per-second window may be full: the first spacing, and the share of the time
-    # it has been full (a second's window reopens within a second: a few requests find when).
-    SECOND_TRICKLE = (0.05, 0.5)
-    SECOND_TRICKLE_WAIT = 0.5  # the longest first spacing (at 8/s and under: four requests' time)
+    TRY_GAP = 0.05  # at least this between a closed second's tries (the answer comes back first)
+    FIXED_TRY_WAIT = 0.5  # at most this between tries of a fixed second (at 8/s and under: 4 requests)
     WINDOW_PROBE = 0.1  # a probe window is sent this much faster; doubled while the quota grows
     # The longest pause a Retry-After imposes on every sender. Quotas count per second or per
     # minute, so an honest wait is at most a minute; senders waiting for a slot check no
@@ -320,6 +320,7 @@ class AdaptiveRateLimiter:
         self._window_times: deque[float] = deque()  # times of answers accepted, a window back
         self._first_span = False  # the window's length is only the first span yet
         self._spacing = 0.0  # between the trickle's requests
+        self._early_try = False  # the request the trickle sent last is the stray's test
         self._open_error = 0.0  # how far off the last opening's time may be
         self._window_error = math.inf  # ... and the window's length
 
@@ -593,13 +594,39 @@ class AdaptiveRateLimiter:
         if self.window is not None and not self._first_span:
             most = min(most, self.window / 20)
         elif self.pace is None and (self.stated is None or self.stated.window <= 1.0):
-            # Perhaps only a second's window: it reopens soon, and each request refused counts.
-            first, share = self.SECOND_TRICKLE
-            # At a low rate each request refused costs more, and a second holds few: wait longer.
-            first = max(first, min(self.SECOND_TRICKLE_WAIT, 4.0 / self._rate))
+            # Perhaps only a second's window: one request when it must have reopened, not a
+            # trickle into it (a request every quarter second cost up to four 429s a closing).
+            at = self._second_reopening(now)
+            if at is not None:
+                self._spacing = max(self.TRY_GAP, at - now)
+                self._pacer.reschedule(1.0 / self._spacing, max(not_before, at))
+                return
+            share = 0.5  # closed longer than a second's window can be: soon sparse
         spacing = min(most, max(first, share * (now - self.closed_since)))
         self._spacing = spacing
         self._pacer.reschedule(1.0 / spacing, not_before)
+
+    def _second_reopening(self, now: float) -> float | None:
+        """When to try a second's window, full when it closed. A sliding one reopens a second
+        after the first request it still counted: then. A fixed one, refused then, turned
+        before, and within a second after it refused one: a few requests until then find when
+        (fewer at a low rate, where each costs more). Both are our answers' times, later than the
+        server saw them: a request sent then arrives after the turn. None once all are past.
+        The job's first 429 after fewer requests than a second at the start's rate may be a
+        stray (another client's burst): a request at once says, first."""
+        assert self.closed_since is not None
+        closed = self.closed_since
+        self._early_try = False
+        if self._doubt_ramp and self.ceiling is not None and self.ceiling < self.START and now < closed + self.TRY_GAP:
+            self._early_try = True
+            return closed + self.TRY_GAP
+        oldest = next((t for t in self._recent if t > closed - 1.0), closed)
+        if oldest + 1.0 > now:
+            return oldest + 1.0
+        if closed + 1.0 > now:
+            spacing = max(self.TRY_GAP, min(self.FIXED_TRY_WAIT, 4.0 / self._rate))
+            return min(closed + 1.0, now + spacing)
+        return None
 
     def _reopened(self, now: float) -> None:
         """The first request accepted after a closed window: the window's count and length."""
@@ -664,7 +691,7 @@ class AdaptiveRateLimiter:
             return
         refused = self._last_refused
         clean = self._started is not None and self._started <= refused - 1.0 and self._paused_until <= refused - 1.0
-        if doubt and not clean and self._refused_run == 1 and self._paused_until <= refused:
+        if doubt and self._early_try and not clean and self._refused_run == 1 and self._paused_until <= refused:
             # The ramp's first 429, and the next request taken: perhaps no second's window was
             # full (a stray 429, a bucket's burst spent), and its count no quota (held for a
             # probe gap, one request at the start's count would be a job at 1/s). Slow start
@@ -738,19 +765,16 @@ class AdaptiveRateLimiter:
             if now < self._held_since + self.probe_gap:
                 return  # hold; probe later
         base = min(self.STEP * ceiling, self.PER_SUCCESS * ceiling * self._accepted)
-        # Careful when a 429 costs a pause (Retry-After): then one round past the ceiling is not
-        # a raised quota yet: a round is a second, and a fixed window it straddled took a
-        # second's worth at the old pace and the new. Another round first, and the step only
-        # doubles: growing fourfold from one round, the pace ran to 2.7 times a fixed window's
-        # quota in the second it takes to refuse, and the count there was held over the quota
-        # (a pause each time). Without a pause that costs a few 429s, and the closing counts
-        # the quota again; being careful, a doubled quota took 4-7 s to follow, not 2-5.
-        careful = self._pause_cost > 0
-        if careful and self._rate > ceiling and self._step <= base and now < self._stepped_at + 2 * self.ROUND:
+        # One round past the ceiling is not a raised quota yet: a round is a second, and a fixed
+        # window it straddled took a second's worth at the old pace and the new. Another round
+        # first, and the step only doubles: growing fourfold from one round, the pace ran to 2.7
+        # times a fixed window's quota in the second it takes to refuse, and the count there was
+        # held over the quota (a pause each time with Retry-After; without, a ceiling 8-26% over,
+        # found again 2% lower at each 429, once counts came exact: docs/design.md#adaptive-rate).
+        if self._rate > ceiling and self._step <= base and now < self._stepped_at + 2 * self.ROUND:
             return
         if self._rate > ceiling:
-            # Past the old quota: it grew; find how far, fast.
-            self._step = max((2 if careful else 4) * self._step, base)
+            self._step = max(2 * self._step, base)  # past the old quota: it grew; find how far
         else:
             self._step = base
         rate = self._rate + self._step
