@@ -347,18 +347,11 @@ async def test_a_cancelled_waiter_gives_its_slot_to_the_next():
 
 
 
-class SleepsUntilCancelled:
-    """A clock whose sleeps never end by themselves: what matters is how long each was asked for."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.asked: list[float] = []
-
-    def time(self) -> float:
-        return self.now
+class SleepsUntilCancelled(FakeClock):
+    """Sleeps that never end by themselves: what matters is how long each was asked for."""
 
     async def sleep(self, seconds: float) -> None:
-        self.asked.append(seconds)
+        self.slept.append(seconds)
         await asyncio.Event().wait()
 
 
@@ -371,11 +364,11 @@ async def test_a_slot_moved_sooner_is_slept_for_not_the_one_the_dispatcher_saw()
     waiter = asyncio.ensure_future(pacer.wait())
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    assert len(clock.asked) == 1 and clock.asked[0] > 0.9
+    assert len(clock.slept) == 1 and clock.slept[0] > 0.9
     clock.now += 0.1
     pacer.reschedule(100.0)
     await asyncio.sleep(0)
-    assert clock.asked[-1] <= 0.02
+    assert clock.slept[-1] <= 0.02
     waiter.cancel()
 
 
