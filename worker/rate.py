@@ -207,8 +207,8 @@ class AdaptiveRateLimiter:
     - slow start: until the first 429 the rate doubles each round (SLOW_ROUND, or LATENCY_ROUNDS
       answers' latency up to SLOW_ROUND_MAX), by QUEUEING_GROWTH only once answers slow down.
       Its first 429 counts the quota: what the server took in the last second (since the start,
-      if shorter). If the very next request is taken, that was perhaps no full window (a stray
-      429): slow start goes on, once.
+      if shorter). If it came after fewer than START requests and a request at once is taken,
+      that was perhaps no full window (a stray 429): slow start goes on, once.
     - a full window: the first 429, or CLOSED_RUN in a row to requests sent after a cut (answers
       to requests sent before it are stale, and told apart by count), closes: a request when
       a second's window must have reopened (a second after the first request it counted, then
