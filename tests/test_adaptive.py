@@ -346,7 +346,6 @@ async def test_a_cancelled_waiter_gives_its_slot_to_the_next():
     assert clock.now - 1000.0 <= pacer.interval + TIMER_TICK  # one interval, not two
 
 
-
 class SleepsUntilCancelled(FakeClock):
     """Sleeps that never end by themselves: what matters is how long each was asked for."""
 

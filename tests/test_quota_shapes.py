@@ -129,7 +129,6 @@ async def test_without_retry_after_the_ramps_first_429_counts_the_quota_too():
     assert done.refused <= 2
 
 
-
 async def test_a_full_second_is_tried_when_it_must_have_reopened_not_trickled_into():
     # A sliding second reopens a second after the first request it counted: one request then
     # finds it open. A trickle every quarter second cost a 429 more each closing (3 in a

@@ -320,7 +320,6 @@ class AdaptiveRateLimiter:
         self._window_times: deque[float] = deque()  # times of answers accepted, a window back
         self._first_span = False  # the window's length is only the first span yet
         self._spacing = 0.0  # between the trickle's requests
-        self._early_try = False  # the request the trickle sent last is the stray's test
         self._open_error = 0.0  # how far off the last opening's time may be
         self._window_error = math.inf  # ... and the window's length
 
@@ -616,9 +615,7 @@ class AdaptiveRateLimiter:
         stray (another client's burst): a request at once says, first."""
         assert self.closed_since is not None
         closed = self.closed_since
-        self._early_try = False
-        if self._doubt_ramp and self.ceiling is not None and self.ceiling < self.START and now < closed + self.TRY_GAP:
-            self._early_try = True
+        if self._doubt_ramp and self._few_counted() and now < closed + self.TRY_GAP:
             return closed + self.TRY_GAP
         oldest = next((t for t in self._recent if t > closed - 1.0), closed)
         if oldest + 1.0 > now:
@@ -627,6 +624,11 @@ class AdaptiveRateLimiter:
             spacing = max(self.TRY_GAP, min(self.FIXED_TRY_WAIT, 4.0 / self._rate))
             return min(closed + 1.0, now + spacing)
         return None
+
+    def _few_counted(self) -> bool:
+        """The ceiling counts fewer requests than a second at the start's rate: the ramp's 429
+        may have been a stray. Its closing is tried at once; taken, slow start goes on."""
+        return self.ceiling is not None and self.ceiling < self.START
 
     def _reopened(self, now: float) -> None:
         """The first request accepted after a closed window: the window's count and length."""
@@ -691,7 +693,7 @@ class AdaptiveRateLimiter:
             return
         refused = self._last_refused
         clean = self._started is not None and self._started <= refused - 1.0 and self._paused_until <= refused - 1.0
-        if doubt and self._early_try and not clean and self._refused_run == 1 and self._paused_until <= refused:
+        if doubt and self._few_counted() and not clean and self._refused_run == 1 and self._paused_until <= refused:
             # The ramp's first 429, and the next request taken: perhaps no second's window was
             # full (a stray 429, a bucket's burst spent), and its count no quota (held for a
             # probe gap, one request at the start's count would be a job at 1/s). Slow start
