@@ -209,6 +209,23 @@ async def test_a_stated_per_second_limit_is_the_ceiling_at_once():
     assert lim.ceiling == 100 and lim.rate <= 100 and lim.confirmed
 
 
+async def test_the_requests_in_flight_when_a_limit_is_stated_do_not_stretch_the_probe_gap():
+    # One probe refused is one confirmation: the 429s of the requests sent with it say nothing new.
+    clock = FakeClock()
+    lim = AdaptiveRateLimiter(start=400.0, clock=clock.time, sleep=clock.sleep)
+    await lim.acquire()
+    lim.observe(200, None)
+    lim.observe(429, None, Quota(100, 1.0))
+    clock.now += 5.0
+    lim.observe(200, None)
+    lim.observe(429, None, Quota(100, 1.0))  # a probe, refused: the gap doubles
+    gap = lim.probe_gap
+    for _ in range(3):
+        clock.now += 0.01
+        lim.observe(429, None, Quota(100, 1.0))
+    assert gap > 1.0 and lim.probe_gap == gap
+
+
 @pytest.mark.parametrize("before, after", [(100, 50), (100, 200)])
 async def test_a_per_second_quota_that_changes_is_followed_within_seconds(before, after):
     clock = FakeClock()
@@ -217,6 +234,19 @@ async def test_a_per_second_quota_that_changes_is_followed_within_seconds(before
     done = await run(lim, clock, PerSecond(after), 15)
     # Within 10% of the new quota from the fifth second on.
     assert all(abs(done.per_second[s] - after) <= 0.1 * after for s in range(5, 15))
+
+
+async def test_a_stated_per_second_quota_that_doubles_is_followed_after_one_probe_round():
+    # Fixed windows, as the simulator's (and a gateway's) per-second quotas: a probe held two
+    # rounds (for a count to trust) took up to 7 s to follow; a stated limit needs no count.
+    # The change lands at ten points of the probe cycle.
+    for change_at in (20 + 0.33 * i for i in range(10)):
+        clock = FakeClock()
+        lim = auto(clock)
+        await run(lim, clock, FixedWindow(50, 1.0, state=True), change_at)
+        done = await run(lim, clock, FixedWindow(100, 1.0, state=True), 10)
+        followed = min((s for s, n in done.per_second.items() if n >= 90), default=None)
+        assert followed is not None and followed <= 4, (change_at, done.per_second)
 
 
 async def test_a_token_bucket_is_held_like_a_per_second_quota():

@@ -220,8 +220,8 @@ class AdaptiveRateLimiter:
       hold, which lasts the probe gap, then a probe past it. Each probe that finds the same
       ceiling doubles the gap, up to what a probe costs: a few 429s (CHEAP_GAP, or PROBE_REQUESTS'
       time), or a Retry-After pause (PAUSE_BUDGET of the time). A round past the old ceiling
-      and another (one may straddle two fixed windows) without a 429, the quota rose: quick
-      rounds, the step doubling.
+      and another (one may straddle two fixed windows; one is enough where 429s state the
+      limit) without a 429, the quota rose: quick rounds, the step doubling.
     - Retry-After: nothing is granted before it passes (at most MAX_PAUSE). A 429 within a
       second after such a pause counts the quota: what the server took in that second. Other
       ceilings it leaves unconfirmed are held at UNSURE_HOLD, as a probe would pause every
@@ -491,7 +491,7 @@ class AdaptiveRateLimiter:
             old = None
             reference = self.BACKOFF * self._rate / self.HOLD_AT
         again = old is not None and abs(reference - old) <= self.CONFIRM * old
-        sure = again or exact or (self.stated is not None and self.stated.window <= 1.0)
+        sure = again or exact or self._stated_second()
         if sure:
             self.probe_gap = self._longer_gap(reference)
         else:
@@ -518,8 +518,10 @@ class AdaptiveRateLimiter:
             # Held just under it, and probed as rarely as a ceiling found twice: the statement
             # says all a probe would (and a raised quota is stated by the next 429).
             said = quota.per_second
-            if self.closed_since is not None and said == self.ceiling:
-                return  # the trickle's requests, refused until the second is over: nothing new
+            if (self.closed_since is not None or now < self._hold_until) and said == self.ceiling:
+                # The trickle's requests, refused until the second is over, or the requests in
+                # flight when the first 429 said it: nothing new (nor another probe gap's doubling).
+                return
             if self.ceiling is not None and abs(self.ceiling - said) <= self.CONFIRM * said:
                 self.probe_gap = self._longer_gap(said)
             else:
@@ -528,6 +530,10 @@ class AdaptiveRateLimiter:
             self._hold_share = self.HOLD_AT
             self._held_since = None
             self._set_rate(now, min(self._rate, self.HOLD_AT * said))
+
+    def _stated_second(self) -> bool:
+        """The gateway stated a per-second limit: its 429s say the quota, counts are not needed."""
+        return self.stated is not None and self.stated.window <= 1.0
 
     def _set_rate(self, now: float, rate: float) -> None:
         self._rate = max(self.FLOOR, min(self.MAX, rate))
@@ -688,7 +694,7 @@ class AdaptiveRateLimiter:
         too high, the next second fills early and is counted again, at a steady pace. Counted
         up to this answer instead, it could miss most of the window, and a ceiling too low is
         held for the whole probe gap."""
-        if self.stated is not None and self.stated.window <= 1.0:
+        if self._stated_second():
             self._pacer.reschedule(self._rate, self._paused_until)  # the statement set the pace
             return
         refused = self._last_refused
@@ -773,7 +779,10 @@ class AdaptiveRateLimiter:
         # times a fixed window's quota in the second it takes to refuse, and the count there was
         # held over the quota (a pause each time with Retry-After; without, a ceiling 8-26% over,
         # found again 2% lower at each 429, once counts came exact: docs/design.md#adaptive-rate).
-        if self._rate > ceiling and self._step <= base and now < self._stepped_at + 2 * self.ROUND:
+        # A stated limit needs no count: the next 429 says how far the quota grew, so one round
+        # past the ceiling (a sliding window's refusal) is enough.
+        if (self._rate > ceiling and self._step <= base and now < self._stepped_at + 2 * self.ROUND
+                and not self._stated_second()):
             return
         if self._rate > ceiling:
             self._step = max(2 * self._step, base)  # past the old quota: it grew; find how far
