@@ -571,34 +571,44 @@ class AdaptiveRateLimiter:
 
     def _trickle(self, now: float) -> None:
         """While the window is closed, a request now and then tells when it reopens. Once the
-        window's length is known, none until just before the opening it predicts: a learnt
-        length, one window after the last opening seen (only that one: a length learnt wrong,
+        window's length is known, none until the opening it predicts: a learnt length, just
+        before one window after the last opening seen (only that one: a length learnt wrong,
         over two windows taken for one, would otherwise pause the job for as long); a stated
-        length, the next boundary however many windows on."""
+        length, the latest the next boundary can be, however many windows on (and before any
+        opening is seen, a request every twentieth of the window)."""
         assert self.closed_since is not None
         not_before = self._paused_until
-        if (self.window is not None and not self._first_span and math.isfinite(self._window_error)
-                and self._opening_sure):
-            assert self._opened_at is not None  # an opening was seen
+        stated_window = self.stated is not None and self.stated.window > 1.0
+        foretold = (self.window is not None and not self._first_span
+                    and math.isfinite(self._window_error) and self._opening_sure)
+        if foretold:
+            assert self.window is not None and self._opened_at is not None  # an opening was seen
             opening = self._opened_at + self.window
-            if self.stated is not None and self.stated.window > 1.0:
+            if stated_window:
                 # A stated length is exact: the boundary after the closing, however many windows
                 # on (a window that did not close had no opening to see). A closing within a
                 # quarter window after a boundary may be the window before's, seen late (queue
                 # mode reads answers in batches): that boundary, then, at the risk of a trickle,
                 # not the next, at the risk of a window lost. Fixed while the window stays closed.
-                lead = 3 * self._window_error
-                closed = self.closed_since - max(lead, self.window / 4)
+                closed = self.closed_since - max(3 * self._window_error, self.window / 4)
                 opening += self.window * max(0, math.ceil((closed - opening) / self.window))
+                # Then the latest it can be: our answers' times are later than the server's, so
+                # a request sent then is taken, where a trickle from before it cost a 429 each
+                # (five a window). Up to W/20 late: a window sent WINDOW_PROBE faster makes up.
+                not_before = max(not_before, opening + self._window_error)
             else:
-                lead = max(self.window / 20, 3 * self._window_error)
-            not_before = max(not_before, opening - lead)
+                not_before = max(not_before, opening - max(self.window / 20, 3 * self._window_error))
         # Sparser the longer it stays closed: a request late by a fifth of the time waited.
         first, most = self.TRICKLE
         share = 0.2
-        if self.window is not None and not self._first_span:
+        if stated_window and not foretold:
+            # No opening seen yet: evenly, W/20 apart. Dense at first, for an opening soon
+            # after the closing, the trickle cost a dozen 429s more a closing (18 for 240/20 s).
+            assert self.window is not None
+            first = most = self.window / 20
+        elif self.window is not None and not self._first_span:
             most = min(most, self.window / 20)
-        elif self.pace is None and (self.stated is None or self.stated.window <= 1.0):
+        elif self.pace is None and not stated_window:
             # Perhaps only a second's window: one request when it must have reopened, not a
             # trickle into it (a request every quarter second cost up to four 429s a closing).
             at = self._second_reopening(now)
