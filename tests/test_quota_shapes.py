@@ -151,6 +151,24 @@ async def test_a_full_fixed_second_costs_few_429s_wherever_the_job_starts_in_it(
     assert sum(refused) / len(refused) <= 3
 
 
+@pytest.mark.parametrize("offset", [2.0, 7.3, 13.1])
+async def test_a_windows_ramp_closing_tries_a_second_sparingly(offset):
+    # The ramp's first 429 could be a second's window: it is tried through the second after,
+    # sqrt(rate / TRY_COST) times (the ramp's rate here, 225/s: 7). Every 4/rate apart (the
+    # 50 ms floor) it was 13 tries before the window's trickle, on a 240/20 s quota.
+    clock = FakeClock()
+    lim = auto(clock)
+    model = FixedWindow(240, 20.0, clock.now + offset)
+    refused: list[float] = []
+    while clock.now < 1003.0:
+        await lim.acquire()
+        status, retry_after, stated = model.answer(clock.now)
+        lim.observe(status, retry_after, stated)
+        if status == 429:
+            refused.append(clock.now)
+    assert refused and sum(1 for t in refused if t <= refused[0] + 1.2) <= 8
+
+
 @dataclass
 class StrayFirst(PerSecond):
     """One 429 to the job's second request (another client's burst), then a per-second quota."""
@@ -238,15 +256,16 @@ async def test_a_per_second_quota_that_changes_is_followed_within_seconds(before
 
 async def test_a_stated_per_second_quota_that_doubles_is_followed_after_one_probe_round():
     # Fixed windows, as the simulator's (and a gateway's) per-second quotas: a probe held two
-    # rounds (for a count to trust) took up to 7 s to follow; a stated limit needs no count.
-    # The change lands at ten points of the probe cycle.
+    # rounds (for a count to trust) took 4.5 s on average to follow, up to 7; a stated limit
+    # needs no count. The change lands at ten points of the probe cycle.
+    followed = []
     for change_at in (20 + 0.33 * i for i in range(10)):
         clock = FakeClock()
         lim = auto(clock)
         await run(lim, clock, FixedWindow(50, 1.0, state=True), change_at)
         done = await run(lim, clock, FixedWindow(100, 1.0, state=True), 10)
-        followed = min((s for s, n in done.per_second.items() if n >= 90), default=None)
-        assert followed is not None and followed <= 4, (change_at, done.per_second)
+        followed.append(min((s for s, n in done.per_second.items() if n >= 90), default=math.inf))
+    assert max(followed) <= 5 and sum(followed) / len(followed) <= 3.5, followed
 
 
 async def test_a_token_bucket_is_held_like_a_per_second_quota():

@@ -267,7 +267,8 @@ class AdaptiveRateLimiter:
     WINDOW_PAUSE = 2.0  # a Retry-After this long says a window closed, too
     TRICKLE = (0.25, 2.0)  # seconds between requests while a window is closed: first, at most
     TRY_GAP = 0.05  # at least this between a closed second's tries (the answer comes back first)
-    FIXED_TRY_WAIT = 0.5  # at most this between tries of a fixed second (at 8/s and under: 4 requests)
+    FIXED_TRY_WAIT = 0.5  # at most this between tries of a fixed second (at 20/s and under)
+    TRY_COST = 5.0  # a 429 weighs as much as this many requests' time lost (targets: 2% refused, 10% under)
     WINDOW_PROBE = 0.1  # a probe window is sent this much faster; doubled while the quota grows
     # The longest pause a Retry-After imposes on every sender. Quotas count per second or per
     # minute, so an honest wait is at most a minute; senders waiting for a slot check no
@@ -637,7 +638,10 @@ class AdaptiveRateLimiter:
         if oldest + 1.0 > now:
             return oldest + 1.0
         if closed + 1.0 > now:
-            spacing = max(self.TRY_GAP, min(self.FIXED_TRY_WAIT, 4.0 / self._rate))
+            # k tries over the second cost k/2 429s and come 1/2k s late, on average: with a 429
+            # worth TRY_COST requests' time, k = sqrt(rate / TRY_COST) (4/rate apart, it was 20
+            # tries a closing at 100/s and more, the ramp's closing of a window quota included).
+            spacing = max(self.TRY_GAP, min(self.FIXED_TRY_WAIT, math.sqrt(self.TRY_COST / self._rate)))
             return min(closed + 1.0, now + spacing)
         return None
 
