@@ -227,14 +227,27 @@ async def test_a_stated_per_second_limit_is_the_ceiling_at_once():
     assert lim.ceiling == 100 and lim.rate <= 100 and lim.confirmed
 
 
+async def test_a_stated_second_is_closed_at_its_first_429_not_sent_into_at_the_pace_it_sets():
+    # The 429 says the second's quota is used up: the next request at the stated pace, before
+    # the second turns, was refused as well (2.2 429s a ten-second 10/s job over ten starts; 1.3).
+    refused = []
+    for start in range(10):
+        clock = FakeClock()
+        done = await run(auto(clock), clock, FixedWindow(10, 1.0, clock.now + start / 10, state=True), 10)
+        refused.append(done.refused)
+    assert sum(refused) / len(refused) <= 1.6, refused
+
+
 async def test_the_requests_in_flight_when_a_limit_is_stated_do_not_stretch_the_probe_gap():
     # One probe refused is one confirmation: the 429s of the requests sent with it say nothing new.
     clock = FakeClock()
     lim = AdaptiveRateLimiter(start=400.0, clock=clock.time, sleep=clock.sleep)
     await lim.acquire()
     lim.observe(200, None)
-    lim.observe(429, None, Quota(100, 1.0))
-    clock.now += 5.0
+    lim.observe(429, None, Quota(100, 1.0))  # the second is full
+    clock.now += 0.5
+    lim.observe(200, None)  # it turned
+    clock.now += 4.5
     lim.observe(200, None)
     lim.observe(429, None, Quota(100, 1.0))  # a probe, refused: the gap doubles
     gap = lim.probe_gap

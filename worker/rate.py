@@ -209,11 +209,11 @@ class AdaptiveRateLimiter:
       Its first 429 counts the quota: what the server took in the last second (since the start,
       if shorter). If it came after fewer than START requests and a request at once is taken,
       that was perhaps no full window (a stray 429): slow start goes on, once.
-    - a full window: the first 429, or CLOSED_RUN in a row to requests sent after a cut (answers
-      to requests sent before it are stale, and told apart by count), closes: a request when
-      a second's window must have reopened (a second after the first request it counted, then
-      every few requests' time up to a second after the refusal), then a trickle, until one is
-      accepted.
+    - a full window: the first 429, one stating a limit, or CLOSED_RUN in a row to requests
+      sent after a cut (answers to requests sent before it are stale, and told apart by count),
+      closes: a request when a second's window must have reopened (a second after the first
+      request it counted, then sqrt(rate / TRY_COST) tries up to a second after the refusal),
+      then a trickle, until one is accepted.
     - per second (it reopened within MIN_CLOSED): the ceiling is what the server took in the
       second before the last refusal; held at HOLD_AT of it. A lone 429 cuts to BACKOFF of what
       was accepted (once per HOLD). Additive increase (STEP of the ceiling a round) up to the
@@ -427,8 +427,9 @@ class AdaptiveRateLimiter:
         if self.closed_since is not None:
             self._trickle(now)  # a request of the trickle, refused: the window is still closed
             return
-        if (quota is not None and quota.window > 1.0) or (self.pace is not None and now >= self._hold_until):
-            # Over N in this window (stated, or a window seen closing before): closed until the next.
+        if quota is not None or (self.pace is not None and now >= self._hold_until):
+            # Over N in this window (stated, or a window seen closing before): closed until the
+            # next. (A stated second's, too: sent into at the pace it sets, it refused one more.)
             self._close(now)
             return
         if self._refused_run >= self.CLOSED_RUN:
