@@ -408,8 +408,6 @@ class AdaptiveRateLimiter:
 
     def _throttled(self, now: float, retry_after: float | None, quota: Quota | None,
                    stale: bool) -> None:
-        if quota is not None:
-            self._stated(now, quota)
         # (A stale 429's Retry-After is its own request's: the pause its first one set stands.)
         if retry_after is not None and retry_after > 0 and not stale:  # nan is not
             pause = min(retry_after, self.MAX_PAUSE)
@@ -420,6 +418,11 @@ class AdaptiveRateLimiter:
             self._pacer.reschedule(self._rate, self._paused_until)
             if pause >= self.WINDOW_PAUSE and self.closed_since is None and not stale:
                 self._close(now)
+        if quota is not None:
+            # After the pause: what a probe costs sets the gap before the next one (the job's
+            # first stated 429, taken before its Retry-After, set a gap of 1 s, and the probe
+            # then cost a second pause within seconds: 84% of a ten-second 100/s job held).
+            self._stated(now, quota)
         if stale:
             return  # sent before the last cut: already known
         self._refused_run += 1
