@@ -328,6 +328,25 @@ async def test_a_closed_window_is_never_taken_for_a_fallen_quota():
     assert abs(lim.rate - 12.0) <= 0.15 * 12.0
 
 
+@pytest.mark.parametrize("offset", [7.3, 13.1])
+async def test_a_window_that_closes_before_its_length_is_known_is_tried_sparsely(offset):
+    # The first reopening's pace, counted from the job's start, is too fast: the next window
+    # closes early, and stays closed for most of its length, still unknown. It has lasted at
+    # least since its opening: a try every tenth of that, not every quarter second growing by a
+    # fifth of the time closed (18 429s in that closing at 240/20 s; 10 now).
+    clock = FakeClock()
+    lim = auto(clock)
+    model = FixedWindow(240, 20.0, clock.now + offset)
+    refused: list[float] = []
+    while clock.now < 1000.0 + offset + 20.0:  # to the second window's end
+        await lim.acquire()
+        status, retry_after, stated = model.answer(clock.now)
+        lim.observe(status, retry_after, stated)
+        if status == 429 and clock.now > 1000.0 + offset:
+            refused.append(clock.now)
+    assert 0 < len(refused) <= 12
+
+
 async def test_a_stated_window_is_paced_evenly_from_the_reopening():
     clock = FakeClock()
     lim = auto(clock)
