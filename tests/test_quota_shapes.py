@@ -32,6 +32,7 @@ class Run:
     refused: int
     lowest_rate: float  # the lowest rate the limiter set after its first 429
     per_second: dict[int, int]  # accepted in each second of the run
+    refused_at: list[float]  # the fake clock's time of each 429
 
     @property
     def throttled(self) -> float:
@@ -45,6 +46,7 @@ async def run(lim: AdaptiveRateLimiter, clock: FakeClock, model, seconds: float)
     accepted = refused = 0
     lowest = math.inf
     per_second: dict[int, int] = {}
+    refused_at: list[float] = []
     while clock.now < end:
         await lim.acquire()
         status, retry_after, stated = model.answer(clock.now)
@@ -54,10 +56,11 @@ async def run(lim: AdaptiveRateLimiter, clock: FakeClock, model, seconds: float)
             per_second[second] = per_second.get(second, 0) + 1
         else:
             refused += 1
+            refused_at.append(clock.now)
         lim.observe(status, retry_after, stated)
         if lim.ceiling is not None:
             lowest = min(lowest, lim.rate)
-    return Run(accepted, refused, lowest, per_second)
+    return Run(accepted, refused, lowest, per_second, refused_at)
 
 
 def auto(clock: FakeClock) -> AdaptiveRateLimiter:
@@ -157,15 +160,7 @@ async def test_a_windows_ramp_closing_tries_a_second_sparingly(offset):
     # sqrt(rate / TRY_COST) times (the ramp's rate here, 225/s: 7). Every 4/rate apart (the
     # 50 ms floor) it was 13 tries before the window's trickle, on a 240/20 s quota.
     clock = FakeClock()
-    lim = auto(clock)
-    model = FixedWindow(240, 20.0, clock.now + offset)
-    refused: list[float] = []
-    while clock.now < 1003.0:
-        await lim.acquire()
-        status, retry_after, stated = model.answer(clock.now)
-        lim.observe(status, retry_after, stated)
-        if status == 429:
-            refused.append(clock.now)
+    refused = (await run(auto(clock), clock, FixedWindow(240, 20.0, clock.now + offset), 3)).refused_at
     assert refused and sum(1 for t in refused if t <= refused[0] + 1.2) <= 8
 
 
@@ -335,16 +330,10 @@ async def test_a_window_that_closes_before_its_length_is_known_is_tried_sparsely
     # least since its opening: a try every tenth of that, not every quarter second growing by a
     # fifth of the time closed (18 429s in that closing at 240/20 s; 10 now).
     clock = FakeClock()
-    lim = auto(clock)
-    model = FixedWindow(240, 20.0, clock.now + offset)
-    refused: list[float] = []
-    while clock.now < 1000.0 + offset + 20.0:  # to the second window's end
-        await lim.acquire()
-        status, retry_after, stated = model.answer(clock.now)
-        lim.observe(status, retry_after, stated)
-        if status == 429 and clock.now > 1000.0 + offset:
-            refused.append(clock.now)
-    assert 0 < len(refused) <= 12
+    start = clock.now
+    done = await run(auto(clock), clock, FixedWindow(240, 20.0, start + offset), offset + 20)
+    second = [t for t in done.refused_at if t > start + offset]  # to the second window's end
+    assert 0 < len(second) <= 12
 
 
 async def test_a_stated_window_is_paced_evenly_from_the_reopening():
