@@ -525,8 +525,8 @@ class AdaptiveRateLimiter:
             # says all a probe would (and a raised quota is stated by the next 429).
             said = quota.per_second
             if (self.closed_since is not None or now < self._hold_until) and said == self.ceiling:
-                # The trickle's requests, refused until the second is over, or the requests in
-                # flight when the first 429 said it: nothing new (nor another probe gap's doubling).
+                # The trickle's requests, refused until the second is over, or a 429 within the
+                # hold its statement set: the same refusal, not another probe gap's doubling.
                 return
             if self.ceiling is not None and abs(self.ceiling - said) <= self.CONFIRM * said:
                 self.probe_gap = self._longer_gap(said)
@@ -540,6 +540,10 @@ class AdaptiveRateLimiter:
     def _stated_second(self) -> bool:
         """The gateway stated a per-second limit: its 429s say the quota, counts are not needed."""
         return self.stated is not None and self.stated.window <= 1.0
+
+    def _stated_window(self) -> bool:
+        """The gateway stated a window longer than a second: its length is exact."""
+        return self.stated is not None and self.stated.window > 1.0
 
     def _set_rate(self, now: float, rate: float) -> None:
         self._rate = max(self.FLOOR, min(self.MAX, rate))
@@ -584,7 +588,7 @@ class AdaptiveRateLimiter:
         opening is seen, a request every twentieth of the window)."""
         assert self.closed_since is not None
         not_before = self._paused_until
-        stated_window = self.stated is not None and self.stated.window > 1.0
+        stated_window = self._stated_window()
         foretold = (self.window is not None and not self._first_span
                     and math.isfinite(self._window_error) and self._opening_sure)
         if foretold:
@@ -669,8 +673,7 @@ class AdaptiveRateLimiter:
         doubt, self._doubt_ramp = self._doubt_ramp, False  # once only
         # It reopened between the last refused request and this one: half a trickle's spacing ago.
         opened = now - 0.5 * self._spacing
-        if closed_for < self.MIN_CLOSED and self.pace is None and (
-                self.stated is None or self.stated.window <= 1.0):
+        if closed_for < self.MIN_CLOSED and self.pace is None and not self._stated_window():
             self._second_reopened(now, doubt)
             return
         now = opened
@@ -686,7 +689,7 @@ class AdaptiveRateLimiter:
             # N: what was accepted in the window that just ended, [opening - W, opening).
             since = now - self.window
             pace = sum(1 for t in self._window_times if since <= t < now) / self.window
-        if self.stated is None or self.stated.window <= 1.0:
+        if not self._stated_window():
             # Openings come at the window's boundaries: the time between two is a whole number
             # of windows (the first span, from the start, is at most one). No window stays
             # closed longer than it lasts.
