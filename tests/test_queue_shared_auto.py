@@ -23,7 +23,7 @@ from queue_helpers import (  # noqa: F401 - fixtures
     wait_for,
 )
 from worker.queue.redis_link import RedisLink
-from worker.queue.shared_auto import Outcomes, SharedSchedule, _learned, parse_events
+from worker.queue.shared_auto import Outcomes, SharedLearning, SharedSchedule, _learned, parse_events
 from worker.queue.shared_limit import SharedLimiter
 from worker.quota import Quota
 from worker.rate import AdaptiveRateLimiter
@@ -87,6 +87,35 @@ def test_a_learner_killed_hands_over_what_it_learnt(sim_thread, redis_url, strea
     entries = results(client, stream)
     assert Counter(e["snapshot_id"] for e in entries) == Counter(targets.keys())
     assert {e["outcome"] for e in entries} == {"applied"}
+
+
+async def test_the_ramps_count_waits_for_every_replicas_answers(redis_url, stream):
+    # One replica's 429 reaches Redis at once, another's answers up to FLUSH_EVERY later. Counted
+    # without them, the end of the ramp took 91 and 92 for a quota of 100 (then held 89/s).
+    link = RedisLink(redis_url, 10)
+    client, key = link.client, stream.removesuffix(":jobs") + ":limit"
+    mine, theirs = Outcomes(), Outcomes()
+    learner = SharedLearning(client, key, "r0", mine)
+    tasks = [asyncio.create_task(learner.run())]
+    try:
+        while learner.learning is None:
+            await asyncio.sleep(0.01)
+        tasks.append(asyncio.create_task(SharedLearning(client, key, "r1", theirs).run()))
+        seconds, micros = await client.time()
+        now = seconds + micros / 1e6
+        for i in range(100):
+            theirs.answered(now - 0.5 + i * 0.005, 200, None, None)
+        mine.answered(now, 429, None, None)
+        for _ in range(200):
+            if learner.learning.ceiling is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert learner.learning.ceiling == 100
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await link.close()
 
 
 def test_outcomes_round_trip_and_foreign_entries_are_skipped():

@@ -537,6 +537,13 @@ class AdaptiveRateLimiter:
             self._held_since = None
             self._set_rate(now, min(self._rate, self.HOLD_AT * said))
 
+    def counting(self, now: float) -> bool:
+        """A 429 at `now` would be taken as the count of what the server took in the last second
+        (the ramp's first 429, or one within a second after a pause of a second or more): queue
+        mode's learning waits for every replica's answers before it (worker/queue/shared_auto.py)."""
+        return self.ceiling is None or (
+            self._pause_cost >= 1.0 and self._paused_until < now <= self._paused_until + 1.0)
+
     def _stated_second(self) -> bool:
         """The gateway stated a per-second limit: its 429s say the quota, counts are not needed."""
         return self.stated is not None and self.stated.window <= 1.0

@@ -36,6 +36,7 @@ LEASE_MS = 3_000
 KEY_TTL_MS = 3_600_000  # the stream, what was learnt, the pace: outlive a pause of the queue, not a day
 STREAM_MAXLEN = 1_000  # batches kept: the learning reads within milliseconds
 READ_COUNT = 500
+LATE_BATCH = FLUSH_EVERY + 0.005  # a replica's batch reaches Redis this long after its first event at most
 MAX_BATCH = 1 << 20  # characters of a batch read
 MAX_BUFFERED = 20_000  # events held while Redis is away (then the oldest are dropped)
 
@@ -281,21 +282,20 @@ class SharedLearning:
 
     async def _learn(self) -> None:
         assert self.learning is not None
-        # Not a blocking XREAD: a task cancelled while redis-py waited on one (the consumer
-        # stopping) was seen to hang in it for good, and the consumer with it.
-        read = await self._client.xread({self._stream: self._cursor}, count=READ_COUNT)
-        if not read:
+        events = await self._read()
+        if events is None:
             await self._quiet()
             return
         self._wait = LEARN_WAIT
-        events: list[Event] = []
-        for _stream, entries in read:
-            for entry_id, fields in entries:
-                self._cursor = entry_id
-                text = fields.get(b"e", fields.get("e", b""))
-                if len(text) <= MAX_BATCH:  # ours are a few kB; a foreign one may be anything
-                    events.extend(parse_events(text.decode(errors="replace") if isinstance(text, bytes)
-                                               else text))
+        if any(not isinstance(e, float) and e[1] == 429 and self.learning.counting(e[0]) for e in events):
+            # A 429 is flushed at once, the other replicas' answers before it up to FLUSH_EVERY
+            # later. The learning counts what the server took in the last second from this one
+            # (the ramp's, or one after a pause): without them it counted 91 and 92 of a quota
+            # of 100 and held 89/s. Nothing is sent meanwhile, or the ramp's last pace would be.
+            await self._hold(LATE_BATCH)
+            await asyncio.sleep(LATE_BATCH)
+            await self._flush()
+            events += await self._read() or []
         events.sort(key=_time)
         schedule, learning = self._schedule, self.learning
         for event in events:
@@ -312,3 +312,30 @@ class SharedLearning:
                               args=[round(interval * 1e6),
                                     "" if not_before is None else f"{not_before * 1e6:.0f}",
                                     KEY_TTL_MS])
+
+    async def _read(self) -> list[Event] | None:
+        """The replicas' events flushed since the last read (None: nothing was)."""
+        # Not a blocking XREAD: a task cancelled while redis-py waited on one (the consumer
+        # stopping) was seen to hang in it for good, and the consumer with it.
+        read = await self._client.xread({self._stream: self._cursor}, count=READ_COUNT)
+        if not read:
+            return None
+        events: list[Event] = []
+        for _stream, entries in read:
+            for entry_id, fields in entries:
+                self._cursor = entry_id
+                text = fields.get(b"e", fields.get("e", b""))
+                if len(text) <= MAX_BATCH:  # ours are a few kB; a foreign one may be anything
+                    events.extend(parse_events(text.decode(errors="replace") if isinstance(text, bytes)
+                                               else text))
+        return events
+
+    async def _hold(self, seconds: float) -> None:
+        """No slot for `seconds` from now (on the Redis clock), at the pace last set."""
+        interval = self._schedule.interval
+        if interval is None:
+            return  # nothing set yet: the replicas go at the starting pace
+        seconds_now, micros = await self._client.time()
+        await self._apply(keys=self._schedule_keys,
+                          args=[round(interval * 1e6), f"{(seconds_now + seconds) * 1e6 + micros:.0f}",
+                                KEY_TTL_MS])
