@@ -213,6 +213,28 @@ async def test_a_probe_past_a_fixed_window_does_not_run_away_before_a_window_ref
     assert lim.ceiling is not None and lim.ceiling <= 106
 
 
+@pytest.mark.parametrize("offset", [0.1, 0.37, 0.7])
+@pytest.mark.parametrize("raised", [110, 150])
+async def test_a_probe_that_costs_a_pause_climbs_a_round_at_a_time(offset, raised):
+    # Past a raised quota, quick rounds (a quarter second, the step doubling) find it within
+    # seconds where a 429 costs nothing more. With Retry-After each costs a pause of every
+    # sender, and a fixed window refuses only once its count is used: the pace ran to 2.3-4
+    # times the new quota before one did (a ceiling counted there off by up to 7%, held over).
+    clock = FakeClock()
+    lim = auto(clock)
+    model = FixedWholeSecondRetryAfter(100, 1.0, clock.now + offset)
+    raised_at, end, fastest = clock.now + 30, clock.now + 120, 0.0
+    while clock.now < end:
+        if clock.now >= raised_at:
+            model.limit = raised
+        await lim.acquire()
+        lim.observe(*model.answer(clock.now))
+        if clock.now >= raised_at and lim.closed_since is None:
+            fastest = max(fastest, lim.rate)
+    assert fastest <= 1.6 * raised
+    assert lim.ceiling is not None and lim.ceiling >= 0.9 * raised
+
+
 async def test_a_stated_per_second_limit_is_the_ceiling_at_once():
     clock = FakeClock()
     lim = AdaptiveRateLimiter(start=400.0, clock=clock.time, sleep=clock.sleep)

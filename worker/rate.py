@@ -221,7 +221,8 @@ class AdaptiveRateLimiter:
       ceiling doubles the gap, up to what a probe costs: a few 429s (CHEAP_GAP, or PROBE_REQUESTS'
       time), or a Retry-After pause (PAUSE_BUDGET of the time). A round past the old ceiling
       and another (one may straddle two fixed windows; one is enough where 429s state the
-      limit) without a 429, the quota rose: quick rounds, the step doubling.
+      limit) without a 429, the quota rose: the step doubling, in quick rounds unless a 429 costs a
+      Retry-After pause.
     - Retry-After: nothing is granted before it passes (at most MAX_PAUSE). A 429 within a
       second after such a pause counts the quota: what the server took in that second. Other
       ceilings it leaves unconfirmed are held at UNSURE_HOLD, as a probe would pause every
@@ -845,7 +846,10 @@ class AdaptiveRateLimiter:
         # few answers to come back, so that little is in flight when the first 429 comes.
         if self.ceiling is None:
             return min(self.SLOW_ROUND_MAX, max(self.SLOW_ROUND, self.LATENCY_ROUNDS * self.latency))
-        if self._rate > self.QUICK_PAST * self.ceiling:  # a raised quota is found fast
+        # A raised quota is found fast, unless each 429 pauses every sender (Retry-After): a
+        # fixed window refuses only once its count is used, and quick rounds ran the pace to
+        # 2-4 times the new quota by then (a pause, and a ceiling counted there off by 7%).
+        if self._rate > self.QUICK_PAST * self.ceiling and self._pause_cost < 1.0:
             return self.SLOW_ROUND_MAX
         return self.ROUND
 
