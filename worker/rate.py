@@ -538,12 +538,15 @@ class AdaptiveRateLimiter:
             self._held_since = None
             self._set_rate(now, min(self._rate, self.HOLD_AT * said))
 
-    def counting(self, now: float) -> bool:
+    def counting(self, now: float, quota: Quota | None) -> bool:
         """A 429 at `now` would be taken as the count of what the server took in the last second
-        (the ramp's first 429, or one within a second after a pause of a second or more): queue
-        mode's learning waits for every replica's answers before it (worker/queue/shared_auto.py)."""
-        return self.ceiling is None or (
-            self._pause_cost >= 1.0 and self._paused_until < now <= self._paused_until + 1.0)
+        (the ramp's first 429, or one within a second after a pause of a second or more, unless
+        it states the limit): queue mode's learning waits for every replica's answers before it
+        (worker/queue/shared_auto.py)."""
+        if quota is not None:
+            return False
+        after_pause = self._pause_cost >= 1.0 and self._paused_until < now <= self._paused_until + 1.0
+        return self.ceiling is None or after_pause
 
     def _stated_second(self) -> bool:
         """The gateway stated a per-second limit: its 429s say the quota, counts are not needed."""
@@ -658,7 +661,13 @@ class AdaptiveRateLimiter:
         closed = self.closed_since
         if self._doubt_ramp and self._few_counted() and now < closed + self.TRY_GAP:
             return closed + self.TRY_GAP
-        oldest = next((t for t in self._recent if t > closed - 1.0), closed)
+        counted = [t for t in self._recent if closed - 1.0 < t <= closed]
+        oldest = counted[0] if counted else closed
+        if self.stated is not None and self.stated.window == 1.0 and len(counted) > self.stated.limit:
+            # The window holds the last `limit` taken; the ones before (the ramp's, a probe's)
+            # were the window before's. A try a second after the oldest came before the turn:
+            # half a second of tries at 100/s, each a 429.
+            oldest = counted[-int(self.stated.limit)]
         if oldest + 1.0 > now:
             return oldest + 1.0
         if closed + 1.0 > now:
@@ -832,8 +841,11 @@ class AdaptiveRateLimiter:
         elif self.confirmed and self._rate <= ceiling:
             # The hold is over: the probe goes a step past the ceiling at once, not by steps from
             # the hold, so a raised quota is found within a few seconds. A round there (a second's
-            # window refuses only at its end), then short rounds if nothing was refused.
-            rate = max(rate, (1 + self.STEP) * ceiling)
+            # window refuses only at its end), then short rounds if nothing was refused. Where
+            # the 429s state the limit, two steps: short rounds at once (the next 429 says how far
+            # the quota grew), or a doubled quota waited up to 8 s, not 5.
+            steps = 2 if self._stated_second() else 1
+            rate = max(rate, (1 + steps * self.STEP) * ceiling)
         self._rate = min(self.MAX, rate)
         self._pacer.speed_up(self._rate)
 
