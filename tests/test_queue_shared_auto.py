@@ -23,7 +23,7 @@ from queue_helpers import (  # noqa: F401 - fixtures
     wait_for,
 )
 from worker.queue.redis_link import RedisLink
-from worker.queue.shared_auto import Outcomes, SharedLearning, SharedSchedule, _learned, parse_events
+from worker.queue.shared_auto import APPLY, Outcomes, SharedLearning, SharedSchedule, _learned, parse_events
 from worker.queue.shared_limit import SharedLimiter
 from worker.quota import Quota
 from worker.rate import AdaptiveRateLimiter
@@ -115,6 +115,30 @@ async def test_the_ramps_count_waits_for_every_replicas_answers(redis_url, strea
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await link.close()
+
+
+async def test_a_replica_asleep_on_a_trickles_slot_takes_a_sooner_one_when_the_pace_speeds_up(redis_url, stream):
+    # A closed window's try is booked with the try's spacing after it: the next replica's slot
+    # was that far off, and when the try was taken and the learning set the pace again, every
+    # replica slept on to its old slot (0.65 s lost at 100/s, three replicas).
+    link = RedisLink(redis_url, 10)
+    client, key = link.client, stream.removesuffix(":jobs") + ":limit"
+    apply = client.register_script(APPLY)
+    schedule = [f"{key}:interval", f"{key}:not-before", f"{key}:tat"]
+    await apply(keys=schedule, args=[3_000_000, "", 60_000])  # the trickle: a slot every 3 s
+    limiter = SharedLimiter(client, key, None, "r0", throttled_backoff=0.0)
+    try:
+        await asyncio.wait_for(limiter.acquire(), 10)  # the try's slot, now
+        started = time.monotonic()
+        waiting = asyncio.create_task(limiter.acquire())  # booked 3 s on
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        seconds, micros = await client.time()
+        await apply(keys=schedule, args=[10_000, f"{seconds * 1e6 + micros + 10_000:.0f}", 60_000])  # reopened
+        await asyncio.wait_for(waiting, 10)
+        assert time.monotonic() - started < 1.5
+    finally:
         await link.close()
 
 

@@ -47,6 +47,9 @@ RETRY_REDIS_AFTER = 1.0  # seconds on the local fallback before asking Redis aga
 # A caller woken this much after its slot gives the slot up and takes a new one: well inside the
 # margin's 50 ms, so a late request never arrives among its successors' slots.
 LATE_SLACK = 0.015
+# Under --rate auto, a replica asleep on a slot further off than this looks every FAR_SLOT whether
+# the learning has moved the schedule up since (one GET): a slot booked at a closed window's pace.
+FAR_SLOT = 0.1
 # The longest pause one 429 may impose on every replica. A gateway counts per second or per
 # minute (APIGW.0308), so after a minute the window is a new one; a longer Retry-After (one
 # gateway's bug, or 1e9) would stop every replica, new ones included, for as long.
@@ -133,6 +136,7 @@ class SharedLimiter:
         # slot booked stands whatever the learning decides next, and a hundred senders booking
         # at once would hold a hundred slots at a pace the next 429 makes too fast.
         self._turn = asyncio.Lock() if self.auto else None
+        self._client = client
         self._reserve = client.register_script(RESERVE)
         self._pause = client.register_script(PAUSE)
         self.clock = RedisClock()
@@ -176,9 +180,8 @@ class SharedLimiter:
                     self.rate = (1.0 + self._margin) / (int(interval) / 1e6)
                 self._paused_until = max(self._paused_until, self.clock.local(int(pause) / 1e6))
                 local_slot = self.clock.local(int(slot) / 1e6)
-                delay = local_slot - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                if await self._sleep_until(local_slot, int(slot)):
+                    continue  # the learning moved the schedule up meanwhile: a sooner slot
                 if loop.time() - local_slot > LATE_SLACK:
                     # Woken late (a busy host): sent now, this request would crowd the ones the
                     # other replicas send on time into one window. Leave the slot empty.
@@ -188,6 +191,30 @@ class SharedLimiter:
                 if self.outcomes is not None and self.fallback is None:
                     self.outcomes.granted(self.clock.remote(loop.time()))
                 return
+
+    async def _sleep_until(self, local_slot: float, slot_us: int) -> bool:
+        """Sleep until this replica's slot. Under --rate auto a slot far off was booked at a
+        closed window's pace (a trickle, a try when the second must have turned): if the
+        learning moves the schedule up meanwhile (the window reopened: the next free slot is now
+        before this one), True, and the slot is given up for a sooner one. Asleep to the end, the
+        three replicas of a bench run resumed 0.65 s after the reopening, each on the slot it had
+        booked a try's spacing after the try."""
+        loop = asyncio.get_running_loop()
+        while self.auto and local_slot - loop.time() > FAR_SLOT:
+            await asyncio.sleep(FAR_SLOT)
+            try:
+                tat = await self._client.get(self._keys[0])
+            except REDIS_FAILURES:
+                continue  # the slot stands; the next look may reach Redis
+            try:
+                if tat is not None and int(tat) < slot_us:
+                    return True
+            except ValueError:
+                pass  # not a number: the slot stands (the next reservation starts afresh)
+        delay = local_slot - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return False
 
     def observe(self, status: int | None, retry_after: float | None,
                 quota: Quota | None = None) -> None:
