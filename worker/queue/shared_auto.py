@@ -37,6 +37,9 @@ KEY_TTL_MS = 3_600_000  # the stream, what was learnt, the pace: outlive a pause
 STREAM_MAXLEN = 1_000  # batches kept: the learning reads within milliseconds
 READ_COUNT = 500
 LATE_BATCH = FLUSH_EVERY + 0.005  # a replica's batch reaches Redis this long after its first event at most
+# ... and no slot is given while the learning waits for them, until its decision replaces the hold
+# (held only as long as the wait, the ramp's pace went on for 35 ms more: twice its 429s)
+HOLD_FOR_LATE = 0.1
 MAX_BATCH = 1 << 20  # characters of a batch read
 MAX_BUFFERED = 20_000  # events held while Redis is away (then the oldest are dropped)
 
@@ -292,7 +295,7 @@ class SharedLearning:
             # later. The learning counts what the server took in the last second from this one
             # (the ramp's, or one after a pause): without them it counted 91 and 92 of a quota
             # of 100 and held 89/s. Nothing is sent meanwhile, or the ramp's last pace would be.
-            await self._hold(LATE_BATCH)
+            await self._hold(HOLD_FOR_LATE)
             await asyncio.sleep(LATE_BATCH)
             await self._flush()
             events += await self._read() or []
