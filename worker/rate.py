@@ -469,7 +469,7 @@ class AdaptiveRateLimiter:
             reference = max(accepted, self._rate - self._step)
         exact = False
         resumed, paused_for = self._resumed
-        if paused_for >= 1.0 and resumed < now <= resumed + 1.0:
+        if self._just_after_pause(now, resumed, paused_for):
             # Within a second after a pause of a second or more, the server's current second
             # began during the pause: what it took since the pause is its quota, exactly.
             reference = sum(1 for t in recent if t >= resumed)
@@ -545,8 +545,13 @@ class AdaptiveRateLimiter:
         (worker/queue/shared_auto.py)."""
         if quota is not None:
             return False
-        after_pause = self._pause_cost >= 1.0 and self._paused_until < now <= self._paused_until + 1.0
-        return self.ceiling is None or after_pause
+        return self.ceiling is None or self._just_after_pause(now, self._paused_until, self._pause_cost)
+
+    @staticmethod
+    def _just_after_pause(now: float, resumed: float, paused_for: float) -> bool:
+        """Within a second after a pause of a second or more, which ended at `resumed`: the
+        server's current second began during it, so what it took since is its quota."""
+        return paused_for >= 1.0 and resumed < now <= resumed + 1.0
 
     def _stated_second(self) -> bool:
         """The gateway stated a per-second limit: its 429s say the quota, counts are not needed."""

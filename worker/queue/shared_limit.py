@@ -204,13 +204,10 @@ class SharedLimiter:
             await asyncio.sleep(FAR_SLOT)
             try:
                 tat = await self._client.get(self._keys[0])
-            except REDIS_FAILURES:
-                continue  # the slot stands; the next look may reach Redis
-            try:
                 if tat is not None and int(tat) < slot_us:
                     return True
-            except ValueError:
-                pass  # not a number: the slot stands (the next reservation starts afresh)
+            except (*REDIS_FAILURES, ValueError):
+                pass  # Redis away, or not a number there: the slot stands
         delay = local_slot - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
