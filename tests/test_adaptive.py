@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import statistics
 from bisect import bisect_left
 from collections import deque
 
@@ -259,6 +260,68 @@ def test_senders_are_kept_until_a_lower_target_has_lasted():
     assert sizer.keep(now=concurrency.SHRINK_AFTER + 0.01) == sizer.target < high
     rate[0] = 200.0  # and a rise is followed at once
     assert sizer.keep(now=concurrency.SHRINK_AFTER + 0.02) == sizer.target > high
+
+
+def _pipeline(sizer: ConcurrencySizer, rate: float, capacity: float, service: float,
+              seconds: float, start: float) -> list[int]:
+    """Senders kept, every 50 ms, in front of a pipeline (a core, a server) that delivers
+    `capacity` a second and answers in `service` s. Asked for less, it answers at once; asked
+    for more, every sender is busy and each answer waits behind the others: N / capacity s."""
+    kept, now = [], start
+    while now < start + seconds:
+        senders = sizer.keep(now)
+        latency = service if rate < capacity else max(service, senders / capacity)
+        for i in range(int(min(rate, capacity) * 0.05)):
+            sizer.observe(latency * (1 + 0.1 * (i % 4)))
+        kept.append(senders)
+        now += 0.05
+    return kept
+
+
+def test_a_queue_every_answer_waits_in_adds_no_senders():
+    """--rate auto's slow start asks 5,000/s of a client that delivers 3,000/s: each sender added
+    lengthens the queue, and sizing from that latency fed on itself up to MAX."""
+    rate = [1000.0]
+    sizer = ConcurrencySizer(lambda: rate[0])
+    _pipeline(sizer, 1000.0, 3000.0, 0.001, 3.0, 0.0)  # 1,000/s: 1 ms answers, no queue
+    rate[0] = 5000.0
+    kept = _pipeline(sizer, 5000.0, 3000.0, 0.001, 3.0, 3.0)
+    # What 5,000/s needs at up to thrice the unqueued latency: the queue adds nothing.
+    assert max(kept) <= size_for(5000, 3 * 0.0013 * concurrency.HEADROOM) < concurrency.MAX / 10
+    assert kept[-1] >= size_for(3000, 0.001)  # and enough to keep the pipeline full
+
+
+@pytest.mark.parametrize("spread", [
+    lambda rng: rng.uniform(0.02, 0.1),  # an API's answers, five to one
+    lambda rng: rng.lognormvariate(-3, 0.8),  # a long tail: a twentieth over 3.7 times the median
+])
+def test_a_spread_of_latencies_is_not_taken_for_a_queue(spread):
+    rng = random.Random(7)
+    sizer = ConcurrencySizer(lambda: 200.0)
+    shares = []
+    for tick in range(400):  # 20 s at 200/s
+        samples = [spread(rng) for _ in range(10)]
+        for latency in samples:
+            sizer.observe(latency)
+        sizer.keep(tick * 0.05)
+        shares.append(sizer.unqueued)
+    assert min(shares) >= 0.6 and statistics.mean(shares) >= 0.98
+
+
+def test_quick_errors_are_not_taken_for_the_unqueued_latency():
+    """Rows the API answers at once (a 404, a 429), then rows it applies in 50 ms: the 50 ms are
+    the work, not a queue."""
+    sizer = ConcurrencySizer(lambda: 100.0)
+    for tick in range(40):
+        for _ in range(5):
+            sizer.observe(0.001, applied=False)
+        sizer.keep(tick * 0.05)
+    for tick in range(40, 100):
+        for _ in range(5):
+            sizer.observe(0.05)
+        sizer.keep(tick * 0.05)
+    assert sizer.unqueued == 1.0
+    assert sizer.target >= size_for(100, 0.05 * concurrency.HEADROOM)
 
 
 # -- pacing -----------------------------------------------------------------------------------

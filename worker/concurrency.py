@@ -15,6 +15,7 @@ measurements behind each number: docs/design.md#concurrency.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +28,10 @@ HEADROOM = 1.5
 SPARE = 2
 FIRST_GUESS = 0.1  # seconds of latency assumed before the first answer
 SHRINK_AFTER = 2.0  # seconds a lower target must last before senders retire
+RECENT = 32  # answers whose quickest say how long every request now queues ...
+QUICK_RANK = 4  # ... the 4th quickest of them: a lone outlier (a cached answer) does not count
+QUICK_MEMORY = 10.0  # seconds a floor is remembered as how long a request takes unqueued
+QUEUE_TOLERANCE = 3.0  # a recent floor up to this many times that is a spread, not a queue
 
 
 def size_for(rate: float | None, latency: float) -> int:
@@ -44,19 +49,26 @@ class ConcurrencySizer:
         self.latency: float | None = None  # smoothed average, seconds (RFC 6298's SRTT)
         self.deviation = 0.0  # smoothed mean deviation (RTTVAR)
         self._recent: deque[tuple[float, int]] = deque()  # (time, target), targets decreasing
+        self._last: deque[float] = deque(maxlen=RECENT)  # latencies of the last applied rows
+        self._floors: deque[tuple[float, float]] = deque()  # (time, floor), floors increasing
+        self.unqueued = 1.0  # the share of the latency that is not queueing
 
-    def observe(self, latency: float) -> None:
+    def observe(self, latency: float, applied: bool = True) -> None:
+        """An answer's latency; `applied`: the row's request did the work (errors, 429s, are
+        often answered quicker, and would pass for a queue's absence)."""
         if self.latency is None:
             self.latency, self.deviation = latency, latency / 2
         else:
             self.deviation += (abs(self.latency - latency) - self.deviation) / 4
             self.latency += (latency - self.latency) / 8
+        if applied:
+            self._last.append(latency)
 
     @property
     def planned_latency(self) -> float:
         if self.latency is None:
             return FIRST_GUESS * HEADROOM
-        return max(self.latency * HEADROOM, self.latency + 4 * self.deviation)
+        return max(self.latency * HEADROOM, self.latency + 4 * self.deviation) * self.unqueued
 
     @property
     def target(self) -> int:
@@ -65,6 +77,7 @@ class ConcurrencySizer:
     def keep(self, now: float) -> int:
         """How many senders to keep at `now`: the largest target of the last SHRINK_AFTER
         seconds (a sliding maximum over the targets seen at each call)."""
+        self._measure_queue(now)
         target = self.target
         recent = self._recent
         while recent and recent[-1][1] <= target:
@@ -73,3 +86,14 @@ class ConcurrencySizer:
         while recent[0][0] <= now - SHRINK_AFTER:
             recent.popleft()
         return recent[0][1]
+
+    def _measure_queue(self, now: float) -> None:
+        if len(self._last) < RECENT or not (floor := heapq.nsmallest(QUICK_RANK, self._last)[-1]) > 0:
+            return
+        floors = self._floors  # a sliding minimum over the last QUICK_MEMORY seconds
+        while floors and floors[-1][1] >= floor:
+            floors.pop()
+        floors.append((now, floor))
+        while floors[0][0] <= now - QUICK_MEMORY:
+            floors.popleft()
+        self.unqueued = min(1.0, QUEUE_TOLERANCE * floors[0][1] / floor)

@@ -394,7 +394,8 @@ class Engine:
             if sizer is not None and result.latency_ms is not None:
                 # A sender is busy for the request and for the wait until its row is durable
                 # (fsync): Little's law needs both, or a paced job falls short of its rate.
-                sizer.observe(result.latency_ms / 1000 + time.monotonic() - recording)
+                sizer.observe(result.latency_ms / 1000 + time.monotonic() - recording,
+                              applied=result.outcome is Outcome.APPLIED)
 
     async def _apply(self, job: Job, relabeler: Relabeler) -> Result:
         if self._live is not None:
