@@ -24,7 +24,7 @@ from queue_helpers import (  # noqa: F401 - fixtures
 )
 from worker.queue.redis_link import RedisLink
 from worker.queue.shared_auto import APPLY, Outcomes, SharedLearning, SharedSchedule, _learned, parse_events
-from worker.queue.shared_limit import SharedLimiter
+from worker.queue.shared_limit import OWN_429_HOLD, SharedLimiter
 from worker.quota import Quota
 from worker.rate import AdaptiveRateLimiter
 
@@ -138,6 +138,32 @@ async def test_a_replica_asleep_on_a_trickles_slot_takes_a_sooner_one_when_the_p
         await apply(keys=schedule, args=[10_000, f"{seconds * 1e6 + micros + 10_000:.0f}", 60_000])  # reopened
         await asyncio.wait_for(waiting, 10)
         assert time.monotonic() - started < 1.5
+    finally:
+        await link.close()
+
+
+async def test_a_replica_that_hears_a_429_takes_no_slot_until_the_learning_has_heard_it(redis_url, stream):
+    # The learning holds every replica once it reads the 429 (up to FLUSH_EVERY + LEARN_WAIT
+    # later); the replica that heard it sent on meanwhile: at the end of the ramp of 240 per 20 s,
+    # 25-29 requests refused within 10 ms, three replicas (5 with the hold).
+    link = RedisLink(redis_url, 10)
+    client, key = link.client, stream.removesuffix(":jobs") + ":limit"
+    apply = client.register_script(APPLY)
+    await apply(keys=[f"{key}:interval", f"{key}:not-before", f"{key}:tat"], args=[1_000, "", 60_000])  # 1,000/s
+    outcomes = Outcomes()
+    limiter = SharedLimiter(client, key, None, "r0", throttled_backoff=0.0, outcomes=outcomes)
+    loop = asyncio.get_running_loop()
+    try:
+        for _ in range(3):
+            await asyncio.wait_for(limiter.acquire(), 10)
+        limiter.observe(429, None)
+        heard = loop.time()
+        await asyncio.wait_for(limiter.acquire(), 10)
+        assert loop.time() - heard >= OWN_429_HOLD
+        # It tells the learning as before: three grants and the 429.
+        events = parse_events(";".join(outcomes.take()))
+        assert [e[1] for e in events if isinstance(e, tuple)] == [429]
+        assert sum(isinstance(e, float) for e in events) == 4
     finally:
         await link.close()
 

@@ -50,6 +50,11 @@ LATE_SLACK = 0.015
 # Under --rate auto, a replica asleep on a slot further off than this looks every FAR_SLOT whether
 # the learning has moved the schedule up since (one GET): a slot booked at a closed window's pace.
 FAR_SLOT = 0.1
+# Under --rate auto, a replica that hears a 429 takes no slot for this long: about when the
+# learning has read it and every replica's answers before it (shared_auto.LATE_BATCH) and decided.
+# The learning holds every replica's schedule only once it reads the 429: meanwhile, at the end of
+# the ramp, the pace ran on (25-29 requests refused in 10 ms at 240/20 s, three replicas).
+OWN_429_HOLD = 0.03
 # The longest pause one 429 may impose on every replica. A gateway counts per second or per
 # minute (APIGW.0308), so after a minute the window is a new one; a longer Retry-After (one
 # gateway's bug, or 1e9) would stop every replica, new ones included, for as long.
@@ -222,6 +227,8 @@ class SharedLimiter:
             self.outcomes.answered(self.clock.remote(loop.time()), status, retry_after, quota)
         if status != 429:
             return
+        if self.auto and self.fallback is None:
+            self._paused_until = max(self._paused_until, loop.time() + OWN_429_HOLD)
         pause = self.throttled_backoff if retry_after is None or math.isnan(retry_after) else retry_after
         pause = min(max(pause, 0.0), self.max_pause)
         if pause <= 0:
