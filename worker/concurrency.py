@@ -88,8 +88,12 @@ class ConcurrencySizer:
         return recent[0][1]
 
     def _measure_queue(self, now: float) -> None:
-        if len(self._last) < RECENT or not (floor := heapq.nsmallest(QUICK_RANK, self._last)[-1]) > 0:
+        """`unqueued`, from the recent floor against the lowest of the last QUICK_MEMORY seconds."""
+        if len(self._last) < RECENT:
             return
+        floor = heapq.nsmallest(QUICK_RANK, self._last)[-1]
+        if floor <= 0:
+            return  # a clock that did not move: nothing to scale by
         floors = self._floors  # a sliding minimum over the last QUICK_MEMORY seconds
         while floors and floors[-1][1] >= floor:
             floors.pop()
