@@ -270,7 +270,7 @@ class AdaptiveRateLimiter:
     TRY_GAP = 0.05  # at least this between a closed second's tries (the answer comes back first)
     FIXED_TRY_WAIT = 0.5  # at most this between tries of a fixed second (at 20/s and under)
     TRY_COST = 5.0  # a 429 weighs as much as this many requests' time lost (targets: 2% refused, 10% under)
-    SPAN_SHARE = 0.1  # a closed window's trickle: at most this share of the time since it opened
+    SPAN_SHARE = 0.2  # a closed window's trickle: at most this share of the time since it opened
     WINDOW_PROBE = 0.1  # a probe window is sent this much faster; doubled while the quota grows
     # The longest pause a Retry-After imposes on every sender. Quotas count per second or per
     # minute, so an honest wait is at most a minute; senders waiting for a slot check no
@@ -645,10 +645,11 @@ class AdaptiveRateLimiter:
             share = 0.5  # closed longer than a second's window can be: soon sparse
         spacing = max(first, share * (now - self.closed_since))
         if self.pace is not None and self._opened_at is not None:
-            # A window seen reopening has lasted at least since then: a request late by a tenth
-            # of that is late by a tenth of the window at most. (From a quarter second after the
+            # A window seen reopening has lasted at least since then: a request late by a fifth
+            # of that is late by a fifth of the window at most. (From a quarter second after the
             # closing, a window that closed early, its length not yet known, cost 18-23 429s at
-            # 240/20 s. Not past `most`: a window reopened late is learnt as long, too.)
+            # 240/20 s; 16-20 a tenth of it apart, with three queue replicas. Not past `most`: a
+            # window reopened late is learnt as long, too.)
             spacing = max(spacing, self.SPAN_SHARE * (now - self._opened_at))
         spacing = min(most, spacing)
         self._spacing = spacing
