@@ -101,13 +101,16 @@ def _control(url: str, path: str, body: Any = None) -> Any:
         return json.loads(resp.read())
 
 
-def _arrivals(url: str) -> list[tuple[float, int | None]]:
+def _arrivals(url: str, slug: str) -> list[tuple[float, int | None]]:
+    """Every request the simulator saw, (its wall clock, status); kept in bench/out/SLUG.arrivals.json
+    too, so that a row that misses can be taken apart afterwards (which 429s: ramp, probe, trickle)."""
     out: list[tuple[float, int | None]] = []
     since = 0
     while True:
         page = _control(url, f"/_sim/requests?since={since}")
         out.extend((r["t_wall"], r["status"]) for r in page["requests"])
         if page["next"] == since:
+            (OUT / f"{slug}.arrivals.json").write_text(json.dumps(out))
             return out
         since = page["next"]
 
@@ -153,7 +156,7 @@ def run_one(shape: Shape, mode: str) -> Run:
         cap = 2 * shape.seconds + 20 if shape.window > 1 else 3 * shape.seconds + 30
         rc, wall, cpu, stopped = _client(snaprelabel(jobs, target.url, "--rate", rate), slug, cap)
         stats = _control(target.url, "/_sim/stats")
-        arrivals = _arrivals(target.url)
+        arrivals = _arrivals(target.url, slug)
     return Run(shape, mode, rc, wall, cpu, stopped, loadavg(), stats, arrivals)
 
 

@@ -63,7 +63,7 @@ def run_one(shape: Shape, mode: str) -> Run:
                 proc.wait(20)
         wall = time.monotonic() - started
         stats = _control(target.url, "/_sim/stats")
-        arrivals = _arrivals(target.url)
+        arrivals = _arrivals(target.url, slug)
     rc = max(abs(p.returncode or 0) for p in procs)
     return Run(shape, mode, rc, wall, float("nan"), stopped, loadavg(), stats, arrivals)
 
