@@ -168,6 +168,41 @@ async def test_a_replica_that_hears_a_429_takes_no_slot_until_the_learning_has_h
         await link.close()
 
 
+async def test_slow_starts_faster_pace_is_taken_at_once_not_after_the_slots_booked_at_the_old_one(redis_url, stream):
+    # Each replica holds a slot booked at the old pace, up to three old intervals ahead: when the
+    # learning doubled the pace, the next slot still came after them, and a 100/s quota's ramp
+    # sent 10/s for half a second (its rounds unused, so it did not double either).
+    link = RedisLink(redis_url, 10)
+    client, key = link.client, stream.removesuffix(":jobs") + ":limit"
+    apply = client.register_script(APPLY)
+    schedule_keys = [f"{key}:interval", f"{key}:not-before", f"{key}:tat"]
+    schedule = SharedSchedule()
+
+    async def learnt(rate: float) -> None:
+        seconds, micros = await client.time()
+        schedule.time = seconds + micros / 1e6
+        schedule.speed_up(rate)
+        change = schedule.take(ramping=True)
+        assert change is not None
+        interval, not_before = change
+        await apply(keys=schedule_keys, args=[round(interval * 1e6),
+                                              "" if not_before is None else f"{not_before * 1e6:.0f}", 60_000])
+
+    replicas = [SharedLimiter(client, key, None, f"r{i}", throttled_backoff=0.0) for i in range(3)]
+    try:
+        await learnt(10.0)
+        await asyncio.wait_for(replicas[0].acquire(), 10)  # now
+        booked = [asyncio.create_task(r.acquire()) for r in replicas[1:]]  # 0.1 and 0.2 s on
+        await asyncio.sleep(0.02)
+        await learnt(160.0)  # slow start doubled, and again: 6 ms apart from now
+        started = time.monotonic()
+        await asyncio.wait_for(replicas[0].acquire(), 10)
+        assert time.monotonic() - started < 0.1  # not after the booked slots (0.3 s from the first)
+        await asyncio.wait_for(asyncio.gather(*booked), 10)
+    finally:
+        await link.close()
+
+
 def test_outcomes_round_trip_and_foreign_entries_are_skipped():
     outcomes = Outcomes()
     outcomes.granted(1000.25)

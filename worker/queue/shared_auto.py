@@ -172,6 +172,7 @@ class SharedSchedule:
         self.interval: float | None = None
         self.not_before: float | None = None
         self.changed = False
+        self._taken = math.inf  # the interval last taken to be written
 
     def now(self) -> float:
         return self.time
@@ -188,11 +189,18 @@ class SharedSchedule:
         assert self.interval is not None
         self.not_before = max(self.time + self.interval, not_before)
 
-    def take(self) -> tuple[float, float | None] | None:
+    def take(self, ramping: bool = False) -> tuple[float, float | None] | None:
+        """The change to write, if any. `ramping` (slow start): a faster pace from now, not after
+        the slots booked at the old one: each replica holds one, up to three old intervals ahead,
+        and the ramp's rounds went unused (10/s for half a second of a 100/s quota's ramp, which
+        then lasted a second and its count often straddled two of the server's)."""
         if not self.changed or self.interval is None:
             return None
-        change = (self.interval, self.not_before)
-        self.changed, self.not_before = False, None
+        not_before = self.not_before
+        if ramping and not_before is None and self.interval < self._taken:
+            not_before = self.time + self.interval
+        change = (self.interval, not_before)
+        self.changed, self.not_before, self._taken = False, None, self.interval
         return change
 
 
@@ -308,7 +316,7 @@ class SharedLearning:
                 learning.granted()
             else:
                 learning.observe(*event[1:])
-        change = schedule.take()
+        change = schedule.take(ramping=learning.ceiling is None)
         if change is not None:
             interval, not_before = change
             await self._apply(keys=self._schedule_keys,
