@@ -118,14 +118,19 @@ async def test_the_ramps_count_waits_for_every_replicas_answers(redis_url, strea
         await link.close()
 
 
+def _schedule_in(redis_url: str, stream: str):
+    """A link to Redis, the shared limit's key, and the learning's APPLY with the schedule's keys."""
+    link = RedisLink(redis_url, 10)
+    key = stream.removesuffix(":jobs") + ":limit"
+    return link, key, link.client.register_script(APPLY), [f"{key}:interval", f"{key}:not-before", f"{key}:tat"]
+
+
 async def test_a_replica_asleep_on_a_trickles_slot_takes_a_sooner_one_when_the_pace_speeds_up(redis_url, stream):
     # A closed window's try is booked with the try's spacing after it: the next replica's slot
     # was that far off, and when the try was taken and the learning set the pace again, every
     # replica slept on to its old slot (0.65 s lost at 100/s, three replicas).
-    link = RedisLink(redis_url, 10)
-    client, key = link.client, stream.removesuffix(":jobs") + ":limit"
-    apply = client.register_script(APPLY)
-    schedule = [f"{key}:interval", f"{key}:not-before", f"{key}:tat"]
+    link, key, apply, schedule = _schedule_in(redis_url, stream)
+    client = link.client
     await apply(keys=schedule, args=[3_000_000, "", 60_000])  # the trickle: a slot every 3 s
     limiter = SharedLimiter(client, key, None, "r0", throttled_backoff=0.0)
     try:
@@ -146,10 +151,9 @@ async def test_a_replica_that_hears_a_429_takes_no_slot_until_the_learning_has_h
     # The learning holds every replica once it reads the 429 (up to FLUSH_EVERY + LEARN_WAIT
     # later); the replica that heard it sent on meanwhile: at the end of the ramp of 240 per 20 s,
     # 25-29 requests refused within 10 ms, three replicas (5 with the hold).
-    link = RedisLink(redis_url, 10)
-    client, key = link.client, stream.removesuffix(":jobs") + ":limit"
-    apply = client.register_script(APPLY)
-    await apply(keys=[f"{key}:interval", f"{key}:not-before", f"{key}:tat"], args=[1_000, "", 60_000])  # 1,000/s
+    link, key, apply, schedule = _schedule_in(redis_url, stream)
+    client = link.client
+    await apply(keys=schedule, args=[1_000, "", 60_000])  # 1,000/s
     outcomes = Outcomes()
     limiter = SharedLimiter(client, key, None, "r0", throttled_backoff=0.0, outcomes=outcomes)
     loop = asyncio.get_running_loop()
@@ -172,10 +176,8 @@ async def test_slow_starts_faster_pace_is_taken_at_once_not_after_the_slots_book
     # Each replica holds a slot booked at the old pace, up to three old intervals ahead: when the
     # learning doubled the pace, the next slot still came after them, and a 100/s quota's ramp
     # sent 10/s for half a second (its rounds unused, so it did not double either).
-    link = RedisLink(redis_url, 10)
-    client, key = link.client, stream.removesuffix(":jobs") + ":limit"
-    apply = client.register_script(APPLY)
-    schedule_keys = [f"{key}:interval", f"{key}:not-before", f"{key}:tat"]
+    link, key, apply, schedule_keys = _schedule_in(redis_url, stream)
+    client = link.client
     schedule = SharedSchedule()
 
     async def learnt(rate: float) -> None:

@@ -270,7 +270,7 @@ class AdaptiveRateLimiter:
     TRY_GAP = 0.05  # at least this between a closed second's tries (the answer comes back first)
     FIXED_TRY_WAIT = 0.5  # at most this between tries of a fixed second (at 20/s and under)
     TRY_COST = 5.0  # a 429 weighs as much as this many requests' time lost (targets: 2% refused, 10% under)
-    SPAN_SHARE = 0.2  # a closed window's trickle: at most this share of the time since it opened
+    SPAN_SHARE = 0.2  # a closed window's trickle: this share of the time since it opened apart, at least
     WINDOW_PROBE = 0.1  # a probe window is sent this much faster; doubled while the quota grows
     # The longest pause a Retry-After imposes on every sender. Quotas count per second or per
     # minute, so an honest wait is at most a minute; senders waiting for a slot check no
