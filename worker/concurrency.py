@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 from collections import deque
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T", int, float)
 
 MIN = 4
 MAX = 512
@@ -78,14 +82,7 @@ class ConcurrencySizer:
         """How many senders to keep at `now`: the largest target of the last SHRINK_AFTER
         seconds (a sliding maximum over the targets seen at each call)."""
         self._measure_queue(now)
-        target = self.target
-        recent = self._recent
-        while recent and recent[-1][1] <= target:
-            recent.pop()
-        recent.append((now, target))
-        while recent[0][0] <= now - SHRINK_AFTER:
-            recent.popleft()
-        return recent[0][1]
+        return _slide(self._recent, now, self.target, SHRINK_AFTER, operator.le)
 
     def _measure_queue(self, now: float) -> None:
         """`unqueued`, from the recent floor against the lowest of the last QUICK_MEMORY seconds."""
@@ -94,10 +91,18 @@ class ConcurrencySizer:
         floor = heapq.nsmallest(QUICK_RANK, self._last)[-1]
         if floor <= 0:
             return  # a clock that did not move: nothing to scale by
-        floors = self._floors  # a sliding minimum over the last QUICK_MEMORY seconds
-        while floors and floors[-1][1] >= floor:
-            floors.pop()
-        floors.append((now, floor))
-        while floors[0][0] <= now - QUICK_MEMORY:
-            floors.popleft()
-        self.unqueued = min(1.0, QUEUE_TOLERANCE * floors[0][1] / floor)
+        lowest = _slide(self._floors, now, floor, QUICK_MEMORY, operator.ge)
+        self.unqueued = min(1.0, QUEUE_TOLERANCE * lowest / floor)
+
+
+def _slide(window: deque[tuple[float, T]], now: float, value: T, span: float,
+           outdone: Callable[[T, T], bool]) -> T:
+    """Add (now, value) to a window of the last `span` seconds and return its extreme. Entries
+    `outdone` by the new value can never be the extreme again and are dropped, so the deque stays
+    ordered and the extreme is its oldest entry."""
+    while window and outdone(window[-1][1], value):
+        window.pop()
+    window.append((now, value))
+    while window[0][0] <= now - span:
+        window.popleft()
+    return window[0][1]
