@@ -196,6 +196,21 @@ async def test_a_ceiling_refused_at_its_hold_is_backed_off_not_found_again_two_p
     assert done.accepted >= 0.75 * 100 * 10
 
 
+@pytest.mark.parametrize("limit", [10, 300])
+async def test_a_ramp_count_over_a_fixed_second_costs_one_pause_more_at_most(limit):
+    # The ramp's count over the last second straddles two of the server's fixed seconds (up to
+    # half again the quota): held at it, the next second refuses. That second 429 and the
+    # ramp's pin where the server's seconds start, and so the quota (worker/fixed_seconds.py):
+    # backed off a tenth instead, a third pause came for one start in eight at 10/s.
+    pauses = []
+    for start in range(50):
+        clock = FakeClock()
+        model = FixedWholeSecondRetryAfter(limit, 1.0, clock.now + start / 50)
+        pauses.append((await run(auto(clock), clock, model, 12)).refused)
+    assert max(pauses) <= 2
+    assert 2 in pauses  # some ramps did count over the quota
+
+
 async def test_a_probe_past_a_fixed_window_does_not_run_away_before_a_window_refuses_it():
     # A probe round straddling two fixed windows may pass at 2% over; growing fourfold each
     # quarter second from there (and from one round), the pace ran to 2.7 times the quota before

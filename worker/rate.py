@@ -23,6 +23,7 @@ from typing import Protocol
 
 from asyncio_throttle import Throttler
 
+from .fixed_seconds import FixedSeconds
 from .logs import log
 from .quota import Quota, as_written
 
@@ -226,8 +227,9 @@ class AdaptiveRateLimiter:
     - Retry-After: nothing is granted before it passes (at most MAX_PAUSE). A 429 within a
       second after such a pause counts the quota: what the server took in that second. Other
       ceilings it leaves unconfirmed are held at UNSURE_HOLD, as a probe would pause every
-      sender; one refused at its hold was too high (a fixed window's ramp count): BACKOFF of
-      the pace refused, until the next probe.
+      sender; one refused at its hold was too high (a fixed window's ramp count): the count
+      fixed seconds give, from that 429 and the ramp's (worker/fixed_seconds.py), or else
+      BACKOFF of the pace refused, until the next probe.
     - per window (N per 20 s, per minute: still closed after MIN_CLOSED, or a Retry-After of at
       least WINDOW_PAUSE): not a fallen quota. Then the pace is N/W, evenly: N what the server
       took in the window that just ended, W the time between two openings; once W is known,
@@ -300,6 +302,7 @@ class AdaptiveRateLimiter:
         self._granted = 0  # grants in this round
         self._accepted = 0  # answers that were not 429 in this round
         self._recent: deque[float] = deque()  # times of accepted answers in the last second
+        self._seconds = FixedSeconds()  # ... and refused ones, a few seconds back
         self._started: float | None = None  # first answer
         self._refused_run = 0  # 429s in a row to requests sent after the last cut
         self._doubt_ramp = True  # the job's first reopening may say the ramp's 429 was a stray
@@ -350,6 +353,7 @@ class AdaptiveRateLimiter:
         limiter._hold_share = cls.HOLD_AT if limiter.confirmed else cls.BACKOFF
         limiter.probe_gap = min(cls.MAX_GAP, max(0.0, learned.get("probe_gap") or 0.0))
         limiter.pace = bounded(learned.get("pace"))
+        limiter._seconds = FixedSeconds(from_start=False)
         return limiter
 
     async def acquire(self) -> None:
@@ -381,8 +385,10 @@ class AdaptiveRateLimiter:
             self.latency = 0.7 * self.latency + 0.3 * sample if self.latency else sample
             self.base_latency = min(self.base_latency, sample)
         if status == 429:
+            self._seconds.refused(now)
             self._throttled(now, retry_after, quota, stale)
         elif status is not None:
+            self._seconds.accepted(now)
             self._accepted += 1
             self._since_open += 1
             self._in_window += 1
@@ -468,6 +474,7 @@ class AdaptiveRateLimiter:
             # step is held two).
             reference = max(accepted, self._rate - self._step)
         exact = False
+        fixed = None
         resumed, paused_for = self._resumed
         if self._just_after_pause(now, resumed, paused_for):
             # Within a second after a pause of a second or more, the server's current second
@@ -483,6 +490,13 @@ class AdaptiveRateLimiter:
             # the unsure share it is 6% under until the next probe, tens of seconds away.
             reference = len(recent)
             exact = True
+        elif near and self._pause_cost >= 1.0:
+            # Each 429 pauses every sender: where the server counts in fixed seconds, two
+            # refused ones say its quota exactly (worker/fixed_seconds.py). A backoff from the
+            # pace refused cost a pause for each ~8% a ramp's count was over (140 for 100).
+            fixed = self._seconds.quota(now)
+            if fixed is not None:
+                reference, exact = fixed.low, fixed.exact
         if self.stated is not None and self.stated.window <= 1.0:
             reference = min(reference, self.stated.per_second)
         reference = max(self.FLOOR, reference)
@@ -496,7 +510,8 @@ class AdaptiveRateLimiter:
                      and self._rate < old * (1 - 1e-9))
         if held_over:
             old = None
-            reference = self.BACKOFF * self._rate / self.HOLD_AT
+            if fixed is None:  # (else the least count fixed seconds allow: no pause more)
+                reference = self.BACKOFF * self._rate / self.HOLD_AT
         again = old is not None and abs(reference - old) <= self.CONFIRM * old
         sure = again or exact or self._stated_second()
         if sure:
@@ -538,14 +553,15 @@ class AdaptiveRateLimiter:
             self._held_since = None
             self._set_rate(now, min(self._rate, self.HOLD_AT * said))
 
-    def counting(self, now: float, quota: Quota | None) -> bool:
-        """A 429 at `now` would be taken as the count of what the server took in the last second
-        (the ramp's first 429, or one within a second after a pause of a second or more, unless
-        it states the limit): queue mode's learning waits for every replica's answers before it
-        (worker/queue/shared_auto.py)."""
+    def counting(self, quota: Quota | None) -> bool:
+        """A 429 would be taken as a count of what the server took: the ramp's first
+        429, or, once a 429 paused every sender for a second or more, any (within a second after
+        the pause, what the server took since; later, fixed seconds' count), unless it states the
+        limit. Queue mode's learning waits for every replica's answers before it
+        (worker/queue/shared_auto.py): a pause follows such a 429 anyway."""
         if quota is not None:
             return False
-        return self.ceiling is None or self._just_after_pause(now, self._paused_until, self._pause_cost)
+        return self.ceiling is None or self._pause_cost >= 1.0
 
     @staticmethod
     def _just_after_pause(now: float, resumed: float, paused_for: float) -> bool:

@@ -298,10 +298,10 @@ class SharedLearning:
             await self._quiet()
             return
         self._wait = LEARN_WAIT
-        if any(not isinstance(e, float) and e[1] == 429 and self.learning.counting(e[0], e[3]) for e in events):
+        if any(not isinstance(e, float) and e[1] == 429 and self.learning.counting(e[3]) for e in events):
             # A 429 is flushed at once, the other replicas' answers before it up to FLUSH_EVERY
-            # later. The learning counts what the server took in the last second from this one
-            # (the ramp's, or one after a pause): without them it counted 91 and 92 of a quota
+            # later. The learning counts what the server took from this one (the ramp's, or
+            # any once 429s pause every sender): without them it counted 91 and 92 of a quota
             # of 100 and held 89/s. Nothing is sent meanwhile, or the ramp's last pace would be.
             await self._hold(HOLD_FOR_LATE)
             await asyncio.sleep(LATE_BATCH)
