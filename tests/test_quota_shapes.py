@@ -329,11 +329,13 @@ async def test_a_per_second_quota_that_changes_is_followed_within_seconds(before
 async def test_a_stated_per_second_quota_that_doubles_is_followed_after_one_probe_round():
     # Fixed windows, as the simulator's (and a gateway's) per-second quotas: a probe held two
     # rounds (for a count to trust) took 4.5 s on average to follow, up to 7; a stated limit
-    # needs no count. The change lands at 28 points of seven seconds, more than a probe cycle:
-    # ten points over three seconds of it missed a worst case of 8 s (a probe a round at 2%
-    # over before its quick rounds, where the next 429 states the limit anyway).
+    # needs no count. The change lands at 40 points of ten seconds, two whole probe cycles of
+    # five (the mean over part of one says where the cycle began: 28 points over seven seconds
+    # gave 2.3 or 3.2 as the hold moved the cycle by a second); ten points over three seconds
+    # missed a worst case of 8 s (a probe a round at 2% over before its quick rounds, where the
+    # next 429 states the limit anyway).
     followed = []
-    for change_at in (20 + 0.25 * i for i in range(28)):
+    for change_at in (20 + 0.25 * i for i in range(40)):
         clock = FakeClock()
         lim = auto(clock)
         await run(lim, clock, FixedWindow(50, 1.0, state=True), change_at)

@@ -237,7 +237,7 @@ class AdaptiveRateLimiter:
       (N is used up either way): if it closes early N is counted again; if not, the quota grew,
       and the next window, sent at twice, counts it.
     - a limit the 429 states (`limit:600,time:1 minute`) is taken at once: the ceiling (held at
-      HOLD_AT), and for a window longer than a second, the window.
+      it, as a fixed --rate would be), and for a window longer than a second, the window.
     """
 
     START = 10.0  # requests per second before anything is known
@@ -537,8 +537,10 @@ class AdaptiveRateLimiter:
             self.window = quota.window
             self.pace = quota.per_second
         else:
-            # Held just under it, and probed as rarely as a ceiling found twice: the statement
-            # says all a probe would (and a raised quota is stated by the next 429).
+            # Held at it, as a fixed --rate at it would be (the pacing margin keeps every server
+            # second under it; no count is there to be wrong), and probed as rarely as a ceiling
+            # found twice: the statement says all a probe would (and a raised quota is stated
+            # by the next 429).
             said = quota.per_second
             if (self.closed_since is not None or now < self._hold_until) and said == self.ceiling:
                 # The trickle's requests, refused until the second is over, or a 429 within the
@@ -549,9 +551,9 @@ class AdaptiveRateLimiter:
             else:
                 self.probe_gap = self._first_gap(said)
             self.ceiling = said
-            self._hold_share = self.HOLD_AT
+            self._hold_share = 1.0
             self._held_since = None
-            self._set_rate(now, min(self._rate, self.HOLD_AT * said))
+            self._set_rate(now, min(self._rate, said))
 
     def counting(self, quota: Quota | None) -> bool:
         """A 429 would be taken as a count of what the server took: the ramp's first
