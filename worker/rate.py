@@ -556,9 +556,9 @@ class AdaptiveRateLimiter:
             self._set_rate(now, min(self._rate, said))
 
     def counting(self, quota: Quota | None) -> bool:
-        """A 429 would be taken as a count of what the server took: the ramp's first
-        429, or, once a 429 paused every sender for a second or more, any (within a second after
-        the pause, what the server took since; later, fixed seconds' count), unless it states the
+        """A 429 would be taken as a count of what the server took: the ramp's first 429, or,
+        once a 429 paused every sender for a second or more, any (within a second after the
+        pause, what the server took since; later, fixed seconds' count), unless it states the
         limit. Queue mode's learning waits for every replica's answers before it
         (worker/queue/shared_auto.py): a pause follows such a 429 anyway."""
         if quota is not None:
