@@ -211,6 +211,24 @@ async def test_a_ramp_count_over_a_fixed_second_costs_one_pause_more_at_most(lim
     assert 2 in pauses  # some ramps did count over the quota
 
 
+async def test_a_429_just_after_a_pause_far_under_the_ceiling_is_not_taken_for_the_quota():
+    # A 429 that is not the quota's (another client's burst on a shared quota, a gateway's stray)
+    # a fifth of a second after the ramp's pause: what that fraction of a second took, 20 of a
+    # quota of 100, was taken as the quota's count and held for a probe gap (19.6/s).
+    clock = FakeClock()
+    lim = auto(clock)
+    model = PerSecond(100, 1.0)
+    await run(lim, clock, model, 1.5)  # the ramp, its 429 at 0.49 s and its pause of a second
+    await run(lim, clock, model, 0.2)
+    await lim.acquire()
+    lim.observe(429, 1.0)  # the stray
+    done = await run(lim, clock, model, 10)
+    assert done.lowest_rate >= 0.85 * 100
+    # A quota that does fall so far says so again after the pause, and is followed.
+    fallen = await run(lim, clock, PerSecond(20, 1.0), 10)
+    assert all(abs(fallen.per_second[s] - 20) <= 2 for s in range(5, 10)), fallen.per_second
+
+
 async def test_a_probe_past_a_fixed_window_does_not_run_away_before_a_window_refuses_it():
     # A probe round straddling two fixed windows may pass at 2% over; growing fourfold each
     # quarter second from there (and from one round), the pace ran to 2.7 times the quota before

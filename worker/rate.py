@@ -225,7 +225,8 @@ class AdaptiveRateLimiter:
       limit) without a 429, the quota rose: the step doubling, in quick rounds unless a 429 costs a
       Retry-After pause.
     - Retry-After: nothing is granted before it passes (at most MAX_PAUSE). A 429 within a
-      second after such a pause counts the quota: what the server took in that second. Other
+      second after such a pause counts the quota: what the server took in that second (under
+      half the ceiling, only once a second such count says the same). Other
       ceilings it leaves unconfirmed are held at UNSURE_HOLD, as a probe would pause every
       sender; one refused at its hold was too high (a fixed window's ramp count): the count
       fixed seconds give, from that 429 and the ramp's (worker/fixed_seconds.py), or else
@@ -294,6 +295,7 @@ class AdaptiveRateLimiter:
         self.probe_gap = 0.0  # seconds held under a confirmed ceiling before the next probe
         self._pause_cost = 0.0  # seconds the last Retry-After paused every sender
         self._resumed = (-math.inf, 0.0)  # the end of the pause before it, and its length
+        self._doubted: int | None = None  # a count after a pause too low to take at once
         self._step = 0.0
         self._held_since: float | None = None  # the rate reached HOLD_AT of the ceiling
         self._hold_until = -math.inf
@@ -479,7 +481,18 @@ class AdaptiveRateLimiter:
         if self._just_after_pause(now, resumed, paused_for):
             # Within a second after a pause of a second or more, the server's current second
             # began during the pause: what it took since the pause is its quota, exactly.
-            reference = sum(1 for t in recent if t >= resumed)
+            counted = sum(1 for t in recent if t >= resumed)
+            doubted, self._doubted = self._doubted, None
+            if not self._plausible(counted, doubted):
+                # Under half the ceiling (a ramp's count is at most twice the quota), and no count
+                # after a pause before said so: perhaps no count of the quota at all (another
+                # client's burst on a shared quota, a gateway's stray 429), which would set the
+                # pace at what a fraction of a second took (20/s of 100, for a probe gap). A lone
+                # 429's cut instead; a quota that did fall says so again after this pause.
+                self._doubted = counted
+                self._set_rate(now, self.BACKOFF * self._rate)
+                return
+            reference = counted
             exact = True
         elif self.ceiling is None:
             # The ramp's first 429: what the server took in the last second (since the start, if
@@ -528,6 +541,13 @@ class AdaptiveRateLimiter:
         self._hold_share = self.HOLD_AT if sure or held_over else self.UNSURE_HOLD if self.confirmed else self.BACKOFF
         self._set_rate(now, self._hold_share * reference)
         self._held_since = None
+
+    def _plausible(self, counted: int, doubted: int | None) -> bool:
+        """A count after a pause that can be the quota's: at least half the ceiling, or the
+        same as the count doubted after the pause before."""
+        if self.ceiling is None or counted >= 0.5 * self.ceiling:
+            return True
+        return doubted is not None and abs(counted - doubted) <= max(1.0, self.CONFIRM * doubted)
 
     def _stated(self, now: float, quota: Quota) -> None:
         """The gateway said its limit: the ceiling at once (and a window longer than a second)."""
