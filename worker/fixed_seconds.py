@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections import deque
+from itertools import takewhile
 from typing import NamedTuple
 
 SPAN = 4.0  # seconds of answers kept: the ramp's second, its pause, and the next refused second
@@ -37,6 +38,13 @@ class FixedSeconds:
 
     def refused(self, now: float) -> None:
         self._keep(self._refused, now)
+
+    def accepted_after(self, after: float) -> list[float]:
+        """The times of the answers accepted after `after` (SPAN seconds back at least), oldest
+        first: read from the newest end, so a look one second back costs one second's answers."""
+        times = list(takewhile(lambda t: t > after, reversed(self._accepted)))
+        times.reverse()
+        return times
 
     def _keep(self, times: deque[float], now: float) -> None:
         if math.isnan(self._since):

@@ -303,8 +303,7 @@ class AdaptiveRateLimiter:
         self._round_end = math.inf  # set by the first answer
         self._granted = 0  # grants in this round
         self._accepted = 0  # answers that were not 429 in this round
-        self._recent: deque[float] = deque()  # times of accepted answers in the last second
-        self._seconds = FixedSeconds()  # ... and refused ones, a few seconds back
+        self._seconds = FixedSeconds()  # times of accepted and refused answers, a few seconds back
         self._started: float | None = None  # first answer
         self._refused_run = 0  # 429s in a row to requests sent after the last cut
         self._doubt_ramp = True  # the job's first reopening may say the ramp's 429 was a stray
@@ -400,11 +399,6 @@ class AdaptiveRateLimiter:
                 if times[0] < now - 2 * self.window:  # trimmed now and then, not every time
                     while times[0] < now - 1.2 * self.window:
                         times.popleft()
-            recent = self._recent
-            recent.append(now)
-            if recent[0] <= now - 3.0:  # keep it short without a pass on every answer
-                while recent[0] <= now - 1.5:
-                    recent.popleft()
             if self.closed_since is not None and not stale:
                 self._reopened(now)
             if not stale:
@@ -461,9 +455,7 @@ class AdaptiveRateLimiter:
 
     def _cut(self, now: float) -> None:
         # What the server took over the last second (early in the job: since the first answer).
-        recent = self._recent
-        while recent and recent[0] <= now - 1.0:
-            recent.popleft()
+        recent = self._seconds.accepted_after(now - 1.0)
         span = min(1.0, now - self._started) if self._started is not None else 1.0
         accepted = len(recent) / max(span, 0.1)
         # Near the rate, this is a probe just past the quota: cut from the rate, which a count
@@ -705,7 +697,7 @@ class AdaptiveRateLimiter:
         closed = self.closed_since
         if self._doubt_ramp and self._few_counted() and now < closed + self.TRY_GAP:
             return closed + self.TRY_GAP
-        counted = [t for t in self._recent if closed - 1.0 < t <= closed]
+        counted = [t for t in self._seconds.accepted_after(closed - 1.0) if t <= closed]
         oldest = counted[0] if counted else closed
         if self.stated is not None and self.stated.window == 1.0 and len(counted) > self.stated.limit:
             # The window holds the last `limit` taken; the ones before (the ramp's, a probe's)
@@ -798,8 +790,7 @@ class AdaptiveRateLimiter:
             self._pacer.reschedule(self._rate, self._paused_until)
             self._start_round(now)
             return
-        recent = self._recent
-        took = sum(1 for t in recent if refused - 1.0 <= t < refused) if clean else 0
+        took = sum(1 for t in self._seconds.accepted_after(refused - 1.0) if t < refused) if clean else 0
         if took < 1:  # a count over part of a second (the job's first, or a pause) says nothing
             self._pacer.reschedule(self._rate, self._paused_until)
             return
