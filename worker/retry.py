@@ -13,7 +13,6 @@ classify it, back off, and try again within the attempts and the deadline.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import random
 import time
@@ -27,6 +26,7 @@ from .logs import log
 from .quota import Quota
 from .rate import Limiter
 from .stop import Stop
+from .waits import set_within
 
 
 @dataclass(frozen=True)
@@ -171,9 +171,7 @@ class Retrier:
             _log_retry(context, answer, attempts, delay)
             counters.backing_off += 1
             try:
-                await asyncio.wait_for(stop.requested.wait(), delay)
-            except TimeoutError:
-                pass
+                await set_within(stop.requested, delay)
             finally:
                 counters.backing_off -= 1
 

@@ -32,6 +32,7 @@ from ..safety import SafetyRules
 from ..secret_file import SecretFile
 from ..settings import Settings
 from ..stop import Stop
+from ..waits import honour_lost_cancellation
 from ..wiring import (
     connection_from,
     credentials_from,
@@ -242,6 +243,7 @@ async def _heartbeat(consumer: QueueConsumer, claim_idle: float) -> None:
     next_sweep = time.monotonic()
     while True:
         await asyncio.sleep(claim_idle / 4)
+        honour_lost_cancellation()
         with suppress(Exception):  # Redis down: the link's callers report it; try again later
             await consumer.heartbeat()
             if time.monotonic() >= next_sweep:
@@ -252,6 +254,7 @@ async def _heartbeat(consumer: QueueConsumer, claim_idle: float) -> None:
 async def _update_metrics(metrics: Metrics, link: RedisLink, names: QueueNames,
                           shared: SharedLimiter | None) -> None:
     while True:
+        honour_lost_cancellation()
         status = None
         with suppress(Exception):
             status = await read_status(link.client, names)

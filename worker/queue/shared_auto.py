@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from ..logs import log
 from ..quota import Quota
 from ..rate import PACING_MARGIN, AdaptiveRateLimiter
+from ..waits import honour_lost_cancellation, set_within
 from .shared_limit import REDIS_FAILURES
 
 FLUSH_EVERY = 0.01  # seconds: a replica's grants and answers reach the learning this late at most
@@ -153,12 +154,6 @@ def _learned(saved: bytes | str | None) -> dict[str, float | None]:
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
 
 
-async def _waited(event: asyncio.Event, timeout: float) -> bool:
-    with suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout)
-    return event.is_set()
-
-
 def _time(event: Event) -> float:
     return event if isinstance(event, float) else event[0]
 
@@ -229,6 +224,7 @@ class SharedLearning:
         loop = asyncio.get_running_loop()
         try:
             while True:
+                honour_lost_cancellation()
                 try:
                     await self._flush()
                     if loop.time() >= self._renew_at:
@@ -277,13 +273,13 @@ class SharedLearning:
         """Until this replica has outcomes to flush (at most `most`), then FLUSH_EVERY to gather
         a batch, unless one is a 429."""
         outcomes = self.outcomes
-        if await _waited(outcomes.pending, most) and not outcomes.throttled.is_set():
-            await _waited(outcomes.throttled, FLUSH_EVERY)
+        if await set_within(outcomes.pending, most) and not outcomes.throttled.is_set():
+            await set_within(outcomes.throttled, FLUSH_EVERY)
 
     async def _quiet(self) -> None:
         """Nothing to read: the learner waits a little, longer and longer while nothing comes
         (at once when this replica has outcomes of its own)."""
-        await _waited(self.outcomes.pending, self._wait)
+        await set_within(self.outcomes.pending, self._wait)
         self._wait = min(IDLE_WAIT, 2 * self._wait)
 
     async def _save(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..waits import set_within
 from .app import Handler
 from .config import FaultSpec, SimulatorConfig, check_fault_kind, check_rate, check_retry_after, to_faults
 from .control import Control
@@ -147,11 +148,7 @@ class Simulator:
     async def wait_stopping(self, timeout: float) -> bool:
         """Sleep `timeout` seconds; True (early) if the simulator is stopping."""
         assert self._stopping is not None
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
+        return await set_within(self._stopping, timeout)
 
     async def __aenter__(self) -> Simulator:
         await self.start()
