@@ -24,6 +24,7 @@ from typing import Protocol
 from asyncio_throttle import Throttler
 
 from .fixed_seconds import FixedSeconds
+from .in_flight import InFlightGate
 from .logs import log
 from .quota import Quota, as_written
 
@@ -209,7 +210,9 @@ class AdaptiveRateLimiter:
       answers' latency up to SLOW_ROUND_MAX), by QUEUEING_GROWTH only once answers slow down.
       Its first 429 counts the quota: what the server took in the last second (since the start,
       if shorter). If it came after fewer than START requests and a request at once is taken,
-      that was perhaps no full window (a stray 429): slow start goes on, once.
+      that was perhaps no full window (a stray 429): slow start goes on, once. Requests in flight
+      are bounded meanwhile by what the rate needs at unqueued answers' latency: when answers
+      queue (a busy core), the rest wait for answers, not on the wire where a full quota refuses them.
     - a full window: the first 429, one stating a limit, or CLOSED_RUN in a row to requests
       sent after a cut (answers to requests sent before it are stale, and told apart by count),
       closes: a request when a second's window must have reopened (a second after the first
@@ -257,6 +260,7 @@ class AdaptiveRateLimiter:
     SLOW_ROUND_MAX = 0.25  # ... and at most this (the first answers wait for connections)
     QUEUEING = 3.0  # answers this much slower than the quickest: slow start grows by
     QUEUEING_GROWTH = 1.25  # ... this much a round instead of doubling
+    RAMP_IN_FLIGHT = 8  # requests in flight slow start always allows (more: _ramp_in_flight)
     USED = 0.8
     NEAR = 0.85  # a 429 with at least this share of the rate accepted is a probe's, not a drop's
     PROBE_REQUESTS = 150  # requests between probes, once confirmed: each costs a few 429s ...
@@ -309,6 +313,7 @@ class AdaptiveRateLimiter:
         self._doubt_ramp = True  # the job's first reopening may say the ramp's 429 was a stray
         self._last_refused = -math.inf
         self._outstanding = 0  # requests granted and not yet answered
+        self._gate = InFlightGate(self._ramp_in_flight)
         self._stale = 0  # answers still due to requests sent before the last cut
         self._sent_at: deque[float] = deque()  # grant times, to estimate an answer's latency
         self.latency = 0.0  # a moving estimate of an answer's latency (seconds)
@@ -358,7 +363,12 @@ class AdaptiveRateLimiter:
         return limiter
 
     async def acquire(self) -> None:
-        await self._pacer.wait()
+        await self._gate.enter()
+        try:
+            await self._pacer.wait()
+        except BaseException:
+            self._gate.leave()
+            raise
         self.granted()
 
     def granted(self) -> None:
@@ -407,6 +417,7 @@ class AdaptiveRateLimiter:
             self._window_passed(now)
         if now >= self._round_end:
             self._end_round(now)
+        self._gate.leave()  # after the answer's lessons: the first 429 lifts the ramp's bound
 
     # -- 429s ---------------------------------------------------------------------------------
 
@@ -831,6 +842,23 @@ class AdaptiveRateLimiter:
 
     # -- rounds -------------------------------------------------------------------------------
 
+    def _queueing_latency(self) -> float:
+        """Answers slower than this queue somewhere (the server, the network, this process)."""
+        return self.QUEUEING * self.base_latency + 0.005
+
+    def _ramp_in_flight(self) -> int | None:
+        """How many requests may be in flight (or waiting for their slot) during slow start: what
+        the rate needs at the latency of unqueued answers. When answers queue in this process or
+        beside it (a busy core: 30-110 ms where 1.5 ms is unqueued), the rest wait here, where the
+        first 429 still stops them, not on the wire, where they arrive after the quota is full and
+        are refused (17-49 at once at a window quota's closing, four jobs ramping on one core).
+        No bound before the first answer, nor once the quota is known (nothing ramps then)."""
+        if self.ceiling is not None or self.pace is not None or self.closed_since is not None:
+            return None
+        if not math.isfinite(self.base_latency):
+            return None
+        return max(self.RAMP_IN_FLIGHT, math.ceil(self._rate * self._queueing_latency()) + 2)
+
     def _end_round(self, now: float) -> None:
         length = self._round_length()
         # (+1: the first grant after a speed-up still came at the old interval.)
@@ -843,7 +871,7 @@ class AdaptiveRateLimiter:
         if self.ceiling is None:
             # Answers slower than the quickest seen: requests queue somewhere (the server, the
             # network, this process), and what is in flight when the first 429 comes is refused.
-            queueing = self.latency > self.QUEUEING * self.base_latency + 0.005
+            queueing = self.latency > self._queueing_latency()
             self._rate = min(self.MAX, self._rate * (self.QUEUEING_GROWTH if queueing else 2))
             self._pacer.speed_up(self._rate)
             return
