@@ -851,7 +851,7 @@ class AdaptiveRateLimiter:
         the rate needs at the latency of unqueued answers. When answers queue in this process or
         beside it (a busy core: 30-110 ms where 1.5 ms is unqueued), the rest wait here, where the
         first 429 still stops them, not on the wire, where they arrive after the quota is full and
-        are refused (17-49 at once at a window quota's closing, four jobs ramping on one core).
+        are refused (7-49 at once at a window quota's closing, four jobs ramping on one core).
         No bound before the first answer, nor once the quota is known (nothing ramps then)."""
         if self.ceiling is not None or self.pace is not None or self.closed_since is not None:
             return None
