@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
+from worker.api.client import Answer
 from worker.in_flight import InFlightGate
 from worker.rate import AdaptiveRateLimiter
+from worker.retry import Ending, Retrier, RetryPolicy
+from worker.stop import Stop
 
 
 async def test_the_gate_holds_its_bound_as_it_changes_and_lets_everyone_in_once_lifted():
@@ -98,3 +101,39 @@ async def test_the_ramp_keeps_queued_requests_off_the_wire_so_a_full_quota_refus
     assert server.most_in_flight <= 32
     assert 1 <= server.statuses.count(429) <= 32
     assert server.accepted == 300
+
+
+async def test_grants_that_send_nothing_give_their_places_in_flight_back():
+    """A sender cancelled in flight (the stop's grace ran out), or one that finds the job
+    stopping once its slot comes, will have no answer: its place goes to the next request."""
+    limiter = AdaptiveRateLimiter()
+    stop = Stop()
+    retrier = Retrier(RetryPolicy(), limiter, stop)
+    assert limiter._ramp_in_flight() is None  # no answer yet: nothing bounds the first requests
+    never = asyncio.Event()
+    sent = []
+
+    async def hangs() -> Answer:
+        sent.append(1)
+        await never.wait()
+        raise AssertionError("never answered")
+
+    await limiter.acquire()
+    limiter.observe(200, None)  # an answer: latency known, the ramp's bound set
+    bound = limiter._ramp_in_flight()
+    assert bound is not None
+    in_flight = [asyncio.create_task(retrier.call(hangs)) for _ in range(bound)]
+    while len(sent) < bound:  # every one of them granted, on the wire
+        await asyncio.sleep(0.01)
+    assert limiter._gate.holding == bound
+    for task in in_flight:
+        task.cancel()
+    await asyncio.gather(*in_flight, return_exceptions=True)
+    assert limiter._gate.holding == 0
+
+    stopping = [asyncio.create_task(retrier.call(hangs)) for _ in range(bound + 3)]
+    await asyncio.sleep(0)
+    stop.request("test")
+    tried = await asyncio.wait_for(asyncio.gather(*stopping), 10)
+    assert {t.ending for t in tried} == {Ending.STOPPED}
+    assert limiter._gate.holding == 0 and limiter._outstanding == 0

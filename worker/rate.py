@@ -55,6 +55,10 @@ class Limiter(Protocol):
         """Told the status of every answer (None: no answer), its Retry-After and the quota a
         429 stated, so a limiter can adapt."""
 
+    def unused(self) -> None:
+        """A grant that sent nothing (the job stopped, or its sender was cancelled): no answer
+        will come for it."""
+
 
 class Schedule(Protocol):
     """What `AdaptiveRateLimiter` paces with: a local `Pacer`, or the shared one of queue mode."""
@@ -193,6 +197,9 @@ class RateLimiter:
             self.rate = quota.per_second
             self._pacer.reschedule(self.rate)
             self._throttler = _hard_cap(self.rate)
+
+    def unused(self) -> None:
+        return None  # a slot on a fixed schedule passes whether used or not
 
 
 def _hard_cap(rate: float) -> Throttler:
@@ -418,6 +425,13 @@ class AdaptiveRateLimiter:
         if now >= self._round_end:
             self._end_round(now)
         self._gate.leave()  # after the answer's lessons: the first 429 lifts the ramp's bound
+
+    def unused(self) -> None:
+        """Its place in flight goes to the next request, and no answer is waited for it."""
+        self._outstanding = max(0, self._outstanding - 1)
+        if self.ceiling is None and self._sent_at:
+            self._sent_at.pop()  # slow start's latency samples pair grants and answers in order
+        self._gate.leave()
 
     # -- 429s ---------------------------------------------------------------------------------
 

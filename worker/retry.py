@@ -116,6 +116,9 @@ class Unlimited:
                 quota: Quota | None = None) -> None:
         return None
 
+    def unused(self) -> None:
+        return None
+
 
 class Retrier:
     def __init__(self, policy: RetryPolicy, limiter: Limiter, stop: Stop,
@@ -145,12 +148,17 @@ class Retrier:
         while True:
             await self.limiter.acquire()
             if stop.is_set:
+                self.limiter.unused()
                 return Tried(Ending.STOPPED, answer, attempts)
             attempts += 1
             counters.sent(self._clock())
             if attempts > 1:
                 counters.retries += 1
-            answer = await send()
+            try:
+                answer = await send()
+            except BaseException:  # cancelled in flight (the stop's grace ran out), or a bug
+                self.limiter.unused()
+                raise
             error = answer.error
             self.limiter.observe(answer.status, answer.retry_after,
                                  error.quota if error is not None else None)

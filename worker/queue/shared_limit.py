@@ -238,6 +238,10 @@ class SharedLimiter:
         self._pauses.add(task)  # keep a reference until it is done
         task.add_done_callback(self._pauses.discard)
 
+    def unused(self) -> None:
+        if self.fallback is not None:
+            self.fallback.unused()  # the shared schedule's slot simply passes
+
     async def _share_pause(self, seconds: float) -> None:
         try:
             await self._pause(keys=self._keys[1:2],
@@ -299,3 +303,7 @@ class Combined:
                 quota: Quota | None = None) -> None:
         self.local.observe(status, retry_after, quota)
         self.shared.observe(status, retry_after, quota)
+
+    def unused(self) -> None:
+        self.local.unused()
+        self.shared.unused()
