@@ -60,10 +60,8 @@ BATCH = 256  # rows read and validated per hop to the reader thread
 # rows finishing just after it, so that they share one report write, one fsync and one log flush.
 # It ends early once GROUP_ENOUGH rows wait, or every sender is waiting for the writer (nothing
 # more can come). Senders count the wait as busy time, so --concurrency auto keeps the rate.
-# 200 ms and 64 rows (were 50 ms and 16): at 200/s 27 rows an fsync instead of 11 (0.93-0.96 of
-# the CPU a row in paired runs); unpaced 64 instead of 30 (1.05-1.08 of the throughput).
-GROUP_WINDOW = 0.2
-GROUP_ENOUGH = 64
+GROUP_WINDOW = 0.05
+GROUP_ENOUGH = 16
 RESULTS_HIGH_WATER = 4096  # the reader waits while this many results await the writer
 RESIZE_EVERY = 0.05  # seconds between checks of the number of senders (--concurrency auto)
 
