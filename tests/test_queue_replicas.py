@@ -1,12 +1,13 @@
 """Several consumer processes on one stream, against the real Redis and the simulator: a replica
-killed midway loses nothing and doubles nothing; replicas share one rate limit."""
+killed midway loses nothing and doubles nothing; replicas share one rate limit, every request of
+theirs."""
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter
 
-from helpers import relabel_targets, write_jobs
+from helpers import PROJECT, relabel_targets, write_jobs
 from queue_helpers import (  # noqa: F401 - fixtures
     consumers,
     enqueue,
@@ -17,6 +18,7 @@ from queue_helpers import (  # noqa: F401 - fixtures
     sync_client,
     wait_for,
 )
+from worker.queue.shared_limit import limit_key
 
 
 def test_a_replica_killed_midway_loses_nothing_and_doubles_nothing(
@@ -86,3 +88,27 @@ def test_replicas_share_one_rate_limit(sim_thread, redis_url, stream, consumers,
     by_consumer = Counter(e["consumer"] for e in results(sync_client(), stream))
     assert set(by_consumer) == {"r0", "r1", "r2"} and sum(by_consumer.values()) == jobs
 
+
+
+def test_the_credential_check_waits_its_turn_under_the_shared_limit(sim_thread, redis_url, stream, consumers,
+                                                                     tmp_path):
+    # Every request counts against the quota the replicas share, the GET that proves the
+    # credentials too. Sent outside the shared limit, three replicas' GETs took slots of the
+    # quota's first second that the shared learning never saw (it counted 97 of 100).
+    sim = sim_thread(snapshots=5)
+    targets = relabel_targets(sim.sim.snapshots, 5)
+    enqueue(redis_url, stream, write_jobs(tmp_path / "jobs.csv", targets), tmp_path)
+    client = sync_client(redis_url)
+    seconds, micros = client.time()
+    until = seconds + micros / 1e6 + 3.0  # a pause another replica's 429 set, on the Redis clock
+    client.set(f"{limit_key(sim.url, PROJECT)}:pause", f"{until * 1e6:.0f}", px=10_000)
+
+    consumer = consumers(redis_url, stream, sim.url, "r0", "--until-empty", "--shared-rate", "20",
+                         "--project-id", PROJECT)
+    assert consumer.wait(60) == 0, consumer.stderr()
+
+    requests = sorted(sim.sim.requests, key=lambda r: r.t_wall)
+    assert [r.method for r in requests] == ["GET"] + ["PUT"] * len(targets)
+    early = until - requests[0].t_wall
+    assert early <= 0.005, f"the GET went {early:.2f} s before the pause ended"
+    assert all(sim.sim.snapshots[sid]["name"] == name for sid, name in targets.items())

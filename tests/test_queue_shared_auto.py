@@ -118,6 +118,38 @@ async def test_the_ramps_count_waits_for_every_replicas_answers(redis_url, strea
         await link.close()
 
 
+async def test_a_new_learning_counts_what_the_replicas_flushed_before_it_took_the_lease(redis_url, stream):
+    # The replicas' first requests (their credential checks) are answered and flushed before any
+    # of them holds the lease; they took slots of the quota's second all the same. The learning
+    # began at the stream's last entry: it counted 97 of 100 at the ramp's first 429.
+    link = RedisLink(redis_url, 10)
+    client, key = link.client, stream.removesuffix(":jobs") + ":limit"
+    seconds, micros = await client.time()
+    now = seconds + micros / 1e6
+    theirs, mine = Outcomes(), Outcomes()
+    for i in range(3):
+        theirs.granted(now - 0.62 + i * 0.01)
+        theirs.answered(now - 0.6 + i * 0.01, 200, None, None)
+    await client.xadd(f"{key}:outcomes", {"e": ";".join(theirs.take())})  # as a replica flushes
+    learner = SharedLearning(client, key, "r0", mine)
+    task = asyncio.create_task(learner.run())
+    try:
+        while learner.learning is None:
+            await asyncio.sleep(0.01)
+        for i in range(97):
+            mine.answered(now - 0.5 + i * 0.005, 200, None, None)
+        mine.answered(now, 429, None, None)
+        for _ in range(200):
+            if learner.learning.ceiling is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert learner.learning.ceiling == 100
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await link.close()
+
+
 def _schedule_in(redis_url: str, stream: str):
     """A link to Redis, the shared limit's key, and the learning's APPLY with the schedule's keys."""
     link = RedisLink(redis_url, 10)

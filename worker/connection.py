@@ -67,6 +67,17 @@ class Connection:
     def family(self) -> str:
         return self.api.family if self.api is not None else (self.credentials.path_family or "(each row's region)")
 
+    async def prove(self, limiter: Limiter) -> None:
+        """One GET of the job's own pair under `limiter`, which limits the router's proofs of
+        the other pairs too: every request of a job counts against the quota."""
+        self.router.limit_with(limiter)
+        if self.api is None:
+            return  # each row's pair is proven when met
+        self.checked = await prove_api(self.api, self.credentials.method, self.project_id, self.router.retrier)
+        if self.project_id is not None:
+            self.router.adopt(Route(Pair(self.project_id, self.credentials.region), self.api, self.auth,
+                                    self.endpoint_origin, self.checked))
+
     @property
     def default_api(self) -> SnapshotApi:
         """The job's own endpoint, for commands that have one (plan, consume, auth check)."""
@@ -77,10 +88,11 @@ class Connection:
 
 @asynccontextmanager
 async def connect(creds: Credentials, http: HttpSettings, limiter: Limiter, policy: RetryPolicy,
-                  stop: Stop, rows_name_regions: bool = False) -> AsyncIterator[Connection]:
+                  stop: Stop, rows_name_regions: bool = False, prove: bool = True) -> AsyncIterator[Connection]:
     """Raises ConfigError for anything that makes the job impossible. `rows_name_regions`: the
     rows carry a region column, so a job without a region of its own need not have an endpoint
-    of its own either."""
+    of its own either. `prove` False: the caller proves the connection (`Connection.prove`) once
+    it has the limit to prove it under (queue mode's shared limit is named by the endpoint)."""
     if not http.verify_tls:
         log.warning("TLS certificate verification is off (--insecure): the endpoint is not authenticated")
     session = make_session(http)
@@ -97,11 +109,11 @@ async def connect(creds: Credentials, http: HttpSettings, limiter: Limiter, poli
             log.info("no endpoint of the job's own (no --region): each row's region gives its endpoint")
             yield Connection(None, auth, creds, "each row's region", None, router, project_id)
             return
-        api = SnapshotApi(session, endpoint, family, auth)
-        checked = await prove_api(api, creds.method, project_id, Retrier(policy, limiter, stop))
-        if project_id is not None:
-            router.adopt(Route(Pair(project_id, creds.region), api, auth, origin, checked))
-        yield Connection(api, auth, creds, origin, checked, router, project_id)
+        conn = Connection(SnapshotApi(session, endpoint, family, auth), auth, creds, origin, None, router,
+                          project_id)
+        if prove:
+            await conn.prove(limiter)
+        yield conn
     finally:
         await router.close()
         if auth is not None:

@@ -107,6 +107,11 @@ class Router:
         # A plain --endpoint serves the job's region, or the first region met.
         self._endpoint_region = creds.region
 
+    def limit_with(self, limiter: Limiter) -> None:
+        """The job's rate limit for the proofs of pairs from now on (queue mode's shared one is
+        built once the connection has an endpoint)."""
+        self.retrier = Retrier(self.retrier.policy, limiter, self._stop)
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set

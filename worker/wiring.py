@@ -98,9 +98,9 @@ def credentials_from(settings: Settings) -> Credentials:
 
 
 def connection_from(settings: Settings, creds: Credentials, limiter: Limiter, stop: Stop,
-                    rows_name_regions: bool = False) -> AbstractAsyncContextManager[Connection]:
+                    rows_name_regions: bool = False, prove: bool = True) -> AbstractAsyncContextManager[Connection]:
     return connect(creds, http_from(settings), limiter, retry_policy_from(settings), stop,
-                   rows_name_regions)
+                   rows_name_regions, prove)
 
 
 def retrier_from(settings: Settings, limiter: Limiter, stop: Stop, auth: Auth | None,

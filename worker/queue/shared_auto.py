@@ -216,7 +216,7 @@ class SharedLearning:
         self._release = client.register_script(RELEASE)
         self._apply = client.register_script(APPLY)
         self._schedule = SharedSchedule()
-        self._cursor = "0-0"  # set on taking over: the newest entry then
+        self._cursor = "0-0"  # set on taking over
         self._renew_at = 0.0
         self._wait = LEARN_WAIT  # the learner's next wait when there is nothing to read
 
@@ -264,8 +264,14 @@ class SharedLearning:
         learned = _learned(await self._client.get(self._learned_key))
         self._schedule = SharedSchedule()
         self.learning = AdaptiveRateLimiter.going_on(learned, self._schedule)
-        last = await self._client.xrevrange(self._stream, count=1)
-        self._cursor = last[0][0] if last else "0-0"
+        if learned:  # what came before was learnt from
+            last = await self._client.xrevrange(self._stream, count=1)
+            self._cursor = last[0][0] if last else "0-0"
+        else:
+            # The job is starting: the replicas' first requests count (their credential checks
+            # take the quota's first slots), flushed before this replica took the lease or after.
+            seconds, micros = await self._client.time()
+            self._cursor = f"{max(0, seconds * 1000 + micros // 1000 - LEASE_MS)}-0"
         log.info("shared rate learning: taken over", consumer=self.replica,
                  rate=round(self.learning.rate, 3), ceiling=learned.get("ceiling"))
 
