@@ -79,6 +79,7 @@ class HostileServer:
     huge_size: int = HUGE  # bytes of a huge body
     trickle_interval: float = 1.0  # seconds between two bytes of a trickling body
     retry_after: str = "1"  # the Retry-After value of "throttle-once"
+    dated: int = 0  # answers "absurd-dates" gave
     requests: list[Request] = field(default_factory=list)
     url: str = ""
     _loop: asyncio.AbstractEventLoop | None = None
@@ -207,6 +208,20 @@ def echo(request: Request, **changes: Any) -> dict[str, Any]:
 @behaviour("ok")
 async def _ok(server: HostileServer, request: Request, writer: asyncio.StreamWriter) -> None:
     send(writer, 200, echo(request))
+
+
+@behaviour("absurd-dates")
+async def _absurd_dates(server: HostileServer, request: Request, writer: asyncio.StreamWriter) -> None:
+    """A 429 and then a 200 per snapshot, each Date header a different kind of nonsense: the
+    second they name is a hint to --rate auto's count, never trusted to be one."""
+    dates = ["Fri, 04 Dec 99999 19:03:07 GMT", "x" * 4000, "Fri, 32 Dec 2026 25:61:61 GMT", "-1", "nan"]
+    server.dated += 1
+    date = dates[server.dated % len(dates)]
+    if server.dated % 2:
+        send(writer, 429, {"error_code": "APIGW.0308", "error_msg": "throttled"},
+             {"Date": date, "Retry-After": "0"})
+    else:
+        send(writer, 200, echo(request), {"Date": date})
 
 
 @behaviour("listing-ok")

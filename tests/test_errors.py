@@ -13,7 +13,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from worker.api.errors import MAX_RETRY_AFTER, describe_error, parse_retry_after, redirect_error
+from worker.api.errors import MAX_RETRY_AFTER, describe_error, parse_retry_after, redirect_error, server_second
 from worker.rate import AdaptiveRateLimiter
 from worker.redaction import MASK, SECRETS
 from worker.retry import RetryPolicy
@@ -54,6 +54,15 @@ def test_retry_after_seconds_and_http_date():
     past = email.utils.formatdate(now - 60, usegmt=True)
     assert parse_retry_after(past, now) == 0.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_the_servers_second_from_its_date_header():
+    assert server_second("Fri, 04 Dec 2026 19:03:07 GMT") == 1796410987
+    assert server_second("Fri, 04 Dec 2026 19:03:07 +0100") == 1796410987 - 3600
+    # Not a date, none, absurd or endless: no second, never an exception.
+    for value in (None, "", "soon", "Fri, 04 Dec 99999 19:03:07 GMT", "Fri, 32 Dec 2026 19:03:07 GMT",
+                  "x" * 10_000, "Fri, 04 Dec 2026 25:03:07 GMT"):
+        assert server_second(value) is None
 
 
 def test_backoff_is_capped_full_jitter_and_429_waits_seconds():

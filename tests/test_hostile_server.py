@@ -265,6 +265,13 @@ def test_a_huge_answer_leaves_memory_flat(tmp_path, behaviour):
 
 # -- 11. server-given waits ---------------------------------------------------------------------
 
+async def test_absurd_date_headers_are_no_count_of_the_quota(tmp_path):
+    with HostileServer(put="absurd-dates") as server:
+        result, rows = await run(server, tmp_path, rate="auto")
+    assert outcomes(rows) == {("applied", "")} and result.exit_code == 0
+    assert len(server.puts()) > len(IDS)  # and 429s among them, each with its nonsense Date
+
+
 @pytest.mark.parametrize("retry_after, outcome", [
     ("1000000000", "failed"),  # 31 years: past the job deadline, so the row gives up at once
     ("1e9", "failed"),

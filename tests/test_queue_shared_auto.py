@@ -244,12 +244,26 @@ def test_outcomes_round_trip_and_foreign_entries_are_skipped():
     outcomes.answered(1000.75, None, None, None)
     text = ";".join(outcomes.take())
     assert outcomes.take() == []
-    assert parse_events(text) == [1000.25, (1000.5, 429, 1.0, Quota(600, 60)), (1000.75, None, None, None)]
+    assert parse_events(text) == [1000.25, (1000.5, 429, 1.0, Quota(600, 60), None),
+                                  (1000.75, None, None, None, None)]
     # Another program's entries, or ours mangled: skipped, never an exception.
     junk = ["", "x", "g", "gnan", "ginf", "a1,2", "a1,abc,,,", "a1,200,,0,60", "a1,200,,-5,1e400",
-            json.dumps({"a": 1}), "a1,429,,,", "g12.5"]
-    assert parse_events(";".join(junk)) == [(1.0, 200, None, None), (1.0, 200, None, None),
-                                            (1.0, 429, None, None), 12.5]
+            json.dumps({"a": 1}), "a1,429,,,", "g12.5", "sabc", "a2,200,,,"]
+    assert parse_events(";".join(junk)) == [(1.0, 200, None, None, None), (1.0, 200, None, None, None),
+                                            (1.0, 429, None, None, None), 12.5, (2.0, 200, None, None, None)]
+
+
+def test_the_servers_second_of_each_answer_is_written_when_it_changes():
+    outcomes = Outcomes()
+    for at, second in ((1.0, 1796400000), (1.1, 1796400000), (1.2, 1796400001), (1.3, None)):
+        outcomes.answered(at, 200, None, None, second)
+    first = outcomes.take()
+    outcomes.answered(1.4, 429, None, None, 1796400001)  # each batch says it again
+    second = outcomes.take()
+    assert sum(e.startswith("s") for e in first) == 3 and second[0] == "s1796400001"
+    events = parse_events(";".join(first)) + parse_events(";".join(second))
+    assert [e[4] for e in events if not isinstance(e, float)] == [1796400000, 1796400000, 1796400001, None,
+                                                                 1796400001]
 
 
 async def test_without_redis_a_replica_goes_on_learning_alone():

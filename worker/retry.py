@@ -113,7 +113,7 @@ class Unlimited:
         return None
 
     def observe(self, status: int | None, retry_after: float | None,
-                quota: Quota | None = None) -> None:
+                quota: Quota | None = None, server_second: int | None = None) -> None:
         return None
 
     def unused(self) -> None:
@@ -161,7 +161,7 @@ class Retrier:
                 raise
             error = answer.error
             self.limiter.observe(answer.status, answer.retry_after,
-                                 error.quota if error is not None else None)
+                                 error.quota if error is not None else None, answer.server_second)
             if answer.ok:
                 return Tried(Ending.OK, answer, attempts)
             if answer.status == 429:

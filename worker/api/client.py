@@ -23,6 +23,7 @@ from .errors import (
     is_redirect,
     parse_retry_after,
     redirect_error,
+    server_second,
 )
 from .paths import collection_path, snapshot_path
 
@@ -49,6 +50,7 @@ class Answer:
     transient: bool = False
     sent_at: float = 0.0
     latency: float = 0.0
+    server_second: int | None = None  # of the server's clock, from its Date header
 
     @property
     def ok(self) -> bool:
@@ -168,7 +170,7 @@ class SnapshotApi:
             return Answer(None, error=ErrorInfo("auth_failed", str(exc)), transient=exc.transient,
                           sent_at=sent_at, latency=time.monotonic() - sent_at)
         answer = Answer(status, request_id=_request_id(resp.headers), sent_at=sent_at,
-                        latency=time.monotonic() - sent_at)
+                        latency=time.monotonic() - sent_at, server_second=server_second(resp.headers.get("Date")))
         if is_redirect(status):
             answer.error = redirect_error(url, resp.headers.get("Location"))
         elif 200 <= status < 300:

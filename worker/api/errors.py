@@ -4,6 +4,7 @@ whether it is worth retrying. Never assume a body is JSON: proxies answer with H
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import math
 import re
@@ -156,6 +157,19 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if math.isnan(seconds):
         return None
     return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+@functools.lru_cache(maxsize=4)
+def server_second(value: str | None) -> int | None:
+    """The second of the server's clock a `Date` header names (one parse a second: the header
+    changes once a second); None when there is none or it names no date. Only compared with
+    other answers' (which of the server's seconds an answer came in), never with our clock."""
+    if not value or len(value) > 64:
+        return None
+    try:
+        return int(email.utils.parsedate_to_datetime(value).timestamp())
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def is_redirect(status: int) -> bool:

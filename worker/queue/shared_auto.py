@@ -83,18 +83,24 @@ return 0
 
 
 class Outcomes:
-    """A replica's grants and answers, on the Redis clock, until the next flush."""
+    """A replica's grants and answers, on the Redis clock, until the next flush. The server's
+    second of the answers after it (their Date; none: `s`) is written when it changes: a few
+    bytes a second, and a learner of an older version skips it."""
 
     def __init__(self) -> None:
         self.events: list[str] = []
         self.pending = asyncio.Event()  # something to flush
         self.throttled = asyncio.Event()  # a 429 is flushed at once: the learning acts on it
+        self._second: int | None = None  # the server's second last written in this batch
 
     def granted(self, at: float) -> None:
         self._add(f"g{at:.4f}")
 
     def answered(self, at: float, status: int | None, retry_after: float | None,
-                 quota: Quota | None) -> None:
+                 quota: Quota | None, server_second: int | None = None) -> None:
+        if server_second != self._second:
+            self._add("s" if server_second is None else f"s{server_second}")
+            self._second = server_second
         fields = (status, retry_after, quota.limit if quota else None, quota.window if quota else None)
         self._add(f"a{at:.4f}," + ",".join("" if f is None else f"{f:g}" for f in fields))
         if status == 429:
@@ -108,20 +114,26 @@ class Outcomes:
 
     def take(self) -> list[str]:
         events, self.events = self.events, []
+        self._second = None
         self.pending.clear()
         self.throttled.clear()
         return events
 
 
-Event = tuple[float, int | None, float | None, Quota | None] | float  # an answer, or a grant's time
+# An answer (time, status, Retry-After, quota stated, server's second), or a grant's time.
+Event = tuple[float, int | None, float | None, Quota | None, int | None] | float
 
 
 def parse_events(text: str) -> list[Event]:
     """A batch, as `Outcomes` wrote it. The stream is shared: what is not ours is skipped."""
     events: list[Event] = []
+    second = None
     for item in text.split(";"):
         try:
-            if item.startswith("g"):
+            if item.startswith("s"):
+                second = None
+                second = int(item[1:]) if len(item) > 1 else None
+            elif item.startswith("g"):
                 at = float(item[1:])
                 if math.isfinite(at):
                     events.append(at)
@@ -135,7 +147,7 @@ def parse_events(text: str) -> list[Event]:
                         quota = Quota(limit, window)
                 if math.isfinite(at):
                     events.append((at, int(status_s) if status_s else None,
-                                   float(retry_s) if retry_s else None, quota))
+                                   float(retry_s) if retry_s else None, quota, second))
         except ValueError:
             continue
     return events

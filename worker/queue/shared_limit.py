@@ -219,12 +219,12 @@ class SharedLimiter:
         return False
 
     def observe(self, status: int | None, retry_after: float | None,
-                quota: Quota | None = None) -> None:
+                quota: Quota | None = None, server_second: int | None = None) -> None:
         loop = asyncio.get_running_loop()
         if self.fallback is not None:
-            self.fallback.observe(status, retry_after, quota)
+            self.fallback.observe(status, retry_after, quota, server_second)
         elif self.outcomes is not None:
-            self.outcomes.answered(self.clock.remote(loop.time()), status, retry_after, quota)
+            self.outcomes.answered(self.clock.remote(loop.time()), status, retry_after, quota, server_second)
         if status != 429:
             return
         if self.auto and self.fallback is None:
@@ -300,9 +300,9 @@ class Combined:
         await self.shared.acquire()
 
     def observe(self, status: int | None, retry_after: float | None,
-                quota: Quota | None = None) -> None:
-        self.local.observe(status, retry_after, quota)
-        self.shared.observe(status, retry_after, quota)
+                quota: Quota | None = None, server_second: int | None = None) -> None:
+        self.local.observe(status, retry_after, quota, server_second)
+        self.shared.observe(status, retry_after, quota, server_second)
 
     def unused(self) -> None:
         self.local.unused()
