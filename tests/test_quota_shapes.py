@@ -243,6 +243,28 @@ async def test_with_the_servers_date_a_sliding_second_is_still_held_at_nine_tent
         assert done.throttled <= 0.02
 
 
+async def test_the_ramps_requests_taken_before_its_429_and_answered_after_add_to_its_count():
+    # Two or three of the ramp's last requests in flight, taken by the server before the refused
+    # one but answered after it, were left out: 97-98 counted for 100 in a fifth of queue runs.
+    clock = FakeClock()
+    lim = auto(clock)
+    second = 1796400000  # of the server's clock, as its Date says
+    for _ in range(101):
+        lim.granted()
+    for _ in range(97):
+        clock.now += 0.004
+        lim.observe(200, None, None, second)
+    lim.observe(429, 1.0, None, second)
+    assert lim.ceiling == 97
+    for _ in range(2):
+        clock.now += 0.002
+        lim.observe(200, None, None, second)
+    lim.observe(200, None, None, second + 1)  # taken in the next second: not the refused one's
+    assert lim.ceiling == 99 and lim.rate == pytest.approx(AdaptiveRateLimiter.HOLD_AT * 99)
+    lim.observe(200, None, None, second)  # no request of the ramp's left in flight: not counted
+    assert lim.ceiling == 99
+
+
 async def test_a_429_just_after_a_pause_far_under_the_ceiling_is_not_taken_for_the_quota():
     # A 429 that is not the quota's (another client's burst on a shared quota, a gateway's stray)
     # a fifth of a second after the ramp's pause: what that fraction of a second took, 20 of a
