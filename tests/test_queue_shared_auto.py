@@ -89,6 +89,22 @@ def test_a_learner_killed_hands_over_what_it_learnt(sim_thread, redis_url, strea
     assert {e["outcome"] for e in entries} == {"applied"}
 
 
+async def _learning(learner: SharedLearning) -> None:
+    """Until the learner holds the lease."""
+    while learner.learning is None:
+        await asyncio.sleep(0.01)
+
+
+async def _learnt_ceiling(learner: SharedLearning) -> float | None:
+    """The ceiling its learning sets, waited for up to two seconds."""
+    assert learner.learning is not None
+    for _ in range(200):
+        if learner.learning.ceiling is not None:
+            break
+        await asyncio.sleep(0.01)
+    return learner.learning.ceiling
+
+
 async def test_the_ramps_count_waits_for_every_replicas_answers(redis_url, stream):
     # One replica's 429 reaches Redis at once, another's answers up to FLUSH_EVERY later. Counted
     # without them, the end of the ramp took 91 and 92 for a quota of 100 (then held 89/s).
@@ -98,19 +114,14 @@ async def test_the_ramps_count_waits_for_every_replicas_answers(redis_url, strea
     learner = SharedLearning(client, key, "r0", mine)
     tasks = [asyncio.create_task(learner.run())]
     try:
-        while learner.learning is None:
-            await asyncio.sleep(0.01)
+        await _learning(learner)
         tasks.append(asyncio.create_task(SharedLearning(client, key, "r1", theirs).run()))
         seconds, micros = await client.time()
         now = seconds + micros / 1e6
         for i in range(100):
             theirs.answered(now - 0.5 + i * 0.005, 200, None, None)
         mine.answered(now, 429, None, None)
-        for _ in range(200):
-            if learner.learning.ceiling is not None:
-                break
-            await asyncio.sleep(0.01)
-        assert learner.learning.ceiling == 100
+        assert await _learnt_ceiling(learner) == 100
     finally:
         for task in tasks:
             task.cancel()
@@ -134,16 +145,11 @@ async def test_a_new_learning_counts_what_the_replicas_flushed_before_it_took_th
     learner = SharedLearning(client, key, "r0", mine)
     task = asyncio.create_task(learner.run())
     try:
-        while learner.learning is None:
-            await asyncio.sleep(0.01)
+        await _learning(learner)
         for i in range(97):
             mine.answered(now - 0.5 + i * 0.005, 200, None, None)
         mine.answered(now, 429, None, None)
-        for _ in range(200):
-            if learner.learning.ceiling is not None:
-                break
-            await asyncio.sleep(0.01)
-        assert learner.learning.ceiling == 100
+        assert await _learnt_ceiling(learner) == 100
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
