@@ -462,6 +462,32 @@ async def test_a_window_that_closes_before_its_length_is_known_is_tried_sparsely
     assert 0 < len(second) <= 12
 
 
+async def test_an_hours_window_is_tried_sparser_the_longer_it_stays_closed():
+    # 3,600 an hour, the job begun 1,476 s before the window ends: slow start takes the 3,600
+    # in seconds. A try every 2 s until the reopening was 748 429s; past a minute or so, a try
+    # every few hundredths of the time the window has lasted.
+    clock = FakeClock()
+    start = clock.now
+    ends = start + 1476.0
+    done = await run(auto(clock), clock, FixedWindow(3600, 3600.0, ends), 1476.0 + 2 * 3600)
+    closing = [t for t in done.refused_at if t < ends]
+    assert 0 < len(closing) <= (ends - start) / 8
+    # ... and the reopening is still found soon enough: the next two windows are used.
+    took = sum(n for second, n in done.per_second.items() if 1476 <= second < 1476 + 2 * 3600)
+    assert took >= 0.95 * 2 * 3600
+
+
+async def test_a_window_of_ten_a_minute_is_not_tried_every_two_seconds():
+    # Each 429 costs a tenth of such a window's requests: a try every 2 s was 48% of the job's
+    # requests refused, and a try further apart the longer the window has lasted costs a little
+    # of the window's time instead.
+    clock = FakeClock()
+    start = clock.now
+    done = await run(auto(clock), clock, FixedWindow(10, 60.0, start + 24.6), 240.0)
+    assert done.throttled <= 0.3
+    assert done.accepted >= 0.85 * 10 / 60 * 240
+
+
 async def test_a_stated_window_is_paced_evenly_from_the_reopening():
     clock = FakeClock()
     lim = auto(clock)
