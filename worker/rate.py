@@ -764,11 +764,12 @@ class AdaptiveRateLimiter:
 
     def _span_share(self) -> float:
         """How far apart, for the time L a window has lasted, to try it once its length is past
-        all guessing: each try costs a 429 (TRY_COST requests' time) and L grows by a factor
-        1 + s between tries; the opening is found sL/2 late, N s/2 requests' time (N what the
-        window took), paid twice (the length learnt from it is long too, and the next opening
-        tried early). Balanced over each e-fold of L: s = sqrt(TRY_COST / 2N), at most a half:
-        a tenth at N = 240 (so under 2 s in a 20-s window), 0.8% at N = 36,000."""
+        all guessing: each try costs a 429 (TRY_COST requests' time), 1/s tries each time L grows
+        e-fold; the opening is found sL/2 late, N s/2 requests' time (N what the window took),
+        weighed four times: the length learnt from it is long too, and the next openings are
+        tried early (weighed twice, a 20-s window was learnt 22.3 s long in simulated time).
+        Balanced: s = sqrt(TRY_COST / 2N), at most a half: a tenth at N = 240 (under 2 s in a
+        20-s window), 0.8% at N = 36,000."""
         return min(0.5, math.sqrt(self.TRY_COST / (2 * max(1, self._since_open))))
 
     def _second_reopening(self, now: float) -> float | None:
