@@ -89,7 +89,6 @@ def test_replicas_share_one_rate_limit(sim_thread, redis_url, stream, consumers,
     assert set(by_consumer) == {"r0", "r1", "r2"} and sum(by_consumer.values()) == jobs
 
 
-
 def test_the_credential_check_waits_its_turn_under_the_shared_limit(sim_thread, redis_url, stream, consumers,
                                                                      tmp_path):
     # Every request counts against the quota the replicas share, the GET that proves the

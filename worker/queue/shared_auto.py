@@ -131,7 +131,7 @@ def parse_events(text: str) -> list[Event]:
     for item in text.split(";"):
         try:
             if item.startswith("s"):
-                second = None
+                second = None  # junk (`sabc`) names no second either
                 second = int(item[1:]) if len(item) > 1 else None
             elif item.startswith("g"):
                 at = float(item[1:])
